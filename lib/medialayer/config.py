@@ -1,0 +1,337 @@
+"""Configuration: one validated object built from conf/default.yaml plus an optional override file.
+
+The defaults live in exactly one place (the YAML shipped with the package), so documentation and
+behaviour cannot drift apart. Dataclasses here only give the shape and the checks.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str
+    app_name: str
+    driver_memory: str
+    shuffle_partitions: int
+    fingerprint_batch_rows: int
+    log_level: str
+    extra: dict
+
+    def validate(self, path: str) -> None:
+        _positive(self.shuffle_partitions, f"{path}.shuffle_partitions")
+        _positive(self.fingerprint_batch_rows, f"{path}.fingerprint_batch_rows")
+        _one_of(self.log_level, {"ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"}, f"{path}.log_level")
+        for key in self.extra:
+            if not str(key).startswith("spark."):
+                raise ConfigError(f"{path}.extra: key {key!r} is not a spark.* setting")
+
+
+MANIFEST_FIELDS = ("listing_id", "media_url", "media_type", "seller_id", "sku_id", "brand_id",
+                   "category", "source", "updated_at")
+REQUIRED_MANIFEST_FIELDS = ("listing_id", "media_url")
+
+
+@dataclass(frozen=True)
+class ManifestConfig:
+    columns: dict
+    null_media_url: str
+
+    def validate(self, path: str) -> None:
+        unknown = set(self.columns) - set(MANIFEST_FIELDS)
+        if unknown:
+            raise ConfigError(f"{path}.columns: unknown field(s) {sorted(unknown)}; known: {list(MANIFEST_FIELDS)}")
+        missing = set(MANIFEST_FIELDS) - set(self.columns)
+        if missing:
+            raise ConfigError(f"{path}.columns: missing mapping for {sorted(missing)}")
+        _one_of(self.null_media_url, {"fail", "error_row"}, f"{path}.null_media_url")
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    connect_timeout_s: float
+    read_timeout_s: float
+    total_timeout_s: float
+    max_bytes: int
+    retries: int
+    retry_backoff_s: float
+    max_redirects: int
+    allow_private_addresses: bool
+    local_roots: list
+    concurrency: int
+    user_agent: str
+
+    def validate(self, path: str) -> None:
+        for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "max_bytes", "concurrency"):
+            _positive(getattr(self, name), f"{path}.{name}")
+        for name in ("retries", "retry_backoff_s", "max_redirects"):
+            _non_negative(getattr(self, name), f"{path}.{name}")
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    max_pixels: int
+    decode_max_side: int
+
+    def validate(self, path: str) -> None:
+        _positive(self.max_pixels, f"{path}.max_pixels")
+        if self.decode_max_side < 64:
+            raise ConfigError(f"{path}.decode_max_side must be >= 64, got {self.decode_max_side}")
+
+
+@dataclass(frozen=True)
+class BandConfig:
+    bands: int
+    bits_per_band: int
+    seed: int
+
+    def validate(self, path: str) -> None:
+        if not 1 <= self.bands <= 256:
+            raise ConfigError(f"{path}.bands must be in 1..256, got {self.bands}")
+        if not 4 <= self.bits_per_band <= 32:
+            raise ConfigError(f"{path}.bits_per_band must be in 4..32, got {self.bits_per_band}")
+
+
+@dataclass(frozen=True)
+class CandidatesConfig:
+    image: BandConfig
+    max_bucket_size: int
+
+    def validate(self, path: str) -> None:
+        if self.max_bucket_size < 2:
+            raise ConfigError(f"{path}.max_bucket_size must be >= 2, got {self.max_bucket_size}")
+
+
+@dataclass(frozen=True)
+class ConfidenceConfig:
+    high: float
+    medium: float
+
+    def validate(self, path: str) -> None:
+        _unit(self.high, f"{path}.high")
+        _unit(self.medium, f"{path}.medium")
+        if self.medium > self.high:
+            raise ConfigError(f"{path}: medium ({self.medium}) must not exceed high ({self.high})")
+
+
+@dataclass(frozen=True)
+class ImageMatchConfig:
+    calibration: list
+
+    def validate(self, path: str) -> None:
+        points = self.calibration
+        if len(points) < 2 or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in points):
+            raise ConfigError(f"{path}.calibration must be a list of at least two [distance, similarity] pairs")
+        xs = [float(p[0]) for p in points]
+        ys = [float(p[1]) for p in points]
+        if xs != sorted(xs) or len(set(xs)) != len(xs):
+            raise ConfigError(f"{path}.calibration distances must be strictly increasing, got {xs}")
+        if ys != sorted(ys, reverse=True):
+            raise ConfigError(f"{path}.calibration similarities must not increase with distance, got {ys}")
+        for x, y in zip(xs, ys):
+            _unit(x, f"{path}.calibration distance")
+            _unit(y, f"{path}.calibration similarity")
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    match_threshold: float
+    record_threshold: float
+    confidence: ConfidenceConfig
+    image: ImageMatchConfig
+
+    def validate(self, path: str) -> None:
+        _unit(self.match_threshold, f"{path}.match_threshold")
+        _unit(self.record_threshold, f"{path}.record_threshold")
+        if self.record_threshold > self.match_threshold:
+            raise ConfigError(f"{path}.record_threshold must not exceed match_threshold")
+        if self.confidence.medium < self.match_threshold:
+            raise ConfigError(f"{path}.confidence.medium must be >= match_threshold")
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    min_similarity: float
+    max_iterations: int
+
+    def validate(self, path: str) -> None:
+        _unit(self.min_similarity, f"{path}.min_similarity")
+        _positive(self.max_iterations, f"{path}.max_iterations")
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    format: str
+    keep_versions: int
+
+    def validate(self, path: str) -> None:
+        _one_of(self.format, {"parquet", "delta"}, f"{path}.format")
+        _positive(self.keep_versions, f"{path}.keep_versions")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str
+
+    def validate(self, path: str) -> None:
+        _one_of(self.level.upper(), {"DEBUG", "INFO", "WARNING", "ERROR"}, f"{path}.level")
+
+
+@dataclass(frozen=True)
+class Config:
+    spark: SparkConfig
+    manifest: ManifestConfig
+    fetch: FetchConfig
+    image: ImageConfig
+    candidates: CandidatesConfig
+    matching: MatchingConfig
+    clustering: ClusteringConfig
+    warehouse: WarehouseConfig
+    logging: LoggingConfig
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(self.raw)
+
+    @property
+    def config_hash(self) -> str:
+        """Stable hash of the effective settings, recorded per run so results can be traced."""
+        blob = json.dumps(self.raw, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
+        """A new Config with nested overrides merged in and validated like a file would be."""
+        return build_config(deep_merge(self.raw, overrides))
+
+
+def default_config_dict() -> dict:
+    text = resources.files("medialayer").joinpath("default.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then the file at `path`, then `overrides`; validated as a whole."""
+    data = default_config_dict()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            user = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        if not isinstance(user, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = deep_merge(data, user)
+    if overrides:
+        data = deep_merge(data, overrides)
+    return build_config(data)
+
+
+def build_config(data: Mapping[str, Any]) -> Config:
+    cfg = _build(Config, dict(data), "")
+    return dataclasses.replace(cfg, raw=copy.deepcopy(dict(data)))
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
+    """Merge `override` into a copy of `base`; mappings merge, everything else replaces.
+
+    `spark.extra` and `manifest.columns` are mappings too, so an override adds to them.
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# --- building and checking -------------------------------------------------------------------
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    where = path or "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "raw"]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {names}")
+    missing = sorted(set(names) - set(data))
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {missing}")
+    values = {}
+    for name in names:
+        key_path = f"{path}.{name}" if path else name
+        values[name] = _coerce(hints[name], data[name], key_path)
+    obj = cls(**values)
+    if hasattr(obj, "validate"):
+        obj.validate(path or "config")
+    return obj
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    if tp is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return value
+    if tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # a programming error, not user input
+
+
+def _positive(value: float, path: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{path} must be > 0, got {value}")
+
+
+def _non_negative(value: float, path: str) -> None:
+    if value < 0:
+        raise ConfigError(f"{path} must be >= 0, got {value}")
+
+
+def _unit(value: float, path: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{path} must be in [0, 1], got {value}")
+
+
+def _one_of(value: str, allowed: set, path: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{path} must be one of {sorted(allowed)}, got {value!r}")

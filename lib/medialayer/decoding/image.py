@@ -1,0 +1,83 @@
+"""Image bytes -> a bounded RGB array, refusing decompression bombs before any pixel is allocated."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from ..config import ImageConfig
+from ..errors import MediaError
+
+# We enforce our own (configurable) pixel limit before decoding; Pillow's global one would turn
+# large-but-legal images into warnings or errors that depend on process state.
+Image.MAX_IMAGE_PIXELS = None
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    rgb: np.ndarray          # uint8 (h, w, 3), long side <= decode_max_side
+    width: int               # original pixel size, after EXIF orientation
+    height: int
+    format: str
+
+
+def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
+    if not data:
+        raise MediaError("empty_body", "zero bytes")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise MediaError("unsupported_type", "not an image format Pillow can read") from exc
+    except Exception as exc:  # noqa: BLE001 - any parser failure on hostile bytes is a decode error
+        raise MediaError("decode_error", f"{type(exc).__name__}: {exc}") from exc
+    fmt = img.format or "unknown"
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise MediaError("decode_error", f"invalid dimensions {width}x{height}")
+    if width * height > cfg.max_pixels:
+        raise MediaError("decompression_bomb", f"{width}x{height} exceeds image.max_pixels={cfg.max_pixels}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. palette-transparency notices; failures raise below
+            if getattr(img, "is_animated", False):
+                img.seek(0)
+            # JPEG: decode at 1/2, 1/4 or 1/8 scale directly, the cheapest reduction there is.
+            img.draft("RGB", (cfg.decode_max_side, cfg.decode_max_side))
+            quarter_turn = img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            oriented_w, oriented_h = (height, width) if quarter_turn else (width, height)
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img)
+            rgb.thumbnail((cfg.decode_max_side, cfg.decode_max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            arr = np.asarray(rgb, dtype=np.uint8)
+    except MediaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt streams surface here
+        raise MediaError("decode_error", f"{type(exc).__name__}: {exc}") from exc
+    if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
+        raise MediaError("decode_error", f"unexpected decoded shape {arr.shape}")
+    return DecodedImage(rgb=arr, width=oriented_w, height=oriented_h, format=fmt)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode -> RGB; transparency is flattened onto white, as a marketplace page shows it."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode != "RGB":
+        return img.convert("RGB")
+    return img

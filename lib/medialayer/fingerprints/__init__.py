@@ -1,0 +1,1 @@
+"""Fingerprints per media type: pure functions from decoded media to compact packed values."""

@@ -1,0 +1,87 @@
+"""Pairwise matching without Spark: the CLI's `match`, `match --pairs`, and `medialayer.match`.
+
+It calls the same fingerprinting (`media.fingerprint_rows`) and verification
+(`verification.verify_batch`) as the Spark job, so a pair gets the same envelope everywhere.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from .config import Config, load_config
+from .envelope import MatchResult, Segment, error_result
+from .fetching import Fetcher
+from .media import fingerprint_rows
+from .verification import pair_batch, verify_batch
+
+_BATCH = 64
+
+
+def match(a: str, b: str, media_type: str | None = None, cfg: Config | None = None,
+          trusted_local: bool = True) -> MatchResult:
+    """Compare two media URLs or paths. Local paths are trusted by default here: this is the
+    Python API, called by code that chose the paths. Services must pass trusted_local=False."""
+    return match_pairs([(a, b, media_type)], cfg=cfg, trusted_local=trusted_local)[0]
+
+
+def match_pairs(pairs: Sequence[tuple[str, str, str | None]], cfg: Config | None = None,
+                trusted_local: bool = True) -> list[MatchResult]:
+    """Envelopes for many pairs; each distinct URL is fetched and fingerprinted once."""
+    cfg = cfg or load_config()
+    fetcher = Fetcher(cfg.fetch, trusted_local=trusted_local)
+    urls: dict[str, int] = {}
+    declared: list[str | None] = []
+    for a, b, media_type in pairs:
+        for url in (a, b):
+            if url not in urls:
+                urls[url] = len(urls)
+                declared.append(media_type)
+    url_list = list(urls)
+    with ThreadPoolExecutor(max_workers=cfg.fetch.concurrency) as pool:
+        batches = [fingerprint_rows(url_list[i:i + _BATCH], declared[i:i + _BATCH], cfg, fetcher, pool)
+                   for i in range(0, len(url_list), _BATCH)]
+    fps = pa.Table.from_batches(batches) if batches else None
+
+    results: list[MatchResult | None] = [None] * len(pairs)
+    ok_pairs = []
+    status = fps.column("status").to_pylist() if fps is not None else []
+    for n, (a, b, media_type) in enumerate(pairs):
+        ia, ib = urls[a], urls[b]
+        failed = next((i for i in (ia, ib) if status[i] != "ok"), None)
+        if failed is not None:
+            results[n] = error_result(media_type or fps.column("media_type")[failed].as_py(),
+                                      fps.column("error_code")[failed].as_py(),
+                                      f"{url_list[failed]}: {fps.column('error_detail')[failed].as_py()}")
+        else:
+            ok_pairs.append((n, ia, ib))
+    if ok_pairs:
+        order, ia, ib = (np.array(x) for x in zip(*ok_pairs))
+        verified = verify_batch(pair_batch(fps, ia, ib), cfg, keep_below_record=True).to_pylist()
+        for n, row in zip(order, verified):
+            results[n] = _to_result(row)
+    return results  # type: ignore[return-value]
+
+
+def _to_result(row: dict) -> MatchResult:
+    segments = [Segment(**s) for s in row["matched_segments"] or []]
+    return MatchResult(row["match_found"], row["confidence"], row["similarity"], row["match_type"],
+                       row["media_type"], row["reason"], segments)
+
+
+def read_pairs_csv(lines: Iterable[str]) -> list[tuple[str, str, str | None]]:
+    """Rows of a pairs CSV with header `a,b[,media_type]`; a clear error names a bad line."""
+    import csv
+
+    reader = csv.DictReader(lines)
+    if reader.fieldnames is None or not {"a", "b"} <= set(reader.fieldnames):
+        raise ValueError(f"pairs CSV needs columns 'a' and 'b' (optional 'media_type'); got {reader.fieldnames}")
+    out = []
+    for line_no, row in enumerate(reader, start=2):
+        a, b = (row.get("a") or "").strip(), (row.get("b") or "").strip()
+        if not a or not b:
+            raise ValueError(f"pairs CSV line {line_no}: both 'a' and 'b' are required")
+        out.append((a, b, (row.get("media_type") or "").strip() or None))
+    return out
