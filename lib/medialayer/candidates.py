@@ -1,8 +1,8 @@
 """Band keys for the candidate join: bit-sampling LSH over packed 64-bit hashes.
 
-Each band samples `bits_per_band` fixed bit positions; two hashes at Hamming distance d agree on
-one band with probability (1 - d/64)^k, and become candidates when any of L bands agrees:
-1 - (1 - (1 - d/64)^k)^L. Keys of 16+ bits keep buckets near-empty for unrelated media, unlike
+Each band samples `bits_per_band` distinct bit positions; two hashes at Hamming distance d agree
+on one band when none of its k bits is among the d that differ, probability
+p = C(64-d, k) / C(64, k), and become candidates when any of L bands agrees: 1 - (1 - p)^L. Keys of 16+ bits keep buckets near-empty for unrelated media, unlike
 short multi-index chunks (see DESIGN.md, Pipeline). Pure numpy so tests and the API use it too.
 """
 from __future__ import annotations
@@ -33,5 +33,7 @@ def band_keys(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 def collision_probability(distance: float, cfg: BandConfig, nbits: int = 64) -> float:
     """Probability that two hashes `distance` bits apart share at least one band."""
-    p_band = (1.0 - distance / nbits) ** cfg.bits_per_band
+    p_band = 1.0
+    for i in range(cfg.bits_per_band):
+        p_band *= max(0.0, (nbits - distance - i) / (nbits - i))
     return 1.0 - (1.0 - p_band) ** cfg.bands

@@ -157,7 +157,8 @@ class Fetcher:
         try:
             conn.request("GET", target, headers={"User-Agent": self.cfg.user_agent, "Accept": "*/*",
                                                  "Accept-Encoding": "identity"})
-            conn.sock.settimeout(min(self.cfg.read_timeout_s, _remaining(deadline)))
+            sock = conn.sock   # http.client drops conn.sock once the response will close; keep our own
+            sock.settimeout(min(self.cfg.read_timeout_s, _remaining(deadline)))
             resp = conn.getresponse()
             headers = {k.lower(): v for k, v in resp.getheaders()}
             if resp.status in _REDIRECT_STATUSES or not 200 <= resp.status < 300:
@@ -165,7 +166,7 @@ class Fetcher:
             declared = headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.cfg.max_bytes:
                 raise MediaError("too_large", f"Content-Length {declared} > fetch.max_bytes={self.cfg.max_bytes}")
-            return resp.status, headers, self._read_capped(conn, resp, deadline)
+            return resp.status, headers, self._read_capped(sock, resp, deadline)
         except MediaError:
             raise
         except (socket.timeout, TimeoutError) as exc:
@@ -177,10 +178,10 @@ class Fetcher:
         finally:
             conn.close()
 
-    def _read_capped(self, conn, resp, deadline: float) -> bytes:
+    def _read_capped(self, sock: socket.socket, resp, deadline: float) -> bytes:
         chunks, total = [], 0
         while True:
-            conn.sock.settimeout(min(self.cfg.read_timeout_s, _remaining(deadline)))
+            sock.settimeout(min(self.cfg.read_timeout_s, _remaining(deadline)))
             chunk = resp.read1(_CHUNK)
             if not chunk:
                 return b"".join(chunks)

@@ -48,7 +48,7 @@ FINGERPRINT_SCHEMA = pa.schema([
 
 def media_key(url: str | None) -> str:
     """Stable id of a media URL (the whitespace-trimmed URL's SHA-256, 32 hex digits)."""
-    return hashlib.sha256((url or "").strip().encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256((url or "").strip(" \t\r\n").encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass

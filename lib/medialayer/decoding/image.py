@@ -10,6 +10,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..config import ImageConfig
 from ..errors import MediaError
+from .sniff import sniff_media_type
 
 # We enforce our own (configurable) pixel limit before decoding; Pillow's global one would turn
 # large-but-legal images into warnings or errors that depend on process state.
@@ -32,6 +33,8 @@ def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        if sniff_media_type(data) == "image":   # right magic bytes, unreadable body: corrupt
+            raise MediaError("decode_error", "image header present but the file cannot be parsed") from exc
         raise MediaError("unsupported_type", "not an image format Pillow can read") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure on hostile bytes is a decode error
         raise MediaError("decode_error", f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,151 @@
+"""The `medialayer` command: run, match, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .warehouse import TABLES
+
+log = logging.getLogger("medialayer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.conf)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging("DEBUG" if args.verbose else cfg.logging.level)
+    try:
+        return args.func(args, cfg)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="medialayer", description=__doc__)
+    p.add_argument("--version", action="version", version=f"medialayer {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--conf", help="YAML file merged over conf/default.yaml")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="run the whole pipeline on a manifest")
+    run.add_argument("--manifest", required=True, help="Parquet file/directory or Delta table")
+    run.add_argument("--warehouse", required=True, help="directory of the output tables")
+    run.add_argument("--run-date", type=date.fromisoformat, help="YYYY-MM-DD (default: today, UTC)")
+    run.set_defaults(func=cmd_run)
+
+    match = sub.add_parser("match", parents=[common], help="compare two media, or a CSV of pairs")
+    match.add_argument("a", nargs="?", help="URL or path")
+    match.add_argument("b", nargs="?", help="URL or path")
+    match.add_argument("--media-type", choices=["image", "video", "audio"])
+    match.add_argument("--pairs", help="CSV with columns a,b[,media_type]")
+    match.add_argument("--out", help="JSONL output for --pairs (default: stdout)")
+    match.set_defaults(func=cmd_match)
+
+    demo = sub.add_parser("demo", parents=[common], help="build the sample catalog and run the pipeline on it")
+    demo.add_argument("--out", default="demo_output", help="directory for the sample catalog and warehouse")
+    demo.add_argument("--run-date", type=date.fromisoformat, default=None)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from .pipeline import run_pipeline
+    from .spark.manifest import ManifestError
+    from .spark.session import get_spark
+    from .warehouse import WarehouseLocked
+
+    spark = get_spark(cfg)
+    try:
+        summary = run_pipeline(spark, cfg, args.manifest, args.warehouse, args.run_date)
+    except (ManifestError, WarehouseLocked) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary.to_dict()))
+    return 0
+
+
+def cmd_match(args: argparse.Namespace, cfg: Config) -> int:
+    from .pairwise import match_pairs, read_pairs_csv
+
+    if args.pairs:
+        with open(args.pairs, newline="") as fh:
+            pairs = read_pairs_csv(fh)
+        results = match_pairs(pairs, cfg)
+        out = open(args.out, "w") if args.out else sys.stdout
+        try:
+            for (a, b, _), result in zip(pairs, results):
+                out.write(json.dumps({**result.to_dict(), "a": a, "b": b}) + "\n")
+        finally:
+            if args.out:
+                out.close()
+        if args.out:
+            found = sum(r.match_found for r in results)
+            print(f"{len(results)} pairs, {found} matches -> {args.out}", file=sys.stderr)
+        return 0
+    if not (args.a and args.b):
+        print("error: give two media (match A B) or --pairs FILE", file=sys.stderr)
+        return 2
+    result = match_pairs([(args.a, args.b, args.media_type)], cfg)[0]
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
+    from .pipeline import run_pipeline
+    from .sample_catalog import build_sample_catalog
+    from .spark.session import get_spark
+
+    out = Path(args.out).resolve()
+    log.info("building the sample catalog in %s", out / "sample")
+    catalog = build_sample_catalog(out / "sample")
+    cfg = cfg.with_overrides({"fetch": {"local_roots": [str(catalog.media_dir)]}})
+    spark = get_spark(cfg)
+    summary = run_pipeline(spark, cfg, str(catalog.manifest_path), str(out / "warehouse"), args.run_date)
+    print(format_summary(summary.to_dict()))
+    print(f"\nsample catalog: {catalog.manifest_path} ({catalog.rows} rows, "
+          f"{len(catalog.groups)} planted near-duplicate groups, {len(catalog.singletons)} unrelated listings, "
+          f"{len(catalog.bad_listings)} bad rows)")
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"run {s['run_id']}  ->  warehouse {s['warehouse']}",
+        f"  rows in                {s['rows_in']}",
+        f"  media in index         {s['media_total']}  (fetched this run: {s['media_fetched']}, reused: {s['media_reused']})",
+        f"  media errors           {s['media_errors']}" + (
+            "  " + ", ".join(f"{k}={v}" for k, v in sorted(s["errors_by_code"].items())) if s["errors_by_code"] else ""),
+        f"  candidate pairs        {s['candidates']}  (oversized buckets skipped: {s['oversized_buckets']})",
+        f"  verified matches       {s['matches']}",
+        f"  clusters               {s['clusters']}  ({s['clustered_listings']} listings)",
+        "  durations (s)          " + ", ".join(f"{k}={v}" for k, v in s["durations_s"].items()),
+    ]
+    if s["largest_clusters"]:
+        lines.append("  largest clusters:")
+        for c in s["largest_clusters"]:
+            more = " ..." if c["size"] > len(c["listings"]) else ""
+            lines.append(f"    {c['cluster_id']}  size {c['size']}: {', '.join(c['listings'])}{more}")
+    lines.append("  tables: " + ", ".join(TABLES))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

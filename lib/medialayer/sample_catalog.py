@@ -1,0 +1,179 @@
+"""The bundled sample catalog: real photographs that installed packages ship, edited the way sellers
+edit them, spread over sellers, SKUs and brands, written as a Parquet manifest.
+
+Generated at demo/test time (nothing binary is committed). Photographs come from scikit-image's
+data directory and scikit-learn's sample images, located without importing either library.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+
+# Colour or rich greyscale photographs (no synthetic test patterns, textures or line art).
+_PHOTOS = [
+    ("skimage", "data/astronaut.png"), ("skimage", "data/chelsea.png"), ("skimage", "data/coffee.png"),
+    ("skimage", "data/rocket.jpg"), ("skimage", "data/motorcycle_left.png"), ("sklearn", "datasets/images/china.jpg"),
+    ("sklearn", "datasets/images/flower.jpg"), ("skimage", "data/hubble_deep_field.jpg"),
+    ("skimage", "data/retina.jpg"), ("skimage", "data/ihc.png"), ("skimage", "data/camera.png"),
+    ("skimage", "data/moon.png"), ("skimage", "data/coins.png"), ("skimage", "data/page.png"),
+    ("skimage", "data/cell.png"),
+]
+
+
+def photo_paths() -> list[Path]:
+    """Paths of the shipped photographs that exist on this machine."""
+    out = []
+    for package, rel in _PHOTOS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(list(spec.submodule_search_locations)[0]) / rel
+        if path.is_file():
+            out.append(path)
+    return out
+
+
+def load_photo(path: Path, max_side: int = 900) -> Image.Image:
+    img = Image.open(path).convert("RGB")
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return img
+
+
+# --- seller-style edits ----------------------------------------------------------------------
+
+def recompress(img: Image.Image) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=30)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def resize(img: Image.Image) -> Image.Image:
+    return img.resize((max(1, img.width // 2), max(1, img.height // 2)), Image.Resampling.BILINEAR)
+
+
+def crop(img: Image.Image, keep: float = 0.95) -> Image.Image:
+    dx, dy = int(img.width * (1 - keep) / 2), int(img.height * (1 - keep) / 2)
+    return img.crop((dx, dy, img.width - dx, img.height - dy))
+
+
+def mirror(img: Image.Image) -> Image.Image:
+    return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+
+def watermark(img: Image.Image) -> Image.Image:
+    out = img.copy()
+    draw = ImageDraw.Draw(out)
+    size = max(12, img.height // 14)
+    font = ImageFont.load_default(size=size)
+    draw.text((img.width // 20, img.height // 20), "BEST PRICE SHOP", fill=(255, 255, 255), font=font,
+              stroke_width=2, stroke_fill=(0, 0, 0))
+    w, h = img.width // 7, img.height // 10
+    draw.rectangle((img.width - w - 10, img.height - h - 10, img.width - 10, img.height - 10), fill=(220, 30, 30))
+    return out
+
+
+def brighten(img: Image.Image) -> Image.Image:
+    return ImageEnhance.Brightness(img).enhance(1.25)
+
+
+EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "recompress": recompress, "resize": resize, "crop": crop, "mirror": mirror,
+    "watermark": watermark, "brightness": brighten,
+}
+
+
+@dataclass
+class SampleCatalog:
+    root: Path
+    manifest_path: Path
+    media_dir: Path
+    groups: dict[str, list[str]] = field(default_factory=dict)     # product -> listing ids that copy it
+    singletons: list[str] = field(default_factory=list)            # unrelated listings
+    bad_listings: dict[str, str] = field(default_factory=dict)     # listing id -> expected error code
+    rows: int = 0
+
+
+def build_sample_catalog(out_dir: str | Path, n_groups: int = 6, n_singletons: int = 8,
+                         edits: list[str] | None = None, include_bad_rows: bool = True,
+                         max_side: int = 900) -> SampleCatalog:
+    """Write media files and manifest.parquet under `out_dir`; return what was planted.
+
+    Each of `n_groups` photographs is listed by its original seller and re-listed by other sellers
+    after one edit each (and one edit combination); `n_singletons` other photographs are unrelated.
+    """
+    edits = edits or list(EDITS)
+    photos = photo_paths()
+    if len(photos) < n_groups + n_singletons:
+        raise RuntimeError(f"need {n_groups + n_singletons} photographs, found {len(photos)}: "
+                           "install scikit-image and scikit-learn (make setup does)")
+    root = Path(out_dir).resolve()
+    media = root / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    cat = SampleCatalog(root=root, manifest_path=root / "manifest.parquet", media_dir=media)
+    rows: list[dict] = []
+    rng = np.random.default_rng(7)
+
+    def add(listing_id: str, path: Path | str, seller: str, sku: str, brand: str, category: str) -> None:
+        rows.append({"listing_id": listing_id, "media_url": str(path), "media_type": "image",
+                     "seller_id": seller, "sku_id": sku, "brand_id": brand, "category": category,
+                     "source": "listing"})
+
+    categories = ["home", "toys", "apparel", "electronics", "garden"]
+    for g, path in enumerate(photos[:n_groups]):
+        product = f"p{g:02d}"
+        brand, category = f"brand-{g % 3}", categories[g % len(categories)]
+        original = load_photo(path, max_side)
+        listing_ids = []
+        orig_path = media / f"{product}_original.jpg"
+        original.save(orig_path, quality=92)
+        lid = f"L-{product}-orig"
+        add(lid, orig_path, f"seller-{g % 4}", f"sku-{product}", brand, category)
+        listing_ids.append(lid)
+        variants = [[e] for e in edits] + [[edits[int(rng.integers(len(edits)))], "recompress"]]
+        for v, chain in enumerate(variants):
+            img = original
+            for name in chain:
+                img = EDITS[name](img)
+            name = "+".join(chain)
+            file = media / f"{product}_{v:02d}_{name.replace('+', '_')}.jpg"
+            img.save(file, quality=85)
+            lid = f"L-{product}-{name}"
+            seller = f"seller-{(g + v + 1) % 6}"
+            add(lid, file, seller, f"sku-{product}-{seller}", brand, category)
+            listing_ids.append(lid)
+        cat.groups[product] = listing_ids
+        # The same media URL listed twice (a seller re-listing the identical file): one fingerprint row.
+        lid = f"L-{product}-relist"
+        add(lid, orig_path, f"seller-{g % 4}", f"sku-{product}", brand, category)
+        listing_ids.append(lid)
+
+    for s, path in enumerate(photos[n_groups:n_groups + n_singletons]):
+        file = media / f"unrelated_{s:02d}.jpg"
+        load_photo(path, max_side).save(file, quality=90)
+        lid = f"L-unrelated-{s:02d}"
+        add(lid, file, f"seller-{s % 5}", f"sku-u{s:02d}", f"brand-{s % 4}", categories[s % len(categories)])
+        cat.singletons.append(lid)
+
+    if include_bad_rows:
+        corrupt = media / "corrupt.jpg"
+        corrupt.write_bytes(b"\xff\xd8\xff\xe0" + bytes(rng.integers(0, 256, 2000, dtype=np.uint8)))
+        html = media / "not_an_image.jpg"
+        html.write_text("<!doctype html><html><body>404 page</body></html>")
+        for lid, target, code in (("L-bad-missing", media / "does_not_exist.jpg", "not_found"),
+                                  ("L-bad-corrupt", corrupt, "decode_error"),
+                                  ("L-bad-html", html, "unsupported_type")):
+            add(lid, target, "seller-9", "sku-bad", "brand-x", "misc")
+            cat.bad_listings[lid] = code
+
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, cat.manifest_path)
+    cat.rows = len(rows)
+    return cat

@@ -1,0 +1,1 @@
+"""Spark glue: thin DataFrame -> DataFrame stages that wrap the pure library in Arrow batches."""

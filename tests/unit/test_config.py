@@ -1,0 +1,46 @@
+import pytest
+import yaml
+
+from medialayer.config import ConfigError, load_config
+
+
+def test_defaults_load_and_validate():
+    cfg = load_config()
+    assert cfg.spark.master.startswith("local")
+    assert cfg.candidates.image.bits_per_band >= 16
+    assert len(cfg.config_hash) == 16
+
+
+def test_override_file_merges_over_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"fetch": {"max_bytes": 1000}, "spark": {"extra": {"spark.foo": "1"}}}))
+    cfg = load_config(path)
+    assert cfg.fetch.max_bytes == 1000
+    assert cfg.fetch.retries == load_config().fetch.retries   # untouched keys keep their defaults
+    assert cfg.spark.extra == {"spark.foo": "1"}
+
+
+def test_unknown_key_is_refused_with_its_path(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("fetch:\n  max_bytez: 10\n")
+    with pytest.raises(ConfigError, match=r"fetch.*max_bytez"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"matching": {"match_threshold": 1.5}}, "matching.match_threshold"),
+    ({"fetch": {"retries": -1}}, "fetch.retries"),
+    ({"fetch": {"max_bytes": "big"}}, "fetch.max_bytes"),
+    ({"warehouse": {"format": "csv"}}, "warehouse.format"),
+    ({"candidates": {"image": {"bits_per_band": 40}}}, "candidates.image.bits_per_band"),
+    ({"spark": {"extra": {"foo": 1}}}, "spark.extra"),
+    ({"matching": {"image": {"calibration": [[0.5, 0.1], [0.1, 0.9]]}}}, "calibration"),
+])
+def test_bad_values_are_refused_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_config(overrides=override)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
