@@ -70,7 +70,7 @@ def dhash_from_thumbs(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def image_fingerprints(images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """RGB arrays -> {column: uint64 array}, one entry per image, in HASH_COLUMNS order."""
     if len(images) == 0:
-        return {c: np.zeros(0, dtype=np.uint64) for c in HASH_COLUMNS}
+        return {c: np.zeros(0, dtype=np.uint64) for c in (*HASH_COLUMNS, TONE_COLUMN)}
     bigs, smalls = zip(*(grayscale_thumbs(im) for im in images))
     phash, phash_m = phash_from_thumbs(np.stack(bigs))
     dhash, dhash_m = dhash_from_thumbs(np.stack(smalls))

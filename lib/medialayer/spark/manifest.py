@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -61,11 +62,13 @@ def _read_delta(spark: SparkSession, path: str) -> DataFrame:
     if not partition_cols:
         return spark.read.schema(schema).parquet(*files)
     # Partition values live in the log, not in the files: read per partition and add them back.
-    actions = table.get_add_actions(flatten=True).to_pydict()
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()   # arro3 -> pyarrow
     by_partition: dict[tuple, list[str]] = {}
     for i, rel in enumerate(actions["path"]):
         key = tuple(actions[f"partition.{c}"][i] for c in partition_cols)
-        by_partition.setdefault(key, []).append(os.path.join(path, rel))
+        by_partition.setdefault(key, []).append(os.path.join(path, unquote(rel)))
     data_schema = [f for f in schema.fields if f.name not in partition_cols]
     from pyspark.sql.types import StructType
 

@@ -39,3 +39,9 @@ def test_tone_records_brightness(photos):
     r1, g1, b1, _ = unpack_tone(_fp(img)["tone"][0])
     r2, g2, b2, _ = unpack_tone(_fp(dark)["tone"][0])
     assert r2 < r1 and g2 < g1 and b2 < b1
+
+
+def test_empty_batch_has_every_column():
+    from medialayer.fingerprints.image import HASH_COLUMNS, TONE_COLUMN
+
+    assert set(image_fingerprints([])) == {*HASH_COLUMNS, TONE_COLUMN}
