@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
-import os
 import socket
 import ssl
 import time
@@ -249,12 +248,3 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         sock = socket.create_connection((self._pinned_ip, self.port), self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
-
-def local_path_of(url: str) -> str | None:
-    """The filesystem path of a local media URL, or None for remote URLs."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() == "file":
-        return unquote(parts.path)
-    if parts.scheme == "" or (len(parts.scheme) == 1 and os.name == "nt"):
-        return url
-    return None

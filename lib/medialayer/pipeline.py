@@ -143,6 +143,8 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
             wh.publish(staged)
         manifest.unpersist()
         shutil.rmtree(staging, ignore_errors=True)
+        if staging.parent.is_dir() and not any(staging.parent.iterdir()):
+            staging.parent.rmdir()
     log.info("run %s finished: %s", run_id, json.dumps({k: v for k, v in summary.to_dict().items()
                                                         if k not in ("largest_clusters",)}))
     return summary
