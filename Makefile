@@ -28,8 +28,21 @@ test-unit: setup
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
+# Image accuracy and speed on real photographs (Debian wallpapers + scikit-image/-learn samples).
+# The wallpaper packages are installed when missing and we are root; otherwise the benchmark says
+# which packages it needs.
+WALLPAPER_PKGS := plasma-workspace-wallpapers gnome-backgrounds mate-backgrounds
+bench-accuracy: setup
+	@missing=""; for p in $(WALLPAPER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing (photographs for the benchmark)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	fi
+	$(PY) bench/bench_accuracy.py $(BENCH_ARGS)
+
 lint: setup
 	$(PY) -m compileall -q lib jobs tests
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache bench/.cache

@@ -83,9 +83,66 @@ class FetchConfig:
 
 
 @dataclass(frozen=True)
+class RegionConfig:
+    analysis_side: int
+    flat_tolerance: int
+    border_max_off_fraction: float
+    opening_fraction: float
+    min_area_fraction: float
+    max_area_fraction: float
+    max_block_fraction: float
+    page_flat_fraction: float
+    max_block_elongation: float
+    min_side_px: int
+
+    def validate(self, path: str) -> None:
+        if self.analysis_side < 64:
+            raise ConfigError(f"{path}.analysis_side must be >= 64, got {self.analysis_side}")
+        _positive(self.flat_tolerance, f"{path}.flat_tolerance")
+        _positive(self.min_side_px, f"{path}.min_side_px")
+        for name in ("border_max_off_fraction", "opening_fraction", "min_area_fraction", "max_area_fraction",
+                     "max_block_fraction", "page_flat_fraction"):
+            _unit(getattr(self, name), f"{path}.{name}")
+        if self.max_block_elongation < 1:
+            raise ConfigError(f"{path}.max_block_elongation must be >= 1")
+        if self.min_area_fraction >= self.max_area_fraction:
+            raise ConfigError(f"{path}.min_area_fraction must be below max_area_fraction")
+
+
+@dataclass(frozen=True)
+class LocalFeatureConfig:
+    max_side: int
+    max_keypoints: int
+    oversample: int
+    spread_grid: int
+    scale_factor: float
+    levels: int
+    edge_px: int
+    fast_threshold: int
+
+    def validate(self, path: str) -> None:
+        if self.max_side < 64:
+            raise ConfigError(f"{path}.max_side must be >= 64, got {self.max_side}")
+        if not 0 <= self.max_keypoints <= 4096:
+            raise ConfigError(f"{path}.max_keypoints must be in 0..4096, got {self.max_keypoints}")
+        if not 1 <= self.oversample <= 16:
+            raise ConfigError(f"{path}.oversample must be in 1..16, got {self.oversample}")
+        if not 1 <= self.spread_grid <= 16:
+            raise ConfigError(f"{path}.spread_grid must be in 1..16, got {self.spread_grid}")
+        if not 1.0 < self.scale_factor <= 2.0:
+            raise ConfigError(f"{path}.scale_factor must be in (1, 2], got {self.scale_factor}")
+        _positive(self.levels, f"{path}.levels")
+        if not 8 <= self.edge_px <= 64:
+            raise ConfigError(f"{path}.edge_px must be in 8..64, got {self.edge_px}")
+        _positive(self.fast_threshold, f"{path}.fast_threshold")
+
+
+@dataclass(frozen=True)
 class ImageConfig:
     max_pixels: int
     decode_max_side: int
+    region: RegionConfig
+    local: LocalFeatureConfig
 
     def validate(self, path: str) -> None:
         _positive(self.max_pixels, f"{path}.max_pixels")
@@ -107,8 +164,29 @@ class BandConfig:
 
 
 @dataclass(frozen=True)
+class LocalWordConfig:
+    keypoints: int
+    tables: int
+    bits: int
+    min_shared: int
+    max_bucket_size: int
+    seed: int
+
+    def validate(self, path: str) -> None:
+        _non_negative(self.keypoints, f"{path}.keypoints")
+        if not 1 <= self.tables <= 64:
+            raise ConfigError(f"{path}.tables must be in 1..64, got {self.tables}")
+        if not 8 <= self.bits <= 40:
+            raise ConfigError(f"{path}.bits must be in 8..40, got {self.bits}")
+        _positive(self.min_shared, f"{path}.min_shared")
+        if self.max_bucket_size < 2:
+            raise ConfigError(f"{path}.max_bucket_size must be >= 2, got {self.max_bucket_size}")
+
+
+@dataclass(frozen=True)
 class CandidatesConfig:
     image: BandConfig
+    local: LocalWordConfig
     max_bucket_size: int
 
     def validate(self, path: str) -> None:
@@ -128,23 +206,74 @@ class ConfidenceConfig:
             raise ConfigError(f"{path}: medium ({self.medium}) must not exceed high ({self.high})")
 
 
+def _check_curve(points: list, path: str, increasing: bool, x_unit: bool = True) -> None:
+    """A piecewise-linear calibration: [x, similarity] anchors, x strictly increasing."""
+    if len(points) < 2 or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in points):
+        raise ConfigError(f"{path} must be a list of at least two [x, similarity] pairs")
+    xs = [float(p[0]) for p in points]
+    ys = [float(p[1]) for p in points]
+    if xs != sorted(xs) or len(set(xs)) != len(xs):
+        raise ConfigError(f"{path}: x values must be strictly increasing, got {xs}")
+    if ys != sorted(ys, reverse=not increasing):
+        direction = "increase" if increasing else "decrease"
+        raise ConfigError(f"{path}: similarities must {direction} along x, got {ys}")
+    for x, y in zip(xs, ys):
+        if x_unit:
+            _unit(x, f"{path} x value")
+        _unit(y, f"{path} similarity")
+
+
 @dataclass(frozen=True)
-class ImageMatchConfig:
+class LocalMatchConfig:
+    ratio: float
+    max_descriptor_distance: int
+    ransac_px: float
+    ransac_iterations: int
+    min_inliers: int
+    min_scale: float
+    max_scale: float
+    max_rotation_deg: float
+    grid: int
+    min_occupancy: float
+    min_contained_fraction: float
+    aligned_shared: float
+    aligned_max_rotation_deg: float
+    aligned_max_frame_distance: float
+    aligned_page_min_occupancy: float
     calibration: list
 
     def validate(self, path: str) -> None:
-        points = self.calibration
-        if len(points) < 2 or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in points):
-            raise ConfigError(f"{path}.calibration must be a list of at least two [distance, similarity] pairs")
-        xs = [float(p[0]) for p in points]
-        ys = [float(p[1]) for p in points]
-        if xs != sorted(xs) or len(set(xs)) != len(xs):
-            raise ConfigError(f"{path}.calibration distances must be strictly increasing, got {xs}")
-        if ys != sorted(ys, reverse=True):
-            raise ConfigError(f"{path}.calibration similarities must not increase with distance, got {ys}")
-        for x, y in zip(xs, ys):
-            _unit(x, f"{path}.calibration distance")
-            _unit(y, f"{path}.calibration similarity")
+        _unit(self.ratio, f"{path}.ratio")
+        if not 1 <= self.max_descriptor_distance <= 256:
+            raise ConfigError(f"{path}.max_descriptor_distance must be in 1..256")
+        _positive(self.ransac_px, f"{path}.ransac_px")
+        _positive(self.ransac_iterations, f"{path}.ransac_iterations")
+        if self.min_inliers < 4:
+            raise ConfigError(f"{path}.min_inliers must be >= 4, got {self.min_inliers}")
+        if not 0 < self.min_scale < 1 < self.max_scale:
+            raise ConfigError(f"{path}: need 0 < min_scale < 1 < max_scale")
+        if not 0 <= self.max_rotation_deg <= 180:
+            raise ConfigError(f"{path}.max_rotation_deg must be in 0..180")
+        if not 2 <= self.grid <= 16:
+            raise ConfigError(f"{path}.grid must be in 2..16, got {self.grid}")
+        _unit(self.min_occupancy, f"{path}.min_occupancy")
+        _unit(self.min_contained_fraction, f"{path}.min_contained_fraction")
+        _unit(self.aligned_shared, f"{path}.aligned_shared")
+        _non_negative(self.aligned_max_rotation_deg, f"{path}.aligned_max_rotation_deg")
+        _unit(self.aligned_max_frame_distance, f"{path}.aligned_max_frame_distance")
+        _unit(self.aligned_page_min_occupancy, f"{path}.aligned_page_min_occupancy")
+        _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
+
+
+@dataclass(frozen=True)
+class ImageMatchConfig:
+    calibration: list
+    max_frame_flat_fraction: float
+    local: LocalMatchConfig
+
+    def validate(self, path: str) -> None:
+        _check_curve(self.calibration, f"{path}.calibration", increasing=False)
+        _unit(self.max_frame_flat_fraction, f"{path}.max_frame_flat_fraction")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,15 @@ FINGERPRINT_SCHEMA = pa.schema([
     ("height", pa.int32()),
     ("duration_s", pa.float64()),
     *[(c, pa.int64()) for c in image_fp.HASH_COLUMNS],
+    *[(c, pa.int64()) for c in image_fp.REGION_HASH_COLUMNS],
     (image_fp.TONE_COLUMN, pa.int64()),
+    ("region", pa.list_(pa.float32())),     # content region [x0, y0, x1, y1] as frame fractions
+    ("kp_count", pa.int32()),
+    ("kp_frame_w", pa.int32()),
+    ("kp_frame_h", pa.int32()),
+    ("kp_xy", pa.binary()),                  # uint16 quarter-pixel (x, y) pairs in the working frame
+    ("kp_desc", pa.binary()),                # 32-byte ORB descriptors
+    ("kp_desc_mirror", pa.binary()),         # descriptors of the mirrored image, same keypoints
     ("fingerprint_version", pa.string()),
     ("fetched_at", pa.timestamp("us", tz="UTC")),
 ])
@@ -98,14 +106,21 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
         loaded = [load_media(u, t, fetcher, cfg) for u, t in jobs]
 
     ok = [i for i, item in enumerate(loaded) if item.image is not None]
-    hashes = image_fp.image_fingerprints([loaded[i].image.rgb for i in ok])
+    fps = image_fp.image_fingerprints([loaded[i].image.rgb for i in ok], cfg.image)
     n = len(loaded)
-    packed = (*image_fp.HASH_COLUMNS, image_fp.TONE_COLUMN)
+    packed = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
     hash_cols = {c: np.zeros(n, dtype=np.int64) for c in packed}
     valid = np.zeros(n, dtype=bool)
     valid[ok] = True
     for c in packed:
-        hash_cols[c][ok] = to_signed(hashes[c])
+        hash_cols[c][ok] = to_signed(fps.hashes[c])
+    extra: dict[str, list] = {"region": [None] * n}
+    for name, values in image_fp.local_columns(fps.local).items():
+        extra[name] = [None] * n
+        for i, v in zip(ok, values):
+            extra[name][i] = v
+    for i, frac in zip(ok, fps.region_fractions):
+        extra["region"][i] = None if frac is None else list(frac)
 
     now = datetime.now(timezone.utc)
     columns = {
@@ -120,10 +135,15 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
         "height": [item.image.height if item.image else None for item in loaded],
         "duration_s": [None] * n,
     }
-    arrays = [pa.array(columns[f.name], type=f.type) for f in FINGERPRINT_SCHEMA if f.name in columns]
-    arrays += [pa.array(hash_cols[c], type=pa.int64(), mask=~valid) for c in packed]
-    arrays += [pa.array([FINGERPRINT_VERSION] * n, type=pa.string()),
-               pa.array([now] * n, type=pa.timestamp("us", tz="UTC"))]
+    columns.update(extra)
+    columns["fingerprint_version"] = [FINGERPRINT_VERSION] * n
+    columns["fetched_at"] = [now] * n
+    arrays = []
+    for f in FINGERPRINT_SCHEMA:
+        if f.name in hash_cols:
+            arrays.append(pa.array(hash_cols[f.name], type=pa.int64(), mask=~valid))
+        else:
+            arrays.append(pa.array(columns[f.name], type=f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=FINGERPRINT_SCHEMA)
 
 

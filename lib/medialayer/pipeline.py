@@ -22,7 +22,7 @@ from pyspark.sql import types as T
 
 from .config import Config
 from .media import FINGERPRINT_VERSION
-from .spark.candidate_stage import candidate_pairs, image_band_keys, summarize_overflow
+from .spark.candidate_stage import candidate_pairs, image_join_keys, summarize_overflow
 from .spark.clusters import build_clusters
 from .spark.fingerprint_stage import fingerprint_media, with_run_id
 from .spark.manifest import read_manifest
@@ -105,7 +105,7 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
                                                             staging, summary)
 
         with _timed(summary, "candidates"):
-            index_keys = image_band_keys(fingerprints, cfg).persist()
+            index_keys = image_join_keys(fingerprints, cfg).persist()
             query_keys = index_keys.join(new_keys, "media_key", "left_semi")
             pairs, oversized = candidate_pairs(index_keys, query_keys, cfg)
             pairs = _stage_frame(spark, pairs, staging / "candidates")

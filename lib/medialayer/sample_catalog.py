@@ -6,8 +6,6 @@ data directory and scikit-learn's sample images, located without importing eithe
 """
 from __future__ import annotations
 
-import importlib.util
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,79 +13,18 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+from PIL import Image
 
-# Colour or rich greyscale photographs (no synthetic test patterns, textures or line art).
-_PHOTOS = [
-    ("skimage", "data/astronaut.png"), ("skimage", "data/chelsea.png"), ("skimage", "data/coffee.png"),
-    ("skimage", "data/rocket.jpg"), ("skimage", "data/motorcycle_left.png"), ("sklearn", "datasets/images/china.jpg"),
-    ("sklearn", "datasets/images/flower.jpg"), ("skimage", "data/hubble_deep_field.jpg"),
-    ("skimage", "data/retina.jpg"), ("skimage", "data/ihc.png"), ("skimage", "data/camera.png"),
-    ("skimage", "data/moon.png"), ("skimage", "data/coins.png"), ("skimage", "data/page.png"),
-    ("skimage", "data/cell.png"),
-]
+from .synth.edits import EDITS as _SYNTH_EDITS
+from .synth.photos import load_photo, package_photos
+
+# The edits the sample catalog plants, one listing each (plus one chained pair per product).
+DEFAULT_EDITS = ["recompress", "resize", "tone", "mirror", "crop_heavy", "watermark", "sticker", "screenshot"]
 
 
 def photo_paths() -> list[Path]:
-    """Paths of the shipped photographs that exist on this machine."""
-    out = []
-    for package, rel in _PHOTOS:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        path = Path(list(spec.submodule_search_locations)[0]) / rel
-        if path.is_file():
-            out.append(path)
-    return out
-
-
-def load_photo(path: Path, max_side: int = 900) -> Image.Image:
-    img = Image.open(path).convert("RGB")
-    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return img
-
-
-# --- seller-style edits ----------------------------------------------------------------------
-
-def recompress(img: Image.Image) -> Image.Image:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=30)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-
-def resize(img: Image.Image) -> Image.Image:
-    return img.resize((max(1, img.width // 2), max(1, img.height // 2)), Image.Resampling.BILINEAR)
-
-
-def crop(img: Image.Image, keep: float = 0.95) -> Image.Image:
-    dx, dy = int(img.width * (1 - keep) / 2), int(img.height * (1 - keep) / 2)
-    return img.crop((dx, dy, img.width - dx, img.height - dy))
-
-
-def mirror(img: Image.Image) -> Image.Image:
-    return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-
-
-def watermark(img: Image.Image) -> Image.Image:
-    out = img.copy()
-    draw = ImageDraw.Draw(out)
-    size = max(12, img.height // 14)
-    font = ImageFont.load_default(size=size)
-    draw.text((img.width // 20, img.height // 20), "BEST PRICE SHOP", fill=(255, 255, 255), font=font,
-              stroke_width=2, stroke_fill=(0, 0, 0))
-    w, h = img.width // 7, img.height // 10
-    draw.rectangle((img.width - w - 10, img.height - h - 10, img.width - 10, img.height - 10), fill=(220, 30, 30))
-    return out
-
-
-def brighten(img: Image.Image) -> Image.Image:
-    return ImageEnhance.Brightness(img).enhance(1.25)
-
-
-EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "recompress": recompress, "resize": resize, "crop": crop, "mirror": mirror,
-    "watermark": watermark, "brightness": brighten,
-}
+    """Photographs the Python packages ship (no Debian packages needed for the demo and tests)."""
+    return package_photos()
 
 
 @dataclass
@@ -109,7 +46,7 @@ def build_sample_catalog(out_dir: str | Path, n_groups: int = 6, n_singletons: i
     Each of `n_groups` photographs is listed by its original seller and re-listed by other sellers
     after one edit each (and one edit combination); `n_singletons` other photographs are unrelated.
     """
-    edits = edits or list(EDITS)
+    edits = edits or list(DEFAULT_EDITS)
     photos = photo_paths()
     if len(photos) < n_groups + n_singletons:
         raise RuntimeError(f"need {n_groups + n_singletons} photographs, found {len(photos)}: "
@@ -141,7 +78,7 @@ def build_sample_catalog(out_dir: str | Path, n_groups: int = 6, n_singletons: i
         for v, chain in enumerate(variants):
             img = original
             for name in chain:
-                img = EDITS[name](img)
+                img = _SYNTH_EDITS[name](img, rng)
             name = "+".join(chain)
             file = media / f"{product}_{v:02d}_{name.replace('+', '_')}.jpg"
             img.save(file, quality=85)

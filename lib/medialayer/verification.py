@@ -12,9 +12,12 @@ import pyarrow as pa
 
 from .config import Config
 from .fingerprints import image as image_fp
-from .matching.image import ImageSide, describe_image_match, score_image_pairs
+from .fingerprints.image import unpack_flat
+from .fingerprints.local import unpack_descriptors, unpack_xy
+from .matching.image import ImageSide, check_aligned, combine, describe_image_match, frame_distances, score_global
+from .matching.local import LocalSide, match_local
 
-METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash"
+METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
 
 SEGMENT_TYPE = pa.struct([("query_start", pa.float64()), ("query_end", pa.float64()),
                           ("reference_start", pa.float64()), ("reference_end", pa.float64()),
@@ -36,7 +39,13 @@ MATCH_SCHEMA = pa.schema([
 
 # Columns a verify batch must carry for each side (suffix _a / _b).
 SIDE_COLUMNS = ("media_key", "media_type", "content_sha256", "width", "height", *image_fp.HASH_COLUMNS,
-                image_fp.TONE_COLUMN)
+                *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN, "region", "kp_frame_w", "kp_frame_h",
+                "kp_xy", "kp_desc", "kp_desc_mirror")
+_HASHES = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
+
+
+def local_side(xy: bytes | None, desc: bytes | None, desc_m: bytes | None, w: int | None, h: int | None) -> LocalSide:
+    return LocalSide(unpack_xy(xy), unpack_descriptors(desc), unpack_descriptors(desc_m), int(w or 0), int(h or 0))
 
 
 def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = False) -> pa.RecordBatch:
@@ -46,24 +55,36 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
     if n == 0:
         return pa.RecordBatch.from_pylist([], schema=MATCH_SCHEMA)
     col = {name: batch.column(name) for name in batch.schema.names}
-    side = {s: {c: col[f"{c}_{s}"].to_numpy(zero_copy_only=False) for c in image_fp.HASH_COLUMNS} for s in "ab"}
-    scores = score_image_pairs(side["a"], side["b"], cfg.matching)
-    keep = np.ones(n, dtype=bool) if keep_below_record else scores.similarity >= cfg.matching.record_threshold
-    idx = np.flatnonzero(keep)
+    side = {s: {c: col[f"{c}_{s}"].to_numpy(zero_copy_only=False) for c in _HASHES} for s in "ab"}
+    glob = score_global(side["a"], side["b"], cfg.matching,
+                        np.asarray(col["region_a"].is_valid()), np.asarray(col["region_b"].is_valid()))
+    frame_straight, frame_mirrored = frame_distances(side["a"], side["b"])
+    flat_limit = cfg.matching.image.max_frame_flat_fraction
+    page_like = (unpack_flat(side["a"]["tone"]) > flat_limit) | (unpack_flat(side["b"]["tone"]) > flat_limit)
 
-    sha_a = col["content_sha256_a"].to_pylist()
-    sha_b = col["content_sha256_b"].to_pylist()
-    wa, ha = col["width_a"].to_pylist(), col["height_a"].to_pylist()
-    wb, hb = col["width_b"].to_pylist(), col["height_b"].to_pylist()
-    tone_a, tone_b = col["tone_a"].to_pylist(), col["tone_b"].to_pylist()
+    py = {name: col[name].to_pylist() for name in col
+          if name.rsplit("_", 1)[0] in ("content_sha256", "width", "height", "tone", "region", "kp_frame_w",
+                                        "kp_frame_h", "kp_xy", "kp_desc", "kp_desc_mirror")}
+    local_cfg = cfg.matching.image.local
     rows = []
-    for i in idx:
-        same = sha_a[i] is not None and sha_a[i] == sha_b[i]
-        result = describe_image_match(scores.similarity[i], bool(scores.mirrored[i]), same,
-                                      ImageSide(wa[i] or 0, ha[i] or 0, tone_a[i] or 0),
-                                      ImageSide(wb[i] or 0, hb[i] or 0, tone_b[i] or 0), cfg.matching)
+    for i in range(n):
+        ev = match_local(local_side(py["kp_xy_a"][i], py["kp_desc_a"][i], py["kp_desc_mirror_a"][i],
+                                    py["kp_frame_w_a"][i], py["kp_frame_h_a"][i]),
+                         local_side(py["kp_xy_b"][i], py["kp_desc_b"][i], py["kp_desc_mirror_b"][i],
+                                    py["kp_frame_w_b"][i], py["kp_frame_h_b"][i]), local_cfg)
+        ev = check_aligned(ev, float(frame_mirrored[i] if ev.mirrored else frame_straight[i]), local_cfg,
+                           bool(page_like[i]))
+        similarity, evidence = combine(float(glob.similarity[i]), ev)
+        if not keep_below_record and similarity < cfg.matching.record_threshold:
+            continue
+        same = py["content_sha256_a"][i] is not None and py["content_sha256_a"][i] == py["content_sha256_b"][i]
+        sides = [ImageSide(py[f"width_{s}"][i] or 0, py[f"height_{s}"][i] or 0, py[f"tone_{s}"][i] or 0,
+                           py[f"region_{s}"][i]) for s in "ab"]
+        result = describe_image_match(similarity, evidence, bool(glob.mirrored[i]), bool(glob.via_region[i]), ev,
+                                      same, sides[0], sides[1], cfg.matching)
         env = result.to_dict()
-        rows.append({**env, "method": METHOD, "envelope": json.dumps(env)})
+        rows.append({**env, "index": i, "method": METHOD, "envelope": json.dumps(env)})
+    idx = np.array([r["index"] for r in rows], dtype=np.int64)
     take = pa.array(idx, type=pa.int64())
     arrays = [col["media_key_a"].take(take), col["media_key_b"].take(take)]
     arrays += [pa.array([r[f.name] for r in rows], type=f.type) for f in list(MATCH_SCHEMA)[2:]]

@@ -5,12 +5,14 @@ import pytest
 import medialayer
 from medialayer.cli import main
 from medialayer.pairwise import read_pairs_csv
-from medialayer.sample_catalog import EDITS
+import numpy as np
+
+from medialayer.synth.edits import mirror, watermark
 
 
 def test_match_command_prints_the_envelope(photos, save, capsys):
     a = save(photos[0], "a.jpg")
-    b = save(EDITS["mirror"](photos[0]), "b.jpg")
+    b = save(mirror(photos[0], np.random.default_rng(0)), "b.jpg")
     assert main(["match", a, b]) == 0
     env = json.loads(capsys.readouterr().out)
     assert env["match_type"] == "mirrored" and env["match_found"] is True
@@ -18,7 +20,7 @@ def test_match_command_prints_the_envelope(photos, save, capsys):
 
 def test_pairs_file_gives_one_line_per_pair_equal_to_the_api(photos, save, tmp_path):
     a = save(photos[0], "a.jpg")
-    b = save(EDITS["watermark"](photos[0]), "b.jpg")
+    b = save(watermark(photos[0], np.random.default_rng(0)), "b.jpg")
     c = save(photos[3], "c.jpg")
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(f"a,b\n{a},{b}\n{a},{c}\n{a},{tmp_path / 'missing.jpg'}\n")

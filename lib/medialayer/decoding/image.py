@@ -5,6 +5,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -54,9 +55,7 @@ def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
             quarter_turn = img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
             oriented_w, oriented_h = (height, width) if quarter_turn else (width, height)
             img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
-            rgb.thumbnail((cfg.decode_max_side, cfg.decode_max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            arr = np.asarray(rgb, dtype=np.uint8)
+            arr = _bounded(np.asarray(_to_rgb(img), dtype=np.uint8), cfg.decode_max_side)
     except MediaError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt streams surface here
@@ -64,6 +63,15 @@ def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise MediaError("decode_error", f"unexpected decoded shape {arr.shape}")
     return DecodedImage(rgb=arr, width=oriented_w, height=oriented_h, format=fmt)
+
+
+def _bounded(arr: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average down to `max_side` (OpenCV: several times faster than Pillow's antialiased resize)."""
+    h, w = arr.shape[:2]
+    scale = max_side / float(max(h, w))
+    if scale >= 1.0:
+        return arr
+    return cv2.resize(arr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -1,4 +1,5 @@
-"""Global perceptual image fingerprints, computed for a batch at once.
+"""Image fingerprints, computed for a batch at once: global hashes of the frame and of its content
+region, plus local keypoint features.
 
 pHash (low-frequency DCT signs) survives recompression, resizing and tone changes; dHash
 (horizontal gradient signs) is an independent second opinion that cuts false positives. Both are
@@ -7,17 +8,24 @@ second DCT: mirroring a row reverses it, which flips the sign of every odd horiz
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 import numpy as np
-from PIL import Image
 
+from ..config import ImageConfig
 from .bits import pack_bits
+from .local import LocalFeatures, extract_local_features, pack_xy, working_gray
+from .region import BLOCK, content_region, flat_fraction
 
-FINGERPRINT_VERSION = "image-global-v1"
+FINGERPRINT_VERSION = "image-v2"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
-# Not a hash: mean R, G, B and luma standard deviation, one byte each, so a reason can say
-# "colour or brightness change" (the hashes are deliberately blind to tone).
+# The same four hashes of the content region; equal to the frame's when no region was found.
+REGION_HASH_COLUMNS = tuple(f"region_{c}" for c in HASH_COLUMNS)
+# Not a hash: mean R, G, B, luma standard deviation and flat-background share, one byte each, so a
+# reason can say "colour or brightness change" (the hashes are deliberately blind to tone) and
+# matching can tell a layout-dominated frame.
 TONE_COLUMN = "tone"
 
 _DCT_SIZE = 32
@@ -40,11 +48,10 @@ _COLS[0] = _LOW
 _MIRROR_SIGN = np.where(_COLS % 2 == 1, -1.0, 1.0)
 
 
-def grayscale_thumbs(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def grayscale_thumbs(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two small grey images the hashes are computed from: 32x32 for pHash, 9x8 for dHash."""
-    gray = Image.fromarray(rgb).convert("L")
-    big = np.asarray(gray.resize((_DCT_SIZE, _DCT_SIZE), Image.Resampling.LANCZOS), dtype=np.float32)
-    small = np.asarray(gray.resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
+    big = cv2.resize(gray, (_DCT_SIZE, _DCT_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
     return big, small
 
 
@@ -67,23 +74,91 @@ def dhash_from_thumbs(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pack_bits(diff.reshape(n, 64)), pack_bits(diff_m.reshape(n, 64))
 
 
-def image_fingerprints(images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """RGB arrays -> {column: uint64 array}, one entry per image, in HASH_COLUMNS order."""
-    if len(images) == 0:
+def global_hashes(grays: Sequence[np.ndarray], tones: Sequence[int]) -> dict[str, np.ndarray]:
+    """Grey images -> {column: uint64 array} for HASH_COLUMNS and the tone signature."""
+    if len(grays) == 0:
         return {c: np.zeros(0, dtype=np.uint64) for c in (*HASH_COLUMNS, TONE_COLUMN)}
-    bigs, smalls = zip(*(grayscale_thumbs(im) for im in images))
+    bigs, smalls = zip(*(grayscale_thumbs(g) for g in grays))
     phash, phash_m = phash_from_thumbs(np.stack(bigs))
     dhash, dhash_m = dhash_from_thumbs(np.stack(smalls))
-    tone = np.array([pack_tone(im, big) for im, big in zip(images, bigs)], dtype=np.uint64)
-    return {"phash": phash, "phash_mirror": phash_m, "dhash": dhash, "dhash_mirror": dhash_m, TONE_COLUMN: tone}
+    return {"phash": phash, "phash_mirror": phash_m, "dhash": dhash, "dhash_mirror": dhash_m,
+            TONE_COLUMN: np.asarray(tones, dtype=np.uint64)}
 
 
-def pack_tone(rgb: np.ndarray, gray32: np.ndarray) -> int:
+@dataclass(frozen=True)
+class ImageFingerprints:
+    hashes: dict[str, np.ndarray]          # HASH_COLUMNS, REGION_HASH_COLUMNS, TONE_COLUMN: uint64 (n,)
+    region_fractions: list[tuple[float, ...] | None]   # content region [x0, y0, x1, y1, kind], frame fractions
+    local: list[LocalFeatures]
+
+
+def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageFingerprints:
+    """Every fingerprint of a batch of decoded RGB images (the fetch/decode step bounds their size).
+
+    All work happens on two reduced copies: a grey working frame (keypoints, hashes) and a small
+    colour thumbnail (content region, tone), so the cost per image is nearly independent of its size.
+    """
+    grays, tones, fractions, region_grays, local = [], [], [], [], []
+    for rgb in images:
+        gray = working_gray(rgb, cfg.local.max_side)
+        thumb = _thumbnail(rgb, cfg.region.analysis_side)
+        box = content_region(thumb, cfg.region)
+        gh, gw = gray.shape
+        within = None
+        if box is None:
+            fractions.append(None)
+            region_grays.append(gray)
+        else:
+            th, tw = thumb.shape[:2]
+            frac = (box.x0 / tw, box.y0 / th, box.x1 / tw, box.y1 / th)
+            fractions.append((*frac, float(box.kind)))
+            x0, y0 = int(frac[0] * gw), int(frac[1] * gh)
+            x1, y1 = max(x0 + 1, int(round(frac[2] * gw))), max(y0 + 1, int(round(frac[3] * gh)))
+            region_grays.append(gray[y0:y1, x0:x1])
+            if box.kind == BLOCK:
+                within = (x0, y0, x1, y1)
+        grays.append(gray)
+        tones.append(pack_tone(thumb, gray, flat_fraction(thumb, cfg.region)))
+        local.append(extract_local_features(gray, cfg.local, within))
+    hashes = global_hashes(grays, tones)
+    region_hashes = global_hashes(region_grays, tones)
+    for c in HASH_COLUMNS:
+        hashes[f"region_{c}"] = region_hashes[c]
+    return ImageFingerprints(hashes, fractions, local)
+
+
+def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = side / float(max(h, w))
+    if scale >= 1.0:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def local_columns(features: Sequence[LocalFeatures]) -> dict[str, list]:
+    """Keypoints as stored: counts, working-frame size and packed coordinate/descriptor blobs."""
+    return {
+        "kp_count": [f.count for f in features],
+        "kp_frame_w": [f.frame_w for f in features],
+        "kp_frame_h": [f.frame_h for f in features],
+        "kp_xy": [pack_xy(f.xy) for f in features],
+        "kp_desc": [f.descriptors.tobytes() for f in features],
+        "kp_desc_mirror": [f.mirrored.tobytes() for f in features],
+    }
+
+
+def pack_tone(rgb: np.ndarray, gray: np.ndarray, flat: float = 0.0) -> int:
     r, g, b = (int(round(float(v))) for v in rgb.reshape(-1, 3).mean(axis=0))
-    contrast = min(255, int(round(float(gray32.std()))))
-    return r | (g << 8) | (b << 16) | (contrast << 24)
+    contrast = min(255, int(round(float(gray.std()))))
+    return r | (g << 8) | (b << 16) | (contrast << 24) | (int(round(255 * flat)) << 32)
 
 
 def unpack_tone(tone: int) -> tuple[int, int, int, int]:
+    """(mean R, mean G, mean B, grey contrast), 8-bit each."""
     t = int(tone)
     return t & 255, (t >> 8) & 255, (t >> 16) & 255, (t >> 24) & 255
+
+
+def unpack_flat(tone: np.ndarray) -> np.ndarray:
+    """Flat-background share of each frame (see region.flat_fraction), from packed tone values."""
+    return ((np.asarray(tone).astype(np.int64) >> 32) & 255) / 255.0

@@ -1,26 +1,37 @@
-"""Image verification: two batches of image fingerprints -> calibrated similarity and an envelope.
+"""Image verification: two image fingerprints -> one calibrated similarity and an envelope.
 
-Scores are computed for whole batches with XOR + popcount; only the envelope text is per pair,
-and only for the pairs that are kept.
+Two kinds of evidence, each calibrated to the same similarity scale:
+- global hashes (pHash + dHash) of the frame and of the content region, in both orientations: robust
+  to recompression, resizing, tone changes and low texture; vectorised over the whole batch;
+- keypoints with a guarded geometric fit (matching.local): robust to heavy crops, screenshots,
+  padding, rotation and overlays; one small OpenCV call per pair.
+The pair's similarity is the stronger of the two. Which one won, and the fitted geometry, decide
+match_type and the reason text.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..config import MatchingConfig
+from ..config import LocalMatchConfig, MatchingConfig
 from ..envelope import MatchResult, confidence_for
 from ..fingerprints.bits import hamming
-from ..fingerprints.image import unpack_tone
+from ..fingerprints.image import unpack_flat, unpack_tone
+from ..fingerprints.region import BLOCK
+from .local import LocalEvidence
 
 # A mirrored reading must beat the straight one by this much (normalised distance) to be called
 # mirrored: symmetric products look alike either way round.
 _MIRROR_MARGIN = 3.0 / 128
 _ASPECT_TOLERANCE = 0.03
 _RESIZE_TOLERANCE = 0.10
-_TONE_TOLERANCE = 10   # mean channel or contrast shift, in 8-bit levels, that counts as a tone change
+_TONE_TOLERANCE = 10     # mean channel or contrast shift, in 8-bit levels, that counts as a tone change
+_CROP_REPORT = 0.90      # a side sharing less than this of its frame was cropped (or framed)
+_TILT_REPORT_DEG = 1.5   # rotations below this are noise of the fit
+_COVERED_REPORT = 0.85   # inlier occupancy below this: part of the picture is covered
+_FRAMING_AGREEMENT = 0.2  # content region and shared area this close: the side is framed, not cropped
 
 
 @dataclass(frozen=True)
@@ -28,13 +39,15 @@ class ImageSide:
     width: int
     height: int
     tone: int
+    region: Sequence[float] | None = None    # content region as frame fractions, if one was found
 
 
 @dataclass(frozen=True)
-class ImageScores:
+class GlobalScores:
     similarity: np.ndarray   # float64 in [0, 1]
-    distance: np.ndarray     # normalised Hamming distance in [0, 1], best orientation
+    distance: np.ndarray     # normalised Hamming distance in [0, 1], best orientation and region pairing
     mirrored: np.ndarray     # bool
+    via_region: np.ndarray   # bool: the best pairing used a content region on either side
 
 
 def calibrate(distance: np.ndarray, anchors: list) -> np.ndarray:
@@ -43,17 +56,89 @@ def calibrate(distance: np.ndarray, anchors: list) -> np.ndarray:
     return np.clip(np.interp(distance, xs, ys), 0.0, 1.0)
 
 
-def score_image_pairs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: MatchingConfig) -> ImageScores:
-    """`a`, `b`: {hash column: uint64/int64 array}, aligned pairwise."""
+_PAIRINGS = (("", ""), ("region_", "region_"), ("", "region_"), ("region_", ""))
+
+
+def score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: MatchingConfig,
+                 region_a: np.ndarray | None = None, region_b: np.ndarray | None = None) -> GlobalScores:
+    """See `_score_global`; also drops pairings with a frame that is mostly flat background."""
+    flat_a = unpack_flat(a["tone"]) > cfg.image.max_frame_flat_fraction if "tone" in a else None
+    flat_b = unpack_flat(b["tone"]) > cfg.image.max_frame_flat_fraction if "tone" in b else None
+    return _score_global(a, b, cfg, region_a, region_b, flat_a, flat_b)
+
+
+def _score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: MatchingConfig,
+                  region_a: np.ndarray | None, region_b: np.ndarray | None,
+                  flat_a: np.ndarray | None, flat_b: np.ndarray | None) -> GlobalScores:
+    """`a`, `b`: {hash column: uint64/int64 array}, aligned pairwise; frame and region columns.
+
+    Region columns equal the frame's when no region was found, so the four pairings always exist.
+    When both sides have a content region (`region_a`, `region_b`: bool arrays), their frames are
+    not compared: two screenshots of one page template, or two products on the same white canvas,
+    share a frame and nothing else.
+    """
+    n = len(a["phash"])
+    both_framed = np.zeros(n, dtype=bool)
+    if region_a is not None and region_b is not None:
+        both_framed = np.asarray(region_a, dtype=bool) & np.asarray(region_b, dtype=bool)
+    no = np.zeros(n, dtype=bool)
+    flat_a = no if flat_a is None else np.asarray(flat_a, dtype=bool)
+    flat_b = no if flat_b is None else np.asarray(flat_b, dtype=bool)
+    # A pairing is void when it compares two framed frames, or a frame that is mostly background.
+    void = [both_framed | flat_a | flat_b, no, flat_a, flat_b]
+    straight, flipped = [], []
+    for k, (pa_, pb_) in enumerate(_PAIRINGS):
+        s_ = (hamming(a[pa_ + "phash"], b[pb_ + "phash"]) + hamming(a[pa_ + "dhash"], b[pb_ + "dhash"])) / 128.0
+        f_ = (hamming(a[pa_ + "phash"], b[pb_ + "phash_mirror"]) + hamming(a[pa_ + "dhash"], b[pb_ + "dhash_mirror"])) / 128.0
+        s_, f_ = np.where(void[k], 1.0, s_), np.where(void[k], 1.0, f_)
+        straight.append(s_)
+        flipped.append(f_)
+    s, f = np.stack(straight), np.stack(flipped)
+    best_s, best_f = s.min(axis=0), f.min(axis=0)
+    mirrored = best_f + _MIRROR_MARGIN < best_s
+    distance = np.where(mirrored, best_f, best_s)
+    which = np.where(mirrored, f.argmin(axis=0), s.argmin(axis=0))
+    return GlobalScores(calibrate(distance, cfg.image.calibration), distance, mirrored, which > 0)
+
+
+def frame_distances(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised pHash+dHash distance of the two frames, straight and with b mirrored."""
     straight = (hamming(a["phash"], b["phash"]) + hamming(a["dhash"], b["dhash"])) / 128.0
-    flipped = (hamming(a["phash"], b["phash_mirror"]) + hamming(a["dhash"], b["dhash_mirror"])) / 128.0
-    mirrored = flipped + _MIRROR_MARGIN < straight
-    distance = np.where(mirrored, flipped, straight)
-    return ImageScores(calibrate(distance, cfg.image.calibration), distance, mirrored)
+    mirrored = (hamming(a["phash"], b["phash_mirror"]) + hamming(a["dhash"], b["dhash_mirror"])) / 128.0
+    return straight, mirrored
 
 
-def describe_image_match(similarity: float, mirrored: bool, same_bytes: bool,
-                         a: ImageSide, b: ImageSide, cfg: MatchingConfig) -> MatchResult:
+def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchConfig,
+                  page_like: bool = False) -> LocalEvidence:
+    """Reject a keypoint fit that lays one frame squarely on the other while the frames look different.
+
+    That is the signature of shared page chrome, a shop template or a common logo: the keypoints on
+    it agree perfectly, the pictures do not. A genuine aligned copy (overlay, tone change, re-encode)
+    keeps its frame hashes close.
+    """
+    if not local.found:
+        return local
+    aligned = (min(local.shared_a, local.shared_b) >= cfg.aligned_shared
+               and abs(local.rotation_deg) < cfg.aligned_max_rotation_deg)
+    if aligned and frame_distance > cfg.aligned_max_frame_distance:
+        return replace(local, similarity=0.0, rejected="aligned frames that differ (shared template or logo)")
+    # Mostly-background frames (pages) make the frame distance meaningless; then the inliers must
+    # cover the shared area, not just the page's text and chrome.
+    if aligned and page_like and local.occupancy < cfg.aligned_page_min_occupancy:
+        return replace(local, similarity=0.0, rejected="aligned pages matching on chrome or text only")
+    return local
+
+
+def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]:
+    """The pair's similarity and which evidence carried it ("global" or "local")."""
+    if local.similarity > global_similarity:
+        return local.similarity, "local"
+    return float(global_similarity), "global"
+
+
+def describe_image_match(similarity: float, evidence: str, global_mirrored: bool, via_region: bool,
+                         local: LocalEvidence, same_bytes: bool, a: ImageSide, b: ImageSide,
+                         cfg: MatchingConfig) -> MatchResult:
     """Envelope for one scored pair: match_type and a one-sentence reason naming what changed.
 
     `exact` is reserved for byte-identical files; everything else that matches says how it differs.
@@ -65,26 +150,75 @@ def describe_image_match(similarity: float, mirrored: bool, same_bytes: bool,
                            "Images differ: no visual correspondence above the match threshold")
     if same_bytes:
         return MatchResult(True, "high", 1.0, "exact", "image", "Files are byte-identical")
-    changes = _changes(a, b)
+
+    changes: list[str] = []
+    mirrored = local.mirrored if evidence == "local" else global_mirrored
+    partial = False
+    if evidence == "local" or local.found:
+        partial = _geometry_changes(local, a, b, changes)
+        if not partial and local.found and local.occupancy < _COVERED_REPORT:
+            changes.append("an overlay, sticker or text covering part of the picture")
+    elif via_region:
+        changes.append(_framing_phrase(a, b))
+        partial = True
+    if not partial and not changes:
+        changes.extend(_aspect_change(a, b))
+    changes.extend(_size_and_tone_changes(a, b))
+    if not changes:
+        changes = ["re-encoding or compression changes"]
+
     if mirrored:
         match_type, what = "mirrored", "is a mirrored copy"
+    elif partial:
+        match_type, what = "partial_copy", "is contained in the other"
     elif confidence == "high":
         match_type, what = "near_duplicate", "appears visually similar"
     else:
         match_type, what = "edited_copy", "appears to be an edited copy"
-        changes.append("local edits such as overlays or text")
-    if not changes:
-        changes = ["re-encoding or compression changes"]
     return MatchResult(True, confidence, similarity, match_type, "image",
-                       f"Product image {what} with {_join(changes)}")
+                       f"Product image {what} with {_join(_unique(changes))}")
 
 
-def _changes(a: ImageSide, b: ImageSide) -> list[str]:
-    out = []
+def _geometry_changes(local: LocalEvidence, a: ImageSide, b: ImageSide, out: list[str]) -> bool:
+    """Crop / framing / rotation phrases from the keypoint fit; True when one picture is a part of the other."""
+    partial = False
+    smaller_side = min(local.shared_a, local.shared_b)
+    if smaller_side < _CROP_REPORT:
+        partial = True
+        framed = a if local.shared_a < local.shared_b else b
+        region = framed.region
+        # The side sharing less is either a frame around the picture (its content region is the
+        # shared part) or the original that the other side cropped.
+        if region is not None and abs(_region_area(region) - smaller_side) < _FRAMING_AGREEMENT:
+            if len(region) > 4 and int(region[4]) == BLOCK:
+                out.append(f"screenshot or page framing (the photo fills about {_pct(smaller_side)} of the frame)")
+            else:
+                out.append("padding, borders or letterbox bars")
+        else:
+            out.append(f"cropping (about {_pct(smaller_side)} of the larger picture kept)")
+    if abs(local.rotation_deg) >= _TILT_REPORT_DEG:
+        out.append(f"rotation by about {abs(local.rotation_deg):.0f} degrees")
+    return partial
+
+
+def _framing_phrase(a: ImageSide, b: ImageSide) -> str:
+    framed = a if a.region is not None and (b.region is None or _region_area(a.region) < _region_area(b.region)) else b
+    if framed.region is not None and len(framed.region) > 4 and int(framed.region[4]) == BLOCK:
+        return "screenshot or page framing"
+    return "padding, borders or letterbox bars"
+
+
+def _aspect_change(a: ImageSide, b: ImageSide) -> list[str]:
     if min(a.width, a.height, b.width, b.height) > 0:
         aspect = (a.width / a.height) / (b.width / b.height)
         if abs(np.log(aspect)) > _ASPECT_TOLERANCE:
-            out.append("crop or padding")
+            return ["crop or padding"]
+    return []
+
+
+def _size_and_tone_changes(a: ImageSide, b: ImageSide) -> list[str]:
+    out = []
+    if min(a.width, a.height, b.width, b.height) > 0:
         area = (a.width * a.height) / (b.width * b.height)
         if abs(np.log(area)) > _RESIZE_TOLERANCE:
             out.append("resizing")
@@ -93,6 +227,18 @@ def _changes(a: ImageSide, b: ImageSide) -> list[str]:
         if np.abs(ta - tb).max() > _TONE_TOLERANCE:
             out.append("colour or brightness change")
     return out
+
+
+def _region_area(region: Sequence[float]) -> float:
+    return max(0.0, region[2] - region[0]) * max(0.0, region[3] - region[1])
+
+
+def _pct(x: float) -> str:
+    return f"{int(round(100 * x / 5.0) * 5)}%"
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def _join(items: list[str]) -> str:

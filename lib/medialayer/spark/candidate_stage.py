@@ -1,51 +1,41 @@
-"""Candidate stage: band keys -> (band, key) equi-join -> distinct media pairs. Never all-pairs.
+"""Candidate stage: join keys -> (key) equi-join -> distinct media pairs. Never all-pairs.
 
-The query side (new media) joins with its straight keys; the index side (all media) offers both
-its straight and its mirrored keys, so a mirrored copy collides with its original in one join.
-Buckets larger than candidates.max_bucket_size (near-blank images, logos) are skipped and counted.
+Keys come from `candidates.image_keys`, the function the benchmarks and in-memory search use, so the
+semantics are shared: frame/region pHash bands (one shared key is enough) and keypoint words
+(candidates.local.min_shared distinct shared words needed). The query side (new media) joins with its
+straight keys; the index side (all media) offers straight and mirrored keys, so a mirrored copy
+collides with its original in one join. Buckets larger than candidates.max_bucket_size (near-blank
+images, logos, common corner patterns) are skipped and counted.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator
 
-import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..candidates import band_keys, band_positions
+from ..candidates import image_keys
 from ..config import Config
-from ..fingerprints.bits import to_unsigned
 
-KEY_SCHEMA = "media_key string, band_key long, mirrored boolean"
-
-
-@dataclass(frozen=True)
-class CandidateStats:
-    candidates: int
-    oversized_buckets: int
-    skipped_memberships: int
+KEY_SCHEMA = "media_key string, join_key long, query boolean, word boolean"
+_KEY_INPUT = ("media_key", "status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
+              "region", "kp_desc", "kp_desc_mirror")
 
 
-def image_band_keys(fingerprints: DataFrame, cfg: Config) -> DataFrame:
-    """One row per (media, band, orientation) for every ok image fingerprint."""
-    positions = band_positions(cfg.candidates.image)
-    n_bands = positions.shape[0]
+def image_join_keys(fingerprints: DataFrame, cfg: Config) -> DataFrame:
+    """One row per (media, join key) for every ok image fingerprint."""
+    cand_cfg = cfg.candidates
 
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            keys = batch.column("media_key")
-            for column, mirrored in (("phash", False), ("phash_mirror", True)):
-                hashes = to_unsigned(batch.column(column).to_numpy(zero_copy_only=False))
-                bk = band_keys(hashes, positions).ravel()
-                owner = keys.take(pa.array(np.repeat(np.arange(batch.num_rows), n_bands)))
-                yield pa.RecordBatch.from_arrays(
-                    [owner, pa.array(bk), pa.array(np.full(bk.shape[0], mirrored))],
-                    names=["media_key", "band_key", "mirrored"])
+            keys = image_keys(batch, cand_cfg)
+            owner = batch.column("media_key").take(pa.array(keys.row))
+            yield pa.RecordBatch.from_arrays([owner, pa.array(keys.key), pa.array(keys.query), pa.array(keys.word)],
+                                             names=["media_key", "join_key", "query", "word"])
 
     ok_images = fingerprints.where((F.col("status") == "ok") & (F.col("media_type") == "image"))
-    return ok_images.select("media_key", "phash", "phash_mirror").mapInArrow(explode, KEY_SCHEMA)
+    return ok_images.select(*_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
 
 
 def candidate_pairs(index_keys: DataFrame, query_keys: DataFrame, cfg: Config) -> tuple[DataFrame, DataFrame]:
@@ -53,15 +43,21 @@ def candidate_pairs(index_keys: DataFrame, query_keys: DataFrame, cfg: Config) -
 
     `index_keys` are all media's keys, `query_keys` the new media's (the same frame on a full run).
     """
-    cap = cfg.candidates.max_bucket_size
-    sizes = index_keys.groupBy("band_key").agg(F.count(F.lit(1)).alias("bucket_size"))
-    oversized = sizes.where(F.col("bucket_size") > cap)
-    usable = index_keys.join(oversized.select("band_key"), "band_key", "left_anti")
-    left = query_keys.where(~F.col("mirrored")).select("band_key", F.col("media_key").alias("q"))
-    right = usable.select("band_key", F.col("media_key").alias("r"))
-    joined = left.join(right, "band_key").where(F.col("q") != F.col("r"))
-    pairs = joined.select(F.least("q", "r").alias("media_key_a"), F.greatest("q", "r").alias("media_key_b")).distinct()
-    return pairs, oversized
+    cap, word_cap = cfg.candidates.max_bucket_size, cfg.candidates.local.max_bucket_size
+    sizes = index_keys.groupBy("join_key").agg(F.countDistinct("media_key").alias("bucket_size"),
+                                               F.first("word").alias("word"))
+    oversized = sizes.where(F.col("bucket_size") > F.when(F.col("word"), F.lit(word_cap)).otherwise(F.lit(cap)))
+    usable = index_keys.join(oversized.select("join_key"), "join_key", "left_anti")
+    left = query_keys.where(F.col("query")).select("join_key", "word", F.col("media_key").alias("q"))
+    right = usable.select("join_key", F.col("media_key").alias("r"))
+    joined = left.join(right, "join_key").where(F.col("q") != F.col("r"))
+    hits = joined.select(F.least("q", "r").alias("media_key_a"), F.greatest("q", "r").alias("media_key_b"),
+                         "join_key", "word").distinct()
+    counted = hits.groupBy("media_key_a", "media_key_b").agg(
+        F.sum(F.when(~F.col("word"), 1).otherwise(0)).alias("bands"),
+        F.sum(F.when(F.col("word"), 1).otherwise(0)).alias("words"))
+    pairs = counted.where((F.col("bands") > 0) | (F.col("words") >= cfg.candidates.local.min_shared))
+    return pairs.select("media_key_a", "media_key_b"), oversized
 
 
 def summarize_overflow(oversized: DataFrame) -> tuple[int, int]:

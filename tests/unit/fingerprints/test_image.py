@@ -2,46 +2,82 @@ import numpy as np
 from PIL import Image
 
 from medialayer.fingerprints.bits import hamming
-from medialayer.fingerprints.image import image_fingerprints, unpack_tone
+from medialayer.fingerprints.image import (HASH_COLUMNS, REGION_HASH_COLUMNS, TONE_COLUMN, image_fingerprints,
+                                           unpack_tone)
 
 
-def _fp(img: Image.Image) -> dict:
-    return image_fingerprints([np.asarray(img.convert("RGB"))])
+def _fp(img: Image.Image, cfg):
+    return image_fingerprints([np.asarray(img.convert("RGB"))], cfg.image)
 
 
-def test_mirrored_hash_equals_hash_of_the_flipped_image(photos):
+def test_mirrored_hash_equals_hash_of_the_flipped_image(photos, cfg):
     for img in photos[:5]:
         flipped = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        a, b = _fp(img), _fp(flipped)
+        a, b = _fp(img, cfg).hashes, _fp(flipped, cfg).hashes
         assert hamming(a["phash_mirror"], b["phash"])[0] <= 2
         assert hamming(a["dhash_mirror"], b["dhash"])[0] <= 2
 
 
-def test_unrelated_photos_are_far_apart(photos):
-    fps = image_fingerprints([np.asarray(p) for p in photos])
-    n = len(photos)
-    i, j = np.triu_indices(n, k=1)
-    distances = hamming(fps["phash"][i], fps["phash"][j])
-    assert distances.min() >= 16
+def test_unrelated_photos_are_far_apart(photos, cfg):
+    fps = image_fingerprints([np.asarray(p) for p in photos], cfg.image).hashes
+    i, j = np.triu_indices(len(photos), k=1)
+    assert hamming(fps["phash"][i], fps["phash"][j]).min() >= 16
 
 
-def test_batch_result_equals_single_results(photos):
-    batch = image_fingerprints([np.asarray(p) for p in photos[:4]])
+def test_batch_result_equals_single_results(photos, cfg):
+    batch = image_fingerprints([np.asarray(p) for p in photos[:4]], cfg.image)
     for k, img in enumerate(photos[:4]):
-        single = _fp(img)
-        for column in batch:
-            assert batch[column][k] == single[column][0]
+        single = _fp(img, cfg)
+        for column in batch.hashes:
+            assert batch.hashes[column][k] == single.hashes[column][0]
+        assert np.array_equal(batch.local[k].descriptors, single.local[0].descriptors)
 
 
-def test_tone_records_brightness(photos):
+def test_tone_records_brightness(photos, cfg):
     img = photos[0]
     dark = Image.eval(img, lambda v: v // 2)
-    r1, g1, b1, _ = unpack_tone(_fp(img)["tone"][0])
-    r2, g2, b2, _ = unpack_tone(_fp(dark)["tone"][0])
+    r1, g1, b1, _ = unpack_tone(_fp(img, cfg).hashes["tone"][0])
+    r2, g2, b2, _ = unpack_tone(_fp(dark, cfg).hashes["tone"][0])
     assert r2 < r1 and g2 < g1 and b2 < b1
 
 
-def test_empty_batch_has_every_column():
-    from medialayer.fingerprints.image import HASH_COLUMNS, TONE_COLUMN
+def test_region_hashes_equal_frame_hashes_without_a_region(photos, cfg):
+    fp = _fp(photos[1], cfg)
+    assert fp.region_fractions[0] is None
+    for c in HASH_COLUMNS:
+        assert fp.hashes[f"region_{c}"][0] == fp.hashes[c][0]
 
-    assert set(image_fingerprints([])) == {*HASH_COLUMNS, TONE_COLUMN}
+
+def test_padded_photo_has_a_region_whose_hash_matches_the_photo(photos, cfg):
+    img = photos[1]
+    canvas = Image.new("RGB", (img.width + 300, img.height + 200), (255, 255, 255))
+    canvas.paste(img, (150, 100))
+    plain, padded = _fp(img, cfg), _fp(canvas, cfg)
+    x0, y0, x1, y1, _ = padded.region_fractions[0]
+    assert abs(x0 - 150 / canvas.width) < 0.03 and abs(x1 - (150 + img.width) / canvas.width) < 0.03
+    assert abs(y0 - 100 / canvas.height) < 0.03 and abs(y1 - (100 + img.height) / canvas.height) < 0.03
+    assert hamming(plain.hashes["phash"], padded.hashes["region_phash"])[0] <= 8
+    assert hamming(plain.hashes["phash"], padded.hashes["phash"])[0] > 12
+
+
+def test_local_features_are_bounded_and_mirrored(photos, cfg):
+    fp = _fp(photos[0], cfg).local[0]
+    assert 50 <= fp.count <= cfg.image.local.max_keypoints
+    assert fp.descriptors.shape == fp.mirrored.shape == (fp.count, 32)
+    assert max(fp.frame_w, fp.frame_h) <= cfg.image.local.max_side
+    assert (fp.xy[:, 0] < fp.frame_w).all() and (fp.xy[:, 1] < fp.frame_h).all()
+    # The mirrored descriptors describe the flipped picture: the flipped image's own straight
+    # descriptors find close partners among them far more often than among the straight ones.
+    flipped = _fp(photos[0].transpose(Image.Transpose.FLIP_LEFT_RIGHT), cfg).local[0]
+
+    def close(a, b):
+        d = np.unpackbits(a[:, None, :] ^ b[None, :, :], axis=2).sum(axis=2)
+        return int((d.min(axis=1) <= 40).sum())
+
+    assert close(flipped.descriptors, fp.mirrored) > 2 * close(flipped.descriptors, fp.descriptors)
+
+
+def test_empty_batch_has_every_column(cfg):
+    fp = image_fingerprints([], cfg.image)
+    assert set(fp.hashes) == {*HASH_COLUMNS, *REGION_HASH_COLUMNS, TONE_COLUMN}
+    assert fp.local == [] and fp.region_fractions == []

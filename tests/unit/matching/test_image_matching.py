@@ -1,28 +1,46 @@
-"""Each seller edit the foundation handles, through real encoding and decoding (medialayer.match)."""
+"""Every seller edit family, through real encoding and decoding (medialayer.match), and the known
+false positives. Photographs are the ones scikit-image and scikit-learn ship."""
+import numpy as np
 import pytest
 from PIL import Image
 
 import medialayer
-from medialayer.sample_catalog import EDITS
+from medialayer.synth.edits import COMBOS, EDITS, apply_chain, family_of
+
+# Textured photographs of the package set (astronaut, chelsea, coffee, motorcycle, china, flower).
+SUBJECTS = (0, 1, 2, 4, 5, 6)
 
 
-@pytest.mark.parametrize("edit", ["recompress", "resize", "crop", "watermark", "brightness"])
-def test_edited_copy_matches_its_original(photos, save, edit):
-    for k, img in enumerate(photos[:4]):
-        original = save(img, f"o{k}.jpg", quality=92)
-        copy = save(EDITS[edit](img), f"c{k}.jpg", quality=85)
-        result = medialayer.match(original, copy)
-        assert result.match_found, (edit, k, result)
-        assert result.match_type in ("near_duplicate", "edited_copy")
+def _copy(photos, save, family, k, seed=0):
+    rng = np.random.default_rng(1000 * seed + 17 * k + len(family))
+    original = save(photos[k], f"o{k}.jpg", quality=92)
+    edited = apply_chain(photos[k], family_of(family), rng)
+    return original, save(edited, f"c{k}_{family.replace('+', '_')}.jpg", quality=85)
 
 
-def test_mirrored_copy_matches_original_as_mirrored(photos, save):
-    for k, img in enumerate(photos[:4]):
-        original = save(img, f"o{k}.jpg")
-        flipped = save(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), f"m{k}.jpg", quality=80)
-        result = medialayer.match(original, flipped)
-        assert result.match_found and result.match_type == "mirrored", result
-        assert "mirror" in result.reason
+@pytest.mark.parametrize("family", list(EDITS) + list(COMBOS))
+def test_every_edit_family_matches_its_original(photos, save, family):
+    results = [medialayer.match(*_copy(photos, save, family, k)) for k in SUBJECTS]
+    missed = [(k, r.similarity, r.reason) for k, r in zip(SUBJECTS, results) if not r.match_found]
+    # Five of six on every family (the benchmark measures the rate; this guards the mechanism).
+    assert len(missed) <= 1, (family, missed)
+
+
+@pytest.mark.parametrize("family,words", [
+    ("mirror", ["mirror"]), ("crop_heavy", ["cropping"]), ("screenshot", ["screenshot"]),
+    ("pad", ["padding"]), ("tone", ["colour or brightness"]), ("rotate", ["rotation"]),
+])
+def test_match_type_and_reason_say_what_changed(photos, save, family, words):
+    hits = 0
+    for k in SUBJECTS[:4]:
+        r = medialayer.match(*_copy(photos, save, family, k))
+        if r.match_found and all(w in r.reason for w in words):
+            hits += 1
+            if family == "mirror":
+                assert r.match_type == "mirrored"
+            if family in ("crop_heavy", "screenshot"):
+                assert r.match_type == "partial_copy", r
+    assert hits >= 3, family
 
 
 def test_unrelated_photos_do_not_match(photos, save):
@@ -32,6 +50,42 @@ def test_unrelated_photos_do_not_match(photos, save):
     false_matches = [(p[:2], r.similarity) for p, r in zip(pairs, results) if r.match_found]
     assert not false_matches
     assert all(r.match_type == "no_match" and r.confidence == "none" for r in results)
+
+
+def test_two_halves_of_one_photo_do_not_match(photos, save):
+    for k in SUBJECTS[:4]:
+        img = photos[k]
+        left = save(img.crop((0, 0, img.width // 2, img.height)), f"l{k}.jpg")
+        right = save(img.crop((img.width // 2, 0, img.width, img.height)), f"r{k}.jpg")
+        assert not medialayer.match(left, right).match_found
+
+
+def test_different_products_on_the_same_white_canvas_do_not_match(photos, save):
+    def product(img):
+        canvas = Image.new("RGB", (800, 800), (255, 255, 255))
+        obj = img.crop((img.width // 4, img.height // 4, 3 * img.width // 4, 3 * img.height // 4))
+        obj.thumbnail((480, 480))
+        canvas.paste(obj, ((800 - obj.width) // 2, (800 - obj.height) // 2))
+        return canvas
+
+    paths = [save(product(photos[k]), f"w{k}.jpg") for k in SUBJECTS]
+    pairs = [(a, b, None) for i, a in enumerate(paths) for b in paths[i + 1:]]
+    assert not any(r.match_found for r in medialayer.match_pairs(pairs))
+
+
+def test_screenshots_of_one_page_template_do_not_match_each_other(photos, save):
+    shots = []
+    for k in SUBJECTS[:4]:
+        state = np.random.default_rng(5)           # the same layout draw for every product
+        shots.append(save(EDITS["screenshot"](photos[k], state), f"s{k}.png"))
+    pairs = [(a, b, None) for i, a in enumerate(shots) for b in shots[i + 1:]]
+    assert not any(r.match_found for r in medialayer.match_pairs(pairs))
+
+
+def test_same_watermark_on_different_photos_does_not_match(photos, save):
+    marked = [save(EDITS["watermark"](photos[k], np.random.default_rng(9)), f"m{k}.jpg") for k in SUBJECTS]
+    pairs = [(a, b, None) for i, a in enumerate(marked) for b in marked[i + 1:]]
+    assert not any(r.match_found for r in medialayer.match_pairs(pairs))
 
 
 def test_byte_identical_files_are_exact(photos, save):
@@ -45,7 +99,7 @@ def test_reason_names_resizing_and_tone_change(photos, save):
     img = photos[1]
     a = save(img, "a.jpg", quality=92)
     smaller = save(img.resize((img.width // 2, img.height // 2)), "small.jpg")
-    brighter = save(EDITS["brightness"](img), "bright.jpg")
+    brighter = save(Image.eval(img, lambda v: min(255, int(v * 1.3))), "bright.jpg")
     assert "resizing" in medialayer.match(a, smaller).reason
     assert "colour or brightness" in medialayer.match(a, brighter).reason
 

@@ -1,0 +1,153 @@
+"""The image-accuracy benchmark set: real photographs that packages ship, edited like sellers do.
+
+Layout (all generated, cached under bench/.cache; nothing binary is committed):
+- every distinct photo, resized to a 800-1200 px long side and saved as the "original" listing image;
+- one copy per edit family and per combination (medialayer.synth.edits), parameters drawn per copy;
+- hard negatives: the left and right halves of a photo; different "products" (a cut-out of a photo)
+  on the same white background; one photo recoloured to another's palette.
+
+Each item has a group; pairs in one group are copies, pairs across groups are negatives, except pairs
+across "related" groups (a half and its whole photo, say), which are ambiguous and not scored.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medialayer.synth.edits import COMBOS, EDITS, apply_chain, family_of
+from medialayer.synth.photos import DEBIAN_PACKAGES, all_photos, load_photo
+
+GENERATOR_VERSION = 3
+MIN_PHOTOS = 60
+_MIN_DETAIL_STD = 5.0     # near-blank artworks (flattened transparent PNGs) are not photographs
+
+
+@dataclass
+class Item:
+    id: int
+    path: str
+    group: str
+    role: str                      # original | copy | half | product | recolour
+    family: str = ""               # the edit family of a copy
+    related: list[str] = field(default_factory=list)
+
+
+def informative(img: Image.Image) -> bool:
+    g = np.asarray(img.convert("L").resize((128, 128)), dtype=np.float32)
+    return float(g.std()) >= _MIN_DETAIL_STD
+
+
+def _product_on_white(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A cut-out of a photo (an object stand-in) centred on a white square canvas, as catalogues shoot."""
+    w, h = photo.size
+    cw, ch = int(w * rng.uniform(0.3, 0.5)), int(h * rng.uniform(0.4, 0.6))
+    x0, y0 = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
+    obj = photo.crop((x0, y0, x0 + cw, y0 + ch))
+    side = 1000
+    obj.thumbnail((int(side * rng.uniform(0.55, 0.75)),) * 2, Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    mask = Image.new("L", obj.size, 0)
+    from PIL import ImageDraw
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, obj.width - 1, obj.height - 1), radius=min(obj.size) // 4, fill=255)
+    canvas.paste(obj, ((side - obj.width) // 2, (side - obj.height) // 2), mask)
+    return canvas
+
+
+def _recolour(src: Image.Image, palette: Image.Image) -> Image.Image:
+    """`src` with each channel's mean and spread moved to `palette`'s (Reinhard-style transfer)."""
+    a = np.asarray(src, dtype=np.float32)
+    b = np.asarray(palette, dtype=np.float32)
+    out = (a - a.mean((0, 1))) / (a.std((0, 1)) + 1e-3) * b.std((0, 1)) + b.mean((0, 1))
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+
+
+def build(cache: Path, seed: int = 2026, log=print) -> list[Item]:
+    """Generate (or reuse) the benchmark set under `cache`; return its items."""
+    root = cache.resolve() / f"accuracy-v{GENERATOR_VERSION}-s{seed}"
+    index = root / "items.json"
+    if index.is_file():
+        return [Item(**d) for d in json.loads(index.read_text())]
+    photos = []
+    for path in all_photos():
+        img = load_photo(path, 1200)
+        if informative(img):
+            photos.append(img)
+    if len(photos) < MIN_PHOTOS:
+        sys.exit(f"bench-accuracy needs >= {MIN_PHOTOS} distinct photographs, found {len(photos)}. "
+                 f"Install Debian's {', '.join(DEBIAN_PACKAGES)} (make bench-accuracy does this when run as root).")
+    media = root / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    items: list[Item] = []
+
+    def save(img: Image.Image, name: str, group: str, role: str, family: str = "", related=()) -> None:
+        path = media / name
+        if path.suffix == ".png":
+            img.save(path)
+        else:
+            img.save(path, quality=int(rng.integers(80, 95)))
+        items.append(Item(len(items), str(path), group, role, family, list(related)))
+
+    families = list(EDITS) + list(COMBOS)
+    log(f"generating the benchmark set from {len(photos)} photographs into {root} ...")
+    for s, photo in enumerate(photos):
+        side = int(rng.integers(800, 1201))
+        original = photo.copy()
+        original.thumbnail((side, side), Image.Resampling.LANCZOS)
+        group = f"s{s:03d}"
+        save(original, f"{group}_original.jpg", group, "original")
+        for fam in families:
+            copy = apply_chain(original, family_of(fam), rng)
+            ext = ".png" if fam == "screenshot" and rng.random() < 0.5 else ".jpg"
+            save(copy, f"{group}_{fam.replace('+', '_')}{ext}", group, "copy", fam)
+
+    # Hard negatives. Halves of one photograph (no overlap) must not match each other.
+    for s in range(0, len(photos), 2):
+        w, h = photos[s].size
+        save(photos[s].crop((0, 0, w // 2, h)), f"s{s:03d}_half_left.jpg", f"s{s:03d}L", "half", related=[f"s{s:03d}"])
+        save(photos[s].crop((w // 2, 0, w, h)), f"s{s:03d}_half_right.jpg", f"s{s:03d}R", "half",
+             related=[f"s{s:03d}"])
+    # Different products on the same white background; their copies must still match them.
+    for p, s in enumerate(range(1, len(photos), 2)):
+        group = f"p{p:03d}"
+        prod = _product_on_white(photos[s], rng)
+        save(prod, f"{group}_product.jpg", group, "original", related=[f"s{s:03d}"])
+        for fam in ("recompress", "crop", "screenshot", "sticker"):
+            save(apply_chain(prod, (fam,), rng), f"{group}_{fam}.jpg", group, "copy", f"white_background:{fam}",
+                 related=[f"s{s:03d}"])
+    # A photo recoloured to another photo's palette: similar colours, different picture.
+    for s in range(0, len(photos) - 1, 2):
+        save(_recolour(photos[s + 1], photos[s]), f"s{s + 1:03d}_recoloured.jpg", f"s{s + 1:03d}C", "recolour",
+             related=[f"s{s + 1:03d}"])
+    index.write_text(json.dumps([asdict(i) for i in items]))
+    log(f"  {len(items)} images")
+    return items
+
+
+def label(a: Item, b: Item) -> str:
+    """"pos", "neg" or "ignore" for a pair of items."""
+    if a.group == b.group:
+        return "pos" if "original" in (a.role, b.role) else "ignore"
+    if a.group in b.related or b.group in a.related or set(a.related) & set(b.related):
+        return "ignore"
+    return "neg"
+
+
+def hard_kind(a: Item, b: Item) -> str | None:
+    roles = {a.role, b.role}
+    if roles == {"half"} and a.group[:-1] == b.group[:-1]:
+        return "halves of one photo"
+    if a.group.startswith("p") and b.group.startswith("p"):
+        return "products on white"
+    if "recolour" in roles:
+        return "recoloured to the other's palette"
+    if a.family.endswith("screenshot") and b.family.endswith("screenshot"):
+        return "same screenshot template"
+    if a.family.endswith("watermark") and b.family.endswith("watermark"):
+        return "same watermark style"
+    return None

@@ -1,0 +1,243 @@
+"""`make bench-accuracy`: image matching accuracy and speed on real photographs, default configuration.
+
+The whole set goes through the production path: `fingerprint_rows` (fetch, decode, fingerprint),
+the candidate keys and join semantics of the Spark job (`candidates.image_keys` and
+`candidate_pairs_in_memory`), then `verify_batch`. A copy counts as found only if it became a
+candidate AND verified at or above matching.match_threshold. Every cross-group pair of the corpus is a
+negative, so precision covers everything the join could have surfaced, hard negatives included.
+
+Baselines (pHash, dHash, PDQ, each with its mirrored variant) are measured on the same images over
+ALL pairs with the best threshold chosen in hindsight (recall at precision >= 0.99): an upper
+bound for them, a fixed default for us.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import accuracy_data as data  # noqa: E402
+from medialayer.candidates import candidate_pairs_in_memory, image_keys  # noqa: E402
+from medialayer.config import load_config  # noqa: E402
+from medialayer.fetching import Fetcher  # noqa: E402
+from medialayer.media import fingerprint_rows  # noqa: E402
+from medialayer.verification import pair_batch, verify_batch  # noqa: E402
+
+TARGET_PRECISION, TARGET_RECALL, TARGET_FAMILY = 0.99, 0.95, 0.85
+
+
+def fingerprint_all(items, cfg):
+    fetcher = Fetcher(cfg.fetch, trusted_local=True)
+    urls = [i.path for i in items]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batches = [fingerprint_rows(urls[k:k + 64], ["image"] * len(urls[k:k + 64]), cfg, fetcher, pool)
+                   for k in range(0, len(urls), 64)]
+    return pa.Table.from_batches(batches)
+
+
+def verify_pairs(fps, a, b, cfg, chunk=2048):
+    sims = np.zeros(len(a))
+    types = [""] * len(a)
+    for k in range(0, len(a), chunk):
+        batch = pair_batch(fps, a[k:k + chunk], b[k:k + chunk])
+        out = verify_batch(batch, cfg, keep_below_record=True)
+        sims[k:k + chunk] = out.column("similarity").to_numpy()
+        types[k:k + chunk] = out.column("match_type").to_pylist()
+    return sims, types
+
+
+def labels_matrix(items):
+    n = len(items)
+    lab = {}
+    for i in range(n):
+        for j in range(i + 1, n):
+            lab[(i, j)] = data.label(items[i], items[j])
+    return lab
+
+
+# --- baselines -----------------------------------------------------------------------------------
+
+def baseline_hashes(items):
+    """{name: (straight uint64 (n, words), mirrored)} for pHash, dHash (imagehash) and PDQ (pdqhash)."""
+    import imagehash
+    import pdqhash
+    from PIL import Image, ImageOps
+
+    out = {"pHash": ([], []), "dHash": ([], []), "PDQ": ([], [])}
+    for it in items:
+        img = Image.open(it.path).convert("RGB")
+        flip = ImageOps.mirror(img)
+        for name, fn in (("pHash", imagehash.phash), ("dHash", imagehash.dhash)):
+            for k, im in enumerate((img, flip)):
+                out[name][k].append(np.packbits(fn(im).hash.ravel()))
+        small = img.copy()
+        small.thumbnail((512, 512))
+        arr = np.asarray(small)
+        h, _ = pdqhash.compute(arr)
+        hm, _ = pdqhash.compute(arr[:, ::-1].copy())
+        out["PDQ"][0].append(np.packbits(h.astype(np.uint8)))
+        out["PDQ"][1].append(np.packbits(hm.astype(np.uint8)))
+    return {k: (np.stack(v[0]), np.stack(v[1])) for k, v in out.items()}
+
+
+def pairwise_distance(h, hm, ii, jj):
+    bits = h.shape[1] * 8
+    d1 = np.unpackbits(h[ii] ^ h[jj], axis=1).sum(axis=1)
+    d2 = np.unpackbits(h[ii] ^ hm[jj], axis=1).sum(axis=1)
+    return np.minimum(d1, d2) / bits
+
+
+def best_threshold_recall(dist, is_pos, min_precision):
+    order = np.argsort(dist, kind="stable")
+    tp = np.cumsum(is_pos[order])
+    fp = np.cumsum(~is_pos[order])
+    precision = tp / np.maximum(1, tp + fp)
+    ok = np.flatnonzero(precision >= min_precision)
+    if ok.size == 0:
+        return 0.0, 0.0, None
+    k = ok[np.argmax(tp[ok])]
+    return tp[k] / max(1, is_pos.sum()), precision[k], float(dist[order][k])
+
+
+# --- speed ---------------------------------------------------------------------------------------
+
+def speed(items, cfg, n=300):
+    """Single-thread fingerprint and verify throughput on ~1000 px JPEGs, and the decode-only ratio."""
+    import io
+
+    from PIL import Image
+
+    from medialayer.decoding import decode_image
+    from medialayer.fingerprints.image import image_fingerprints
+
+    originals = [i for i in items if i.role == "original"]
+    blobs = []
+    for it in (originals * 10)[:n]:
+        img = Image.open(it.path).convert("RGB")
+        img.thumbnail((1000, 1000))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=88)
+        blobs.append(buf.getvalue())
+    t0 = time.perf_counter()
+    decoded = [decode_image(b, cfg.image) for b in blobs]
+    t_decode = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for k in range(0, len(decoded), 32):
+        image_fingerprints([d.rgb for d in decoded[k:k + 32]], cfg.image)
+    t_fp = time.perf_counter() - t0
+    return len(blobs) / (t_decode + t_fp), (t_decode + t_fp) / t_decode
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", default=str(Path(__file__).resolve().parent / ".cache"))
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--conf", default=None, help="a conf file over the defaults (the targets use none)")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--dump", default=None, help="write every scored pair as JSON lines here")
+    args = ap.parse_args()
+    cfg = load_config(args.conf)
+
+    items = data.build(Path(args.cache), args.seed)
+    roles = collections.Counter(i.role for i in items)
+    print(f"set: {len(items)} images; {roles['original']} originals "
+          f"({len({i.group for i in items if i.role == 'original' and i.group.startswith('s')})} distinct photos), "
+          f"{roles['copy']} copies, {roles['half']} halves, {roles['recolour']} recoloured")
+
+    t0 = time.perf_counter()
+    fps = fingerprint_all(items, cfg)
+    t_fp = time.perf_counter() - t0
+    errors = [r for r in fps.to_pylist() if r["status"] != "ok"]
+    if errors:
+        print(f"  {len(errors)} images failed to fingerprint, e.g. {errors[0]['error_code']}: {errors[0]['error_detail']}")
+    t0 = time.perf_counter()
+    keys = image_keys(fps, cfg.candidates)
+    ca, cb, oversized = candidate_pairs_in_memory(keys, cfg.candidates)
+    t_cand = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sims, types = verify_pairs(fps, ca, cb, cfg)
+    t_verify = time.perf_counter() - t0
+    print(f"fingerprinted in {t_fp:.1f}s (2 threads); {len(ca)} candidate pairs "
+          f"({len(ca) / (len(items) * (len(items) - 1) / 2):.2%} of all pairs, {oversized} oversized buckets) "
+          f"in {t_cand:.1f}s; verified in {t_verify:.1f}s")
+
+    thr = cfg.matching.match_threshold
+    cand = {(int(a), int(b)): (float(s), t) for a, b, s, t in zip(ca, cb, sims, types)}
+    n = len(items)
+    ii, jj = np.triu_indices(n, 1)
+    lab = np.array([data.label(items[i], items[j]) for i, j in zip(ii, jj)])
+    pos, neg = lab == "pos", lab == "neg"
+    found = np.array([cand.get((int(i), int(j)), (0.0, ""))[0] >= thr for i, j in zip(ii, jj)])
+    is_cand = np.array([(int(i), int(j)) in cand for i, j in zip(ii, jj)])
+    tp, fp = int((found & pos).sum()), int((found & neg).sum())
+    recall, precision = tp / pos.sum(), tp / max(1, tp + fp)
+    fam = np.array([items[j].family if items[j].role == "copy" else items[i].family for i, j in zip(ii, jj)])
+
+    print(f"\npositives {int(pos.sum())}, negatives {int(neg.sum())} (every cross-group pair), "
+          f"threshold {thr} (default)")
+    print(f"medialayer: recall {recall:.4f}  precision {precision:.4f}  (TP {tp}, FP {fp}, "
+          f"candidate recall {(is_cand & pos).sum() / pos.sum():.4f})")
+
+    hard = collections.Counter()
+    hard_fp = collections.Counter()
+    for k in np.flatnonzero(neg & is_cand):
+        kind = data.hard_kind(items[ii[k]], items[jj[k]])
+        if kind:
+            hard_fp[kind] += int(found[k])
+    for k in np.flatnonzero(neg):
+        kind = data.hard_kind(items[ii[k]], items[jj[k]])
+        if kind:
+            hard[kind] += 1
+    print("hard negatives: " + "; ".join(f"{k} {hard[k]} pairs, {hard_fp[k]} false matches" for k in sorted(hard)))
+
+    baselines = {}
+    if not args.no_baselines:
+        hashes = baseline_hashes(items)
+        scored = pos | neg
+        for name, (h, hm) in hashes.items():
+            d = pairwise_distance(h, hm, ii[scored], jj[scored])
+            r, p, t = best_threshold_recall(d, pos[scored], TARGET_PRECISION)
+            fam_found = {}
+            if t is not None:
+                hit = np.zeros(len(ii), dtype=bool)
+                hit[np.flatnonzero(scored)] = d <= t
+                fam_found = {f: hit[pos & (fam == f)].mean() for f in set(fam[pos])}
+            baselines[name] = (r, p, t, fam_found)
+            print(f"{name:>10}: recall {r:.4f} at precision {p:.4f} (best threshold in hindsight: {t})")
+
+    print(f"\n{'edit family':<34}{'n':>5}{'medialayer':>12}" + "".join(f"{b:>9}" for b in baselines))
+    worst = 1.0
+    for f in sorted(set(fam[pos])):
+        sel = pos & (fam == f)
+        r = found[sel].mean()
+        worst = min(worst, r)
+        print(f"{f:<34}{int(sel.sum()):>5}{r:>12.3f}" + "".join(f"{baselines[b][3].get(f, 0):>9.3f}" for b in baselines))
+
+    fp_rate, vr = speed(items, cfg)
+    pairs_per_s = len(ca) / t_verify if t_verify > 0 else float("inf")
+    print(f"\nspeed (one core): fingerprint {fp_rate:.0f} images/s on ~1000 px JPEGs, decode included "
+          f"({vr:.1f}x decode-only time); verify {pairs_per_s:.0f} candidate pairs/s")
+    ok = precision >= TARGET_PRECISION and recall >= TARGET_RECALL and worst >= TARGET_FAMILY
+    print(f"targets: precision >= {TARGET_PRECISION}, recall >= {TARGET_RECALL}, every family >= {TARGET_FAMILY}: "
+          f"{'MET' if ok else 'NOT MET'} (worst family {worst:.3f})")
+    if args.dump:
+        with open(args.dump, "w") as fh:
+            for k in np.flatnonzero((pos | neg) & (is_cand | pos)):
+                i, j = int(ii[k]), int(jj[k])
+                s, t = cand.get((i, j), (None, None))
+                fh.write(json.dumps({"a": items[i].path, "b": items[j].path, "label": str(lab[k]), "family": fam[k],
+                                     "candidate": bool(is_cand[k]), "similarity": s, "match_type": t}) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Local features: ORB keypoints with 256-bit binary descriptors, for the image and its mirror.
+
+Global hashes describe the whole frame, so a heavy crop or a screenshot defeats them; keypoints on
+the shared part survive. They are stored compactly (quarter-pixel uint16 coordinates in a bounded
+working frame, 32-byte descriptors) so verification can run a geometric fit without the pixels.
+Mirrored descriptors are computed at the mirrored keypoints of the same detection (no second
+detection pass), so a flipped copy matches by descriptor as well.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..config import LocalFeatureConfig
+
+DESCRIPTOR_BYTES = 32
+_COORD_SCALE = 4.0          # stored coordinates are quarter pixels in the working frame
+
+cv2.setNumThreads(1)        # Spark runs one task per core; OpenCV's own pool would oversubscribe
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    xy: np.ndarray            # float32 (n, 2) in the working frame
+    descriptors: np.ndarray   # uint8 (n, 32)
+    mirrored: np.ndarray      # uint8 (n, 32): descriptors of the mirrored image at (w-1-x, y)
+    frame_w: int
+    frame_h: int
+
+    @property
+    def count(self) -> int:
+        return int(self.xy.shape[0])
+
+
+def empty_features(frame_w: int = 0, frame_h: int = 0) -> LocalFeatures:
+    z = np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
+    return LocalFeatures(np.zeros((0, 2), dtype=np.float32), z, z.copy(), frame_w, frame_h)
+
+
+def working_gray(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """The grey working frame: long side bounded by `max_side` (resized before the colour conversion)."""
+    h, w = rgb.shape[:2]
+    scale = max_side / float(max(h, w))
+    if scale < 1.0:
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def _orb(cfg: LocalFeatureConfig) -> cv2.ORB:
+    return cv2.ORB_create(nfeatures=cfg.max_keypoints * cfg.oversample, scaleFactor=cfg.scale_factor,
+                          nlevels=cfg.levels, edgeThreshold=cfg.edge_px, patchSize=cfg.edge_px,
+                          fastThreshold=cfg.fast_threshold)
+
+
+def spread_keypoints(keypoints: list, w: int, h: int, keep: int, grid: int) -> list:
+    """The strongest keypoints, at most keep/grid^2 per grid cell first, then the strongest of the rest.
+
+    Without this a tiled watermark or a block of text, whose letter corners are the strongest in the
+    picture, takes every slot and the photo underneath gets none.
+    """
+    if len(keypoints) <= keep:
+        return sorted(keypoints, key=lambda k: -k.response)
+    response = np.array([k.response for k in keypoints])
+    xy = np.array([k.pt for k in keypoints])
+    cell = (np.minimum(grid - 1, (xy[:, 1] * grid / h).astype(int)) * grid
+            + np.minimum(grid - 1, (xy[:, 0] * grid / w).astype(int)))
+    order = np.lexsort((-response, cell))                   # by cell, strongest first within each
+    rank = np.empty(len(keypoints), dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(cell[order])) + 1]
+    for s, e in zip(starts, np.r_[starts[1:], len(order)]):
+        rank[order[s:e]] = np.arange(e - s)
+    quota = max(1, keep // (grid * grid))
+    first = np.flatnonzero(rank < quota)
+    rest = np.flatnonzero(rank >= quota)
+    chosen = np.concatenate([first, rest[np.argsort(-response[rest], kind="stable")]])[:keep]
+    chosen = chosen[np.argsort(-response[chosen], kind="stable")]
+    return [keypoints[i] for i in chosen]
+
+
+def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
+                           within: tuple[int, int, int, int] | None = None) -> LocalFeatures:
+    """Keypoints of a grey working frame (see `working_gray`), optionally only inside the box
+    `within` (x0, y0, x1, y1): a screenshot's photo, so page chrome and text never become evidence."""
+    h, w = gray.shape
+    if min(h, w) < 2 * cfg.edge_px + 8:
+        return empty_features(w, h)
+    orb = _orb(cfg)
+    mask = None
+    if within is not None:
+        mask = np.zeros((h, w), dtype=np.uint8)
+        x0, y0, x1, y1 = within
+        mask[y0:y1, x0:x1] = 255
+    detected = orb.detect(gray, mask)
+    if not detected:
+        return empty_features(w, h)
+    chosen = spread_keypoints(list(detected), w, h, cfg.max_keypoints, cfg.spread_grid)
+    keypoints, desc = _described(orb, gray, chosen)
+    if desc is None or not keypoints:
+        return empty_features(w, h)
+    flipped = cv2.flip(gray, 1)
+    mirrored_kps = [cv2.KeyPoint(w - 1 - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave)
+                    for k in keypoints]
+    kept_m, desc_m = _described(orb, flipped, mirrored_kps)
+    if desc_m is None or len(kept_m) != len(keypoints):
+        # A point describable straight but not mirrored (border rounding): keep only both-sided ones.
+        have = {(round(m.pt[0], 3), round(m.pt[1], 3)) for m in kept_m}
+        both = [i for i, m in enumerate(mirrored_kps) if (round(m.pt[0], 3), round(m.pt[1], 3)) in have]
+        keypoints = [keypoints[i] for i in both]
+        desc = desc[both]
+        mirrored_kps = [mirrored_kps[i] for i in both]
+        kept_m, desc_m = _described(orb, flipped, mirrored_kps)
+        if desc_m is None or len(kept_m) != len(keypoints):
+            return empty_features(w, h)
+    xy = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    return LocalFeatures(xy, np.ascontiguousarray(desc, dtype=np.uint8),
+                         np.ascontiguousarray(desc_m, dtype=np.uint8), w, h)
+
+
+def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, np.ndarray | None]:
+    """Descriptors for `keypoints`, returned in the given order.
+
+    compute() regroups keypoints by pyramid level and drops any it cannot describe; pair its output
+    back to the input by (position, level).
+    """
+    kept, desc = orb.compute(gray, keypoints)
+    if desc is None or not kept:
+        return [], None
+    index = {(round(k.pt[0], 3), round(k.pt[1], 3), k.octave): i for i, k in enumerate(kept)}
+    rows = [index.get((round(k.pt[0], 3), round(k.pt[1], 3), k.octave)) for k in keypoints]
+    present = [i for i, r in enumerate(rows) if r is not None]
+    return [keypoints[i] for i in present], desc[[rows[i] for i in present]]
+
+
+def pack_xy(xy: np.ndarray) -> bytes:
+    return np.clip(np.round(xy * _COORD_SCALE), 0, 65535).astype("<u2").tobytes()
+
+
+def unpack_xy(blob: bytes | None) -> np.ndarray:
+    if not blob:
+        return np.zeros((0, 2), dtype=np.float32)
+    return (np.frombuffer(blob, dtype="<u2").astype(np.float32) / _COORD_SCALE).reshape(-1, 2)
+
+
+def unpack_descriptors(blob: bytes | None) -> np.ndarray:
+    if not blob:
+        return np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
+    return np.frombuffer(blob, dtype=np.uint8).reshape(-1, DESCRIPTOR_BYTES)
+
+
+def descriptor_words(descriptors: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """Bit-sampling LSH words of descriptors: (n, 32) uint8 x (L, b) bit positions -> (n, L) int64.
+
+    A word is the table number and the sampled bits; two descriptors a few bits apart share a word in
+    some table with high probability, unrelated ones rarely. Words are the candidate-join keys.
+    """
+    if descriptors.shape[0] == 0:
+        return np.zeros((0, tables.shape[0]), dtype=np.int64)
+    bits = np.unpackbits(descriptors, axis=1)                    # (n, 256)
+    sampled = bits[:, tables]                                    # (n, L, b)
+    weights = (1 << np.arange(tables.shape[1], dtype=np.int64))
+    words = (sampled.astype(np.int64) * weights).sum(axis=2)     # (n, L)
+    return words | (np.arange(tables.shape[0], dtype=np.int64) << 40)[None, :]
+
+
+def word_tables(n_tables: int, bits: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.choice(256, size=bits, replace=False) for _ in range(n_tables)])

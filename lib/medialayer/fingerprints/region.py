@@ -1,0 +1,128 @@
+"""Where the picture is: the content region inside borders, letterbox bars or a screenshot's page.
+
+Sellers pad photos to a square, letterbox them, or re-upload a screenshot of a product page. The
+global hashes of the whole frame then describe the frame, not the photo; hashing the content region
+as well restores them. Two passes, both cheap on the decoded (<= 512 px) image:
+
+1. trim flat borders: rows and columns that are all (nearly) the border colour;
+2. in what is left (on a small thumbnail), find the largest solid block that differs from the page background. Text and
+   thin UI strokes are removed by a morphological opening, so a product photo wins over the lines of
+   text around it. The block is kept only when it is a sizeable, not-whole part of the frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..config import RegionConfig
+
+
+BORDERS, BLOCK = 0, 1
+
+
+@dataclass(frozen=True)
+class Box:
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    kind: int = BORDERS       # BORDERS: flat margins trimmed (padding, letterbox); BLOCK: a photo on a page
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    def area_fraction(self, width: int, height: int) -> float:
+        return (self.width * self.height) / float(max(1, width * height))
+
+
+def _border_colour(rgb: np.ndarray) -> np.ndarray:
+    """The commonest colour of the outer ring (a page's background, a letterbox bar's colour).
+
+    A mode, not a median: a coloured header bar on top of a white page must not blend into a colour
+    that is neither.
+    """
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+    bins = (ring[:, 0] >> 4) * 256 + (ring[:, 1] >> 4) * 16 + (ring[:, 2] >> 4)
+    common = np.bincount(bins).argmax()
+    return ring[bins == common].mean(axis=0)
+
+
+def trim_borders(rgb: np.ndarray, cfg: RegionConfig) -> Box:
+    """Bounding box after removing outer rows/columns that are flat and of the border colour."""
+    h, w = rgb.shape[:2]
+    colour = _border_colour(rgb)
+    off = np.abs(rgb.astype(np.int16) - colour).max(axis=2) > cfg.flat_tolerance
+    rows = off.mean(axis=1) > cfg.border_max_off_fraction
+    cols = off.mean(axis=0) > cfg.border_max_off_fraction
+    if not rows.any() or not cols.any():
+        return Box(0, 0, w, h)
+    ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
+    return Box(int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
+
+
+def largest_block(rgb: np.ndarray, cfg: RegionConfig) -> Box | None:
+    """The largest solid non-background block (a photo on a page), or None when there is none."""
+    h, w = rgb.shape[:2]
+    colour = _border_colour(rgb)
+    off = (np.abs(rgb.astype(np.int16) - colour).max(axis=2) > cfg.flat_tolerance).astype(np.uint8)
+    k = max(3, int(round(max(h, w) * cfg.opening_fraction)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    # Opening only: text and thin rules vanish, and the narrow gap between a header bar and the
+    # photo stays open (any closing step would weld them together).
+    solid = cv2.morphologyEx(off, cv2.MORPH_OPEN, kernel)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
+    if count <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+    # Header bars and rules are long thin strips, never the product photo.
+    thin = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) > \
+        cfg.max_block_elongation * np.minimum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    areas[thin] = 0
+    if areas.max() == 0:
+        return None
+    best = 1 + int(np.argmax(areas))
+    x, y, bw, bh, _ = (int(v) for v in stats[best])
+    # A page is mostly background around the photo; a photo's own texture around a blob is not.
+    outside = np.ones((h, w), dtype=bool)
+    outside[y:y + bh, x:x + bw] = False
+    if outside.any() and 1.0 - off[outside].mean() < cfg.page_flat_fraction:
+        return None
+    return Box(x, y, x + bw, y + bh, BLOCK)
+
+
+def flat_fraction(rgb: np.ndarray, cfg: RegionConfig) -> float:
+    """Share of the picture that is flat background of the border colour (0 for a full-bleed photo).
+
+    A frame that is mostly background (a small product on white, a page) has global hashes that
+    describe its layout, not its content; matching uses this to distrust them.
+    """
+    colour = _border_colour(rgb)
+    return float((np.abs(rgb.astype(np.int16) - colour).max(axis=2) <= cfg.flat_tolerance).mean())
+
+
+def content_region(rgb: np.ndarray, cfg: RegionConfig) -> Box | None:
+    """The content region when it differs meaningfully from the whole frame, else None.
+
+    `rgb` is a small analysis thumbnail (image.region.analysis_side); the box is in its pixels.
+    """
+    h, w = rgb.shape[:2]
+    if min(h, w) < cfg.min_side_px:
+        return None
+    box = trim_borders(rgb, cfg)
+    inner = rgb[box.y0:box.y1, box.x0:box.x1]
+    if min(inner.shape[:2]) >= cfg.min_side_px:
+        block = largest_block(inner, cfg)
+        if block is not None and cfg.min_area_fraction <= block.area_fraction(inner.shape[1], inner.shape[0]) \
+                <= cfg.max_block_fraction:
+            box = Box(box.x0 + block.x0, box.y0 + block.y0, box.x0 + block.x1, box.y0 + block.y1, BLOCK)
+    frac = box.area_fraction(w, h)
+    if frac > cfg.max_area_fraction or frac < cfg.min_area_fraction or min(box.width, box.height) < cfg.min_side_px:
+        return None
+    return box

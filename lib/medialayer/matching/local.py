@@ -1,0 +1,163 @@
+"""Keypoint evidence for one pair: descriptor matches, a RANSAC similarity fit, and its guards.
+
+The guards are what keep local matching honest on marketplace images:
+- degenerate fits: too few inliers, absurd scale, large rotation;
+- collapsed or one-sided fits (a shared logo, watermark text or page chrome): the inliers must spread
+  over the area the two pictures share (grid occupancy), measured on both sides;
+- partial overlaps (two halves of one photograph, two different crops): one picture must lie mostly
+  inside the other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..config import LocalMatchConfig
+
+_MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=False)
+
+
+@dataclass(frozen=True)
+class LocalSide:
+    xy: np.ndarray            # (n, 2) float32, working frame
+    descriptors: np.ndarray   # (n, 32) uint8
+    mirrored: np.ndarray      # (n, 32) uint8
+    frame_w: int
+    frame_h: int
+
+
+@dataclass(frozen=True)
+class LocalEvidence:
+    inliers: int = 0
+    similarity: float = 0.0       # 0 unless every guard passed
+    mirrored: bool = False
+    scale: float = 1.0            # size of b's picture relative to a's (working frames)
+    rotation_deg: float = 0.0
+    shared_a: float = 0.0         # share of a's frame that is also in b
+    shared_b: float = 0.0
+    occupancy: float = 0.0
+    rejected: str = ""            # which guard failed, for diagnostics
+
+    @property
+    def found(self) -> bool:
+        return self.similarity > 0.0
+
+
+def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvidence:
+    """Best of the straight and mirrored readings of `b` against `a`."""
+    if a.xy.shape[0] < cfg.min_inliers or b.xy.shape[0] < cfg.min_inliers:
+        return LocalEvidence(rejected="too few keypoints")
+    best = LocalEvidence(rejected="no consistent matches")
+    for mirrored in (False, True):
+        desc_b = b.mirrored if mirrored else b.descriptors
+        xy_b = b.xy.copy()
+        if mirrored:
+            xy_b[:, 0] = (b.frame_w - 1) - xy_b[:, 0]
+        ev = _fit(a, xy_b, desc_b, b.frame_w, b.frame_h, mirrored, cfg)
+        if (ev.similarity, ev.inliers) > (best.similarity, best.inliers):
+            best = ev
+    return best
+
+
+def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig) -> tuple[np.ndarray, np.ndarray]:
+    knn = _MATCHER.knnMatch(da, db, k=2)
+    ia, ib, dist = [], [], []
+    for pair in knn:
+        if not pair:
+            continue
+        m = pair[0]
+        if m.distance > cfg.max_descriptor_distance:
+            continue
+        if len(pair) > 1 and m.distance >= cfg.ratio * pair[1].distance:
+            continue
+        ia.append(m.queryIdx)
+        ib.append(m.trainIdx)
+        dist.append(m.distance)
+    if not ia:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ia, ib, dist = np.array(ia), np.array(ib), np.array(dist)
+    # One-to-one: when several of a's points pick the same point of b, keep the closest.
+    order = np.lexsort((dist, ib))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = ib[order][1:] != ib[order][:-1]
+    keep = order[first]
+    return ia[keep], ib[keep]
+
+
+def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, mirrored: bool,
+         cfg: LocalMatchConfig) -> LocalEvidence:
+    ia, ib = _descriptor_matches(a.descriptors, desc_b, cfg)
+    if ia.shape[0] < cfg.min_inliers:
+        return LocalEvidence(mirrored=mirrored, rejected="too few descriptor matches")
+    src, dst = a.xy[ia], xy_b[ib]
+    model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=cfg.ransac_px,
+                                              maxIters=cfg.ransac_iterations, confidence=0.995, refineIters=5)
+    if model is None or mask is None:
+        return LocalEvidence(mirrored=mirrored, rejected="no geometric fit")
+    inl = mask.ravel().astype(bool)
+    n = int(inl.sum())
+    scale = float(np.hypot(model[0, 0], model[1, 0]))
+    rotation = float(np.degrees(np.arctan2(model[1, 0], model[0, 0])))
+    base = dict(inliers=n, mirrored=mirrored, scale=scale, rotation_deg=rotation)
+    if n < cfg.min_inliers:
+        return LocalEvidence(**base, rejected="too few inliers")
+    if not cfg.min_scale <= scale <= cfg.max_scale:
+        return LocalEvidence(**base, rejected="degenerate scale")
+    if abs(rotation) > cfg.max_rotation_deg:
+        return LocalEvidence(**base, rejected="large rotation")
+
+    box_a = _shared_box(model, a.frame_w, a.frame_h, wb, hb, inverse=True)
+    box_b = _shared_box(model, a.frame_w, a.frame_h, wb, hb, inverse=False)
+    shared_a = _area(box_a) / float(a.frame_w * a.frame_h)
+    shared_b = _area(box_b) / float(wb * hb)
+    base.update(shared_a=shared_a, shared_b=shared_b)
+    if max(shared_a, shared_b) < cfg.min_contained_fraction:
+        return LocalEvidence(**base, rejected="partial overlap")
+    occ = min(_occupancy(a.xy, src[inl], box_a, cfg.grid), _occupancy(xy_b, dst[inl], box_b, cfg.grid))
+    base.update(occupancy=occ)
+    if occ < cfg.min_occupancy:
+        return LocalEvidence(**base, rejected="inliers clustered")
+    xs = [float(p[0]) for p in cfg.calibration]
+    ys = [float(p[1]) for p in cfg.calibration]
+    return LocalEvidence(**base, similarity=float(np.interp(n, xs, ys)))
+
+
+def _shared_box(model: np.ndarray, wa: int, ha: int, wb: int, hb: int, inverse: bool) -> tuple[float, float, float, float]:
+    """Axis-aligned box, in a's frame (inverse) or b's, of where the two frames overlap."""
+    m = np.vstack([model, [0.0, 0.0, 1.0]])
+    if inverse:
+        m = np.linalg.inv(m)
+        src_w, src_h, dst_w, dst_h = wb, hb, wa, ha
+    else:
+        src_w, src_h, dst_w, dst_h = wa, ha, wb, hb
+    corners = np.array([[0, 0, 1], [src_w, 0, 1], [0, src_h, 1], [src_w, src_h, 1]], dtype=np.float64)
+    mapped = corners @ m.T
+    x0, y0 = mapped[:, 0].min(), mapped[:, 1].min()
+    x1, y1 = mapped[:, 0].max(), mapped[:, 1].max()
+    return max(0.0, x0), max(0.0, y0), min(float(dst_w), x1), min(float(dst_h), y1)
+
+
+def _area(box: tuple[float, float, float, float]) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def _occupancy(all_xy: np.ndarray, inlier_xy: np.ndarray, box: tuple[float, float, float, float], grid: int) -> float:
+    """Share of the grid cells over `box` that hold >= 2 keypoints and also hold an inlier."""
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return 0.0
+
+    def cells(xy: np.ndarray) -> np.ndarray:
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+        p = xy[inside]
+        cx = np.clip(((p[:, 0] - x0) / (x1 - x0) * grid).astype(int), 0, grid - 1)
+        cy = np.clip(((p[:, 1] - y0) / (y1 - y0) * grid).astype(int), 0, grid - 1)
+        return np.bincount(cy * grid + cx, minlength=grid * grid)
+
+    populated = cells(all_xy) >= 2
+    if not populated.any():
+        return 0.0
+    hit = cells(inlier_xy) >= 1
+    return float((hit & populated).sum()) / float(populated.sum())
