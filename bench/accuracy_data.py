@@ -22,7 +22,7 @@ from PIL import Image
 from medialayer.synth.edits import COMBOS, EDITS, apply_chain, family_of
 from medialayer.synth.photos import DEBIAN_PACKAGES, all_photos, load_photo
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MIN_PHOTOS = 60
 _MIN_DETAIL_STD = 5.0     # near-blank artworks (flattened transparent PNGs) are not photographs
 
@@ -49,7 +49,8 @@ def _product_on_white(photo: Image.Image, rng: np.random.Generator) -> Image.Ima
     x0, y0 = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
     obj = photo.crop((x0, y0, x0 + cw, y0 + ch))
     side = 1000
-    obj.thumbnail((int(side * rng.uniform(0.55, 0.75)),) * 2, Image.Resampling.LANCZOS)
+    fit = side * rng.uniform(0.55, 0.75) / max(obj.size)     # products fill most of a catalogue frame
+    obj = obj.resize((max(8, round(obj.width * fit)), max(8, round(obj.height * fit))), Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", (side, side), (255, 255, 255))
     mask = Image.new("L", obj.size, 0)
     from PIL import ImageDraw

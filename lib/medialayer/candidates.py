@@ -70,7 +70,6 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
     from .fingerprints.bits import to_unsigned
     from .fingerprints.local import descriptor_words, unpack_descriptors, word_tables
 
-    n = batch.num_rows
     ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
                             pc.equal(batch.column("media_type"), "image")).fill_null(False))
     rows, keys, query, word = [], [], [], []

@@ -119,6 +119,8 @@ class LocalFeatureConfig:
     levels: int
     edge_px: int
     fast_threshold: int
+    min_fast_threshold: int
+    min_keypoints: int
 
     def validate(self, path: str) -> None:
         if self.max_side < 64:
@@ -135,6 +137,8 @@ class LocalFeatureConfig:
         if not 8 <= self.edge_px <= 64:
             raise ConfigError(f"{path}.edge_px must be in 8..64, got {self.edge_px}")
         _positive(self.fast_threshold, f"{path}.fast_threshold")
+        _positive(self.min_fast_threshold, f"{path}.min_fast_threshold")
+        _non_negative(self.min_keypoints, f"{path}.min_keypoints")
 
 
 @dataclass(frozen=True)
@@ -234,12 +238,17 @@ class LocalMatchConfig:
     max_scale: float
     max_rotation_deg: float
     grid: int
+    occupancy_strongest: float
+    min_inlier_spread: float
     min_occupancy: float
+    full_occupancy: float
+    occupancy_penalty: float
     min_contained_fraction: float
     aligned_shared: float
     aligned_max_rotation_deg: float
     aligned_max_frame_distance: float
     aligned_page_min_occupancy: float
+    skip_mirror_above: float
     calibration: list
 
     def validate(self, path: str) -> None:
@@ -257,11 +266,17 @@ class LocalMatchConfig:
         if not 2 <= self.grid <= 16:
             raise ConfigError(f"{path}.grid must be in 2..16, got {self.grid}")
         _unit(self.min_occupancy, f"{path}.min_occupancy")
+        _unit(self.min_inlier_spread, f"{path}.min_inlier_spread")
+        if not 0.0 < self.occupancy_strongest <= 1.0:
+            raise ConfigError(f"{path}.occupancy_strongest must be in (0, 1]")
+        _unit(self.full_occupancy, f"{path}.full_occupancy")
+        _unit(self.occupancy_penalty, f"{path}.occupancy_penalty")
         _unit(self.min_contained_fraction, f"{path}.min_contained_fraction")
         _unit(self.aligned_shared, f"{path}.aligned_shared")
         _non_negative(self.aligned_max_rotation_deg, f"{path}.aligned_max_rotation_deg")
         _unit(self.aligned_max_frame_distance, f"{path}.aligned_max_frame_distance")
         _unit(self.aligned_page_min_occupancy, f"{path}.aligned_page_min_occupancy")
+        _unit(self.skip_mirror_above, f"{path}.skip_mirror_above")
         _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
 
 

@@ -45,3 +45,74 @@ def test_default_layout_finds_near_duplicates_and_rejects_random_pairs():
     cfg = load_config().candidates.image
     assert collision_probability(8, cfg) > 0.97      # recompress/resize/mirror/watermark territory
     assert collision_probability(32, cfg) < 0.001    # unrelated hashes
+
+
+# --- the full key set of real fingerprints, and the join semantics --------------------------------
+
+def _fingerprint_table(images, cfg, tmp_path):
+    from medialayer.fetching import Fetcher
+    from medialayer.media import fingerprint_rows
+
+    paths = []
+    for k, img in enumerate(images):
+        p = tmp_path / f"i{k}.jpg"
+        img.save(p, quality=88)
+        paths.append(str(p))
+    import pyarrow as pa
+    return pa.Table.from_batches([fingerprint_rows(paths, ["image"] * len(paths), cfg,
+                                                   Fetcher(cfg.fetch, trusted_local=True))])
+
+
+def test_heavy_crops_screenshots_and_mirrors_become_candidates(photos, cfg, tmp_path):
+    from medialayer.candidates import candidate_pairs_in_memory, image_keys
+    from medialayer.synth.edits import crop_heavy, mirror, screenshot
+
+    rng = np.random.default_rng(11)
+    subjects = [photos[k] for k in (0, 1, 2, 4, 5, 6)]
+    copies = []
+    for img in subjects:
+        copies += [crop_heavy(img, rng), screenshot(img, rng), mirror(crop_heavy(img, rng), rng)]
+    table = _fingerprint_table(subjects + copies, cfg, tmp_path)
+    keys = image_keys(table, cfg.candidates)
+    a, b, _ = candidate_pairs_in_memory(keys, cfg.candidates)
+    pairs = set(zip(a.tolist(), b.tolist()))
+    n = len(subjects)
+    expected = {(s, n + 3 * s + c) for s in range(n) for c in range(3)}
+    found = len(expected & pairs) / len(expected)
+    assert found >= 0.8, sorted(expected - pairs)
+
+
+def test_hash_bands_alone_keep_unrelated_photos_apart(photos, cfg, tmp_path):
+    """Keypoint words are selective only through the common-word cap, which needs a catalog-sized
+    corpus; the hash bands are selective on their own."""
+    from medialayer.candidates import candidate_pairs_in_memory, image_keys
+
+    bands_only = cfg.with_overrides({"candidates": {"local": {"keypoints": 0}}})
+    table = _fingerprint_table(photos, bands_only, tmp_path)
+    a, _, _ = candidate_pairs_in_memory(image_keys(table, bands_only.candidates), bands_only.candidates)
+    n = len(photos)
+    assert len(a) <= 0.02 * n * (n - 1) / 2      # textures (brick, gravel, grass) may share a band
+
+
+def test_mirrored_keys_serve_only_the_index_side(photos, cfg, tmp_path):
+    from medialayer.candidates import image_keys
+
+    table = _fingerprint_table(photos[:2], cfg, tmp_path)
+    keys = image_keys(table, cfg.candidates)
+    assert keys.query.any() and (~keys.query).any()
+    assert set(keys.row.tolist()) == {0, 1}
+    # Words carry the flag bit, band keys never do, so the two kinds cannot collide.
+    from medialayer.candidates import WORD_FLAG
+    assert ((keys.key[keys.word] & WORD_FLAG) != 0).all()
+    assert ((keys.key[~keys.word] & WORD_FLAG) == 0).all()
+
+
+def test_common_words_are_skipped_and_counted(cfg):
+    from medialayer.candidates import ImageKeys, candidate_pairs_in_memory
+
+    n = cfg.candidates.local.max_bucket_size + 5
+    rows = np.arange(n, dtype=np.int64)
+    common = np.full(n, 7, dtype=np.int64) | (np.int64(1) << np.int64(62))
+    keys = ImageKeys(rows, common, np.ones(n, dtype=bool), np.ones(n, dtype=bool))
+    a, b, oversized = candidate_pairs_in_memory(keys, cfg.candidates)
+    assert len(a) == 0 and oversized == 1

@@ -1,7 +1,6 @@
 import http.server
 import threading
 import time
-from pathlib import Path
 
 import pytest
 

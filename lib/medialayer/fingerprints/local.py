@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..config import LocalFeatureConfig
+from ..decoding.image import shrink
 
 DESCRIPTOR_BYTES = 32
 _COORD_SCALE = 4.0          # stored coordinates are quarter pixels in the working frame
@@ -41,11 +42,7 @@ def empty_features(frame_w: int = 0, frame_h: int = 0) -> LocalFeatures:
 
 def working_gray(rgb: np.ndarray, max_side: int) -> np.ndarray:
     """The grey working frame: long side bounded by `max_side` (resized before the colour conversion)."""
-    h, w = rgb.shape[:2]
-    scale = max_side / float(max(h, w))
-    if scale < 1.0:
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(shrink(rgb, max_side), cv2.COLOR_RGB2GRAY)
 
 
 def _orb(cfg: LocalFeatureConfig) -> cv2.ORB:
@@ -93,6 +90,13 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         x0, y0, x1, y1 = within
         mask[y0:y1, x0:x1] = 255
     detected = orb.detect(gray, mask)
+    # Smooth, low-texture pictures give FAST almost nothing at the default contrast threshold;
+    # retry lower, because a few weak corners are better evidence than none (RANSAC still decides).
+    threshold = cfg.fast_threshold
+    while len(detected) < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
+        threshold = max(cfg.min_fast_threshold, threshold // 2)
+        orb.setFastThreshold(threshold)
+        detected = orb.detect(gray, mask)
     if not detected:
         return empty_features(w, h)
     chosen = spread_keypoints(list(detected), w, h, cfg.max_keypoints, cfg.spread_grid)
@@ -127,6 +131,13 @@ def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, n
     kept, desc = orb.compute(gray, keypoints)
     if desc is None or not kept:
         return [], None
+    if len(kept) == len(keypoints):
+        # Fast path: nothing dropped, output grouped by level in input order within each level.
+        order = np.argsort(np.array([k.octave for k in keypoints]), kind="stable")
+        if np.allclose(cv2.KeyPoint_convert(kept), cv2.KeyPoint_convert(keypoints)[order], atol=1e-3):
+            back = np.empty_like(order)
+            back[order] = np.arange(order.size)
+            return keypoints, desc[back]
     index = {(round(k.pt[0], 3), round(k.pt[1], 3), k.octave): i for i, k in enumerate(kept)}
     rows = [index.get((round(k.pt[0], 3), round(k.pt[1], 3), k.octave)) for k in keypoints]
     present = [i for i, r in enumerate(rows) if r is not None]

@@ -54,11 +54,16 @@ def _border_colour(rgb: np.ndarray) -> np.ndarray:
     return ring[bins == common].mean(axis=0)
 
 
-def trim_borders(rgb: np.ndarray, cfg: RegionConfig) -> Box:
+def off_background(rgb: np.ndarray, cfg: RegionConfig, colour: np.ndarray | None = None) -> np.ndarray:
+    """Pixels that differ from the border colour by more than the flat tolerance (bool, h x w)."""
+    colour = _border_colour(rgb) if colour is None else colour
+    return np.abs(rgb.astype(np.int16) - colour.astype(np.int16)).max(axis=2) > cfg.flat_tolerance
+
+
+def trim_borders(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> Box:
     """Bounding box after removing outer rows/columns that are flat and of the border colour."""
     h, w = rgb.shape[:2]
-    colour = _border_colour(rgb)
-    off = np.abs(rgb.astype(np.int16) - colour).max(axis=2) > cfg.flat_tolerance
+    off = off_background(rgb, cfg) if off is None else off
     rows = off.mean(axis=1) > cfg.border_max_off_fraction
     cols = off.mean(axis=0) > cfg.border_max_off_fraction
     if not rows.any() or not cols.any():
@@ -67,11 +72,14 @@ def trim_borders(rgb: np.ndarray, cfg: RegionConfig) -> Box:
     return Box(int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
 
 
-def largest_block(rgb: np.ndarray, cfg: RegionConfig) -> Box | None:
-    """The largest solid non-background block (a photo on a page), or None when there is none."""
+def largest_block(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> Box | None:
+    """The largest solid non-background block (a photo on a page), or None when there is none.
+
+    `off` is the off-background mask against the page colour of the whole frame's ring (after
+    trimming, the inner ring may be mostly a header bar or the photo itself).
+    """
     h, w = rgb.shape[:2]
-    colour = _border_colour(rgb)
-    off = (np.abs(rgb.astype(np.int16) - colour).max(axis=2) > cfg.flat_tolerance).astype(np.uint8)
+    off = (off_background(rgb, cfg) if off is None else off).astype(np.uint8)
     k = max(3, int(round(max(h, w) * cfg.opening_fraction)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     # Opening only: text and thin rules vanish, and the narrow gap between a header bar and the
@@ -97,28 +105,30 @@ def largest_block(rgb: np.ndarray, cfg: RegionConfig) -> Box | None:
     return Box(x, y, x + bw, y + bh, BLOCK)
 
 
-def flat_fraction(rgb: np.ndarray, cfg: RegionConfig) -> float:
+def flat_fraction(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> float:
     """Share of the picture that is flat background of the border colour (0 for a full-bleed photo).
 
     A frame that is mostly background (a small product on white, a page) has global hashes that
     describe its layout, not its content; matching uses this to distrust them.
     """
-    colour = _border_colour(rgb)
-    return float((np.abs(rgb.astype(np.int16) - colour).max(axis=2) <= cfg.flat_tolerance).mean())
+    off = off_background(rgb, cfg) if off is None else off
+    return 1.0 - float(off.mean())
 
 
-def content_region(rgb: np.ndarray, cfg: RegionConfig) -> Box | None:
+def content_region(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> Box | None:
     """The content region when it differs meaningfully from the whole frame, else None.
 
     `rgb` is a small analysis thumbnail (image.region.analysis_side); the box is in its pixels.
+    `off` is its off-background mask, when the caller has it already.
     """
     h, w = rgb.shape[:2]
     if min(h, w) < cfg.min_side_px:
         return None
-    box = trim_borders(rgb, cfg)
+    off = off_background(rgb, cfg) if off is None else off
+    box = trim_borders(rgb, cfg, off)
     inner = rgb[box.y0:box.y1, box.x0:box.x1]
     if min(inner.shape[:2]) >= cfg.min_side_px:
-        block = largest_block(inner, cfg)
+        block = largest_block(inner, cfg, off[box.y0:box.y1, box.x0:box.x1])
         if block is not None and cfg.min_area_fraction <= block.area_fraction(inner.shape[1], inner.shape[0]) \
                 <= cfg.max_block_fraction:
             box = Box(box.x0 + block.x0, box.y0 + block.y0, box.x0 + block.x1, box.y0 + block.y1, BLOCK)

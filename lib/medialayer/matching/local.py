@@ -2,8 +2,8 @@
 
 The guards are what keep local matching honest on marketplace images:
 - degenerate fits: too few inliers, absurd scale, large rotation;
-- collapsed or one-sided fits (a shared logo, watermark text or page chrome): the inliers must spread
-  over the area the two pictures share (grid occupancy), measured on both sides;
+- collapsed fits (a shared logo, watermark text or page chrome): the inliers must spread over the
+  detailed parts of the area the two pictures share (grid occupancy) on at least one side;
 - partial overlaps (two halves of one photograph, two different crops): one picture must lie mostly
   inside the other.
 """
@@ -15,9 +15,6 @@ import cv2
 import numpy as np
 
 from ..config import LocalMatchConfig
-
-_MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=False)
-
 
 @dataclass(frozen=True)
 class LocalSide:
@@ -38,6 +35,7 @@ class LocalEvidence:
     shared_a: float = 0.0         # share of a's frame that is also in b
     shared_b: float = 0.0
     occupancy: float = 0.0
+    spread: float = 0.0           # inliers' convex hull / shared area (the smaller of the two sides)
     rejected: str = ""            # which guard failed, for diagnostics
 
     @property
@@ -51,6 +49,8 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
         return LocalEvidence(rejected="too few keypoints")
     best = LocalEvidence(rejected="no consistent matches")
     for mirrored in (False, True):
+        if mirrored and best.similarity >= cfg.skip_mirror_above:
+            break                       # a strong straight fit: the mirrored reading cannot win
         desc_b = b.mirrored if mirrored else b.descriptors
         xy_b = b.xy.copy()
         if mirrored:
@@ -62,24 +62,18 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
 
 
 def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig) -> tuple[np.ndarray, np.ndarray]:
-    knn = _MATCHER.knnMatch(da, db, k=2)
-    ia, ib, dist = [], [], []
-    for pair in knn:
-        if not pair:
-            continue
-        m = pair[0]
-        if m.distance > cfg.max_descriptor_distance:
-            continue
-        if len(pair) > 1 and m.distance >= cfg.ratio * pair[1].distance:
-            continue
-        ia.append(m.queryIdx)
-        ib.append(m.trainIdx)
-        dist.append(m.distance)
-    if not ia:
+    """Ratio-tested, one-to-one nearest neighbours of a's descriptors among b's (Hamming)."""
+    if db.shape[0] < 2:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    ia, ib, dist = np.array(ia), np.array(ib), np.array(dist)
+    dist, nidx = cv2.batchDistance(da, db, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+    d1, d2 = dist[:, 0].astype(np.float64), dist[:, 1].astype(np.float64)
+    ok = (d1 <= cfg.max_descriptor_distance) & (d1 < cfg.ratio * d2) & (nidx[:, 0] >= 0)
+    ia = np.flatnonzero(ok)
+    ib = nidx[ok, 0].astype(np.int64)
+    if ia.size == 0:
+        return ia, ib
     # One-to-one: when several of a's points pick the same point of b, keep the closest.
-    order = np.lexsort((dist, ib))
+    order = np.lexsort((d1[ia], ib))
     first = np.ones(order.shape[0], dtype=bool)
     first[1:] = ib[order][1:] != ib[order][:-1]
     keep = order[first]
@@ -115,13 +109,25 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     base.update(shared_a=shared_a, shared_b=shared_b)
     if max(shared_a, shared_b) < cfg.min_contained_fraction:
         return LocalEvidence(**base, rejected="partial overlap")
-    occ = min(_occupancy(a.xy, src[inl], box_a, cfg.grid), _occupancy(xy_b, dst[inl], box_b, cfg.grid))
+    # Inliers confined to a small patch (a sticker, a badge, a logo) are not a copy of the picture.
+    spread = min(_hull_fraction(src[inl], box_a), _hull_fraction(dst[inl], box_b))
+    base.update(spread=spread)
+    if spread < cfg.min_inlier_spread:
+        return LocalEvidence(**base, rejected="inliers confined to a small patch")
+    # Keypoints are stored strongest first: the strong ones say where the picture has detail.
+    strong_a = a.xy[: max(cfg.min_inliers, int(len(a.xy) * cfg.occupancy_strongest))]
+    strong_b = xy_b[: max(cfg.min_inliers, int(len(xy_b) * cfg.occupancy_strongest))]
+    # The better-covered side counts: an overlay hides the copy's detail, never the original's, while
+    # a shared logo or page chrome leaves both sides' own detail unmatched.
+    occ = max(_occupancy(strong_a, src[inl], box_a, cfg.grid), _occupancy(strong_b, dst[inl], box_b, cfg.grid))
     base.update(occupancy=occ)
     if occ < cfg.min_occupancy:
         return LocalEvidence(**base, rejected="inliers clustered")
     xs = [float(p[0]) for p in cfg.calibration]
     ys = [float(p[1]) for p in cfg.calibration]
-    return LocalEvidence(**base, similarity=float(np.interp(n, xs, ys)))
+    # Fewer covered cells than a clean copy shows: part of the agreement may be a shared overlay.
+    similarity = float(np.interp(n, xs, ys)) - cfg.occupancy_penalty * max(0.0, cfg.full_occupancy - occ)
+    return LocalEvidence(**base, similarity=max(similarity, 1e-6))
 
 
 def _shared_box(model: np.ndarray, wa: int, ha: int, wb: int, hb: int, inverse: bool) -> tuple[float, float, float, float]:
@@ -137,6 +143,14 @@ def _shared_box(model: np.ndarray, wa: int, ha: int, wb: int, hb: int, inverse: 
     x0, y0 = mapped[:, 0].min(), mapped[:, 1].min()
     x1, y1 = mapped[:, 0].max(), mapped[:, 1].max()
     return max(0.0, x0), max(0.0, y0), min(float(dst_w), x1), min(float(dst_h), y1)
+
+
+def _hull_fraction(points: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Area of the inliers' convex hull as a share of the shared box."""
+    if points.shape[0] < 3 or _area(box) <= 0:
+        return 0.0
+    hull = cv2.convexHull(points.astype(np.float32).reshape(-1, 1, 2))
+    return float(cv2.contourArea(hull)) / _area(box)
 
 
 def _area(box: tuple[float, float, float, float]) -> float:

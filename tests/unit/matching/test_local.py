@@ -1,0 +1,63 @@
+"""The keypoint matcher's guards, on real photographs (decoded, fingerprinted, then compared)."""
+import numpy as np
+from PIL import Image
+
+from medialayer.fingerprints.image import image_fingerprints
+from medialayer.matching.image import check_aligned
+from medialayer.matching.local import LocalEvidence, LocalSide, match_local
+
+
+def _side(img: Image.Image, cfg) -> LocalSide:
+    f = image_fingerprints([np.asarray(img.convert("RGB"))], cfg.image).local[0]
+    return LocalSide(f.xy, f.descriptors, f.mirrored, f.frame_w, f.frame_h)
+
+
+def test_a_crop_is_found_with_its_geometry(photos, cfg):
+    img = photos[0]
+    crop = img.crop((img.width // 5, img.height // 6, img.width * 19 // 20, img.height * 9 // 10))
+    ev = match_local(_side(img, cfg), _side(crop, cfg), cfg.matching.image.local)
+    assert ev.found and not ev.mirrored, ev
+    assert ev.shared_b > 0.95 and 0.45 < ev.shared_a < 0.75, ev     # the crop keeps ~55% of the area
+
+
+def test_a_mirrored_copy_is_found_mirrored(photos, cfg):
+    img = photos[2]
+    ev = match_local(_side(img, cfg), _side(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), cfg),
+                     cfg.matching.image.local)
+    assert ev.found and ev.mirrored and ev.inliers > 50, ev
+
+
+def test_overlapping_halves_are_a_partial_overlap_not_a_copy(photos, cfg):
+    img = photos[5]
+    w, h = img.size
+    left = img.crop((0, 0, int(w * 0.6), h))
+    right = img.crop((int(w * 0.4), 0, w, h))      # 20% of the width in common
+    ev = match_local(_side(left, cfg), _side(right, cfg), cfg.matching.image.local)
+    assert not ev.found
+    assert ev.rejected in ("partial overlap", "too few inliers", "too few descriptor matches"), ev
+
+
+def test_a_shared_logo_on_different_photos_is_rejected(photos, cfg):
+    logo = photos[1].crop((100, 60, 220, 160)).resize((150, 125))
+    a, b = photos[0].copy(), photos[4].copy()
+    a.paste(logo, (20, 20))
+    b.paste(logo, (20, 20))
+    ev = match_local(_side(a, cfg), _side(b, cfg), cfg.matching.image.local)
+    assert not ev.found, ev
+
+
+def test_too_few_keypoints_is_no_evidence(cfg):
+    flat = Image.new("RGB", (400, 300), (200, 200, 200))
+    ev = match_local(_side(flat, cfg), _side(flat, cfg), cfg.matching.image.local)
+    assert not ev.found and ev.rejected == "too few keypoints"
+
+
+def test_aligned_fit_with_different_frames_is_a_template(cfg):
+    local_cfg = cfg.matching.image.local
+    ev = LocalEvidence(inliers=120, similarity=0.98, shared_a=0.97, shared_b=0.98, occupancy=0.8)
+    assert not check_aligned(ev, 0.40, local_cfg).found            # same chrome, different pictures
+    assert check_aligned(ev, 0.05, local_cfg).found                # a real aligned copy
+    cropped = LocalEvidence(inliers=120, similarity=0.98, shared_a=0.5, shared_b=1.0, occupancy=0.8)
+    assert check_aligned(cropped, 0.40, local_cfg).found           # crops are not aligned fits
+    paged = LocalEvidence(inliers=120, similarity=0.98, shared_a=0.97, shared_b=0.98, occupancy=0.5)
+    assert not check_aligned(paged, 0.05, local_cfg, page_like=True).found
