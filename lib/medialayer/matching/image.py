@@ -84,8 +84,10 @@ def _score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg:
     no = np.zeros(n, dtype=bool)
     flat_a = no if flat_a is None else np.asarray(flat_a, dtype=bool)
     flat_b = no if flat_b is None else np.asarray(flat_b, dtype=bool)
-    # A pairing is void when it compares two framed frames, or a frame that is mostly background.
-    void = [both_framed | flat_a | flat_b, no, flat_a, flat_b]
+    # Frame against frame is void when both are framed or both are mostly background: two pages of
+    # one template, two products on one white canvas. A mostly-flat frame against a content region
+    # stays: it may be a minimalist photo that a screenshot shows.
+    void = [both_framed | (flat_a & flat_b), no, no, no]
     straight, flipped = [], []
     for k, (pa_, pb_) in enumerate(_PAIRINGS):
         s_ = (hamming(a[pa_ + "phash"], b[pb_ + "phash"]) + hamming(a[pa_ + "dhash"], b[pb_ + "dhash"])) / 128.0
