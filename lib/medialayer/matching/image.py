@@ -61,7 +61,7 @@ _PAIRINGS = (("", ""), ("region_", "region_"), ("", "region_"), ("region_", ""))
 
 def score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: MatchingConfig,
                  region_a: np.ndarray | None = None, region_b: np.ndarray | None = None) -> GlobalScores:
-    """See `_score_global`; also drops pairings with a frame that is mostly flat background."""
+    """See `_score_global`; frames that are mostly flat background (from the tone word) are flagged."""
     flat_a = unpack_flat(a["tone"]) > cfg.image.max_frame_flat_fraction if "tone" in a else None
     flat_b = unpack_flat(b["tone"]) > cfg.image.max_frame_flat_fraction if "tone" in b else None
     return _score_global(a, b, cfg, region_a, region_b, flat_a, flat_b)
@@ -73,9 +73,8 @@ def _score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg:
     """`a`, `b`: {hash column: uint64/int64 array}, aligned pairwise; frame and region columns.
 
     Region columns equal the frame's when no region was found, so the four pairings always exist.
-    When both sides have a content region (`region_a`, `region_b`: bool arrays), their frames are
-    not compared: two screenshots of one page template, or two products on the same white canvas,
-    share a frame and nothing else.
+    Frame is not compared with frame when both sides have a content region (`region_a`,
+    `region_b`: bool arrays) or both frames are mostly background (`flat_a`, `flat_b`).
     """
     n = len(a["phash"])
     both_framed = np.zeros(n, dtype=bool)
