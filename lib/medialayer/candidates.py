@@ -56,8 +56,13 @@ WORD_FLAG = np.int64(1) << np.int64(62)      # set on keypoint-word keys; band k
 class ImageKeys:
     row: np.ndarray       # int64: row of the fingerprint batch the key belongs to
     key: np.ndarray       # int64 join key
-    query: np.ndarray     # bool: a straight key, used from the query side too (mirrored keys: index only)
+    query: np.ndarray     # bool: probed from the query side (straight keys and their neighbour probes)
     word: np.ndarray      # bool: a keypoint word (needs candidates.local.min_shared distinct hits)
+    indexed: np.ndarray | None = None   # bool: stored on the index side (straight and mirrored keys)
+
+    def __post_init__(self) -> None:
+        if self.indexed is None:
+            object.__setattr__(self, "indexed", np.ones(self.row.shape[0], dtype=bool))
 
 
 def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
@@ -68,15 +73,22 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
     """
     import pyarrow.compute as pc
     from .fingerprints.bits import to_unsigned
-    from .fingerprints.local import descriptor_words, unpack_descriptors, word_tables
+    from .fingerprints.local import descriptor_words, unpack_angles, unpack_descriptors, word_tables
 
     ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
                             pc.equal(batch.column("media_type"), "image")).fill_null(False))
-    rows, keys, query, word = [], [], [], []
+    rows, keys, query, word, indexed = [], [], [], [], []
+
+    def emit(r: np.ndarray, k: np.ndarray, is_query: bool, is_indexed: bool, is_word: bool) -> None:
+        rows.append(r)
+        keys.append(k)
+        query.append(np.full(k.size, is_query))
+        indexed.append(np.full(k.size, is_indexed))
+        word.append(np.full(k.size, is_word))
 
     positions = band_positions(cfg.image)
     has_region = np.asarray(batch.column("region").is_valid())
-    for column, is_query, only_region in (("phash", True, False), ("phash_mirror", False, False),
+    for column, straight, only_region in (("phash", True, False), ("phash_mirror", False, False),
                                           ("region_phash", True, True), ("region_phash_mirror", False, True)):
         use = ok & has_region if only_region else ok
         idx = np.flatnonzero(use)
@@ -84,30 +96,54 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
             continue
         hashes = to_unsigned(batch.column(column).to_numpy(zero_copy_only=False)[idx].astype(np.int64))
         bk = band_keys(hashes, positions)
-        rows.append(np.repeat(idx, bk.shape[1]))
-        keys.append(bk.ravel())
-        query.append(np.full(bk.size, is_query))
-        word.append(np.zeros(bk.size, dtype=bool))
+        emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight, True, False)
 
     lw = cfg.local
     if lw.keypoints > 0:
         tables = word_tables(lw.tables, lw.bits, lw.seed)
-        for column, is_query in (("kp_desc", True), ("kp_desc_mirror", False)):
+        angle_blobs = batch.column("kp_angle").to_pylist() if "kp_angle" in batch.column_names else None
+        for column, straight in (("kp_desc", True), ("kp_desc_mirror", False)):
             blobs = batch.column(column).to_pylist()
             for i in np.flatnonzero(ok):
                 desc = unpack_descriptors(blobs[i])[: lw.keypoints]
                 if desc.shape[0] == 0:
                     continue
-                w = np.unique(descriptor_words(desc, tables).ravel()) | WORD_FLAG
-                rows.append(np.full(w.size, i, dtype=np.int64))
-                keys.append(w)
-                query.append(np.full(w.size, is_query))
-                word.append(np.ones(w.size, dtype=bool))
+                words = descriptor_words(desc, tables)                        # (n, tables)
+                angles = unpack_angles(angle_blobs[i])[: desc.shape[0]] if angle_blobs else None
+                if lw.angle_bins > 0 and angles is not None and angles.shape[0] == desc.shape[0]:
+                    if not straight:
+                        angles = (180.0 - angles) % 360.0
+                    exact, probe = angle_bins(angles, lw.angle_bins)
+                    # The index stores each word in its orientation bin; the query also probes the
+                    # nearest neighbouring bin, so orientation noise at a bin edge costs nothing.
+                    stored = np.unique((words | (exact[:, None] << _ANGLE_SHIFT)).ravel()) | WORD_FLAG
+                    emit(np.full(stored.size, i, dtype=np.int64), stored, straight, True, True)
+                    if straight:
+                        probed = np.unique((words | (probe[:, None] << _ANGLE_SHIFT)).ravel()) | WORD_FLAG
+                        probed = np.setdiff1d(probed, stored)
+                        emit(np.full(probed.size, i, dtype=np.int64), probed, True, False, True)
+                else:
+                    w = np.unique(words.ravel()) | WORD_FLAG
+                    emit(np.full(w.size, i, dtype=np.int64), w, straight, True, True)
     if not rows:
         z = np.zeros(0, dtype=np.int64)
-        return ImageKeys(z, z.copy(), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+        f = np.zeros(0, dtype=bool)
+        return ImageKeys(z, z.copy(), f, f.copy(), f.copy())
     return ImageKeys(np.concatenate(rows).astype(np.int64), np.concatenate(keys).astype(np.int64),
-                     np.concatenate(query), np.concatenate(word))
+                     np.concatenate(query), np.concatenate(word), np.concatenate(indexed))
+
+
+_ANGLE_SHIFT = np.int64(44)     # words use bits 0-39 (sampled bits) and 40-43 (table); bins go above
+
+
+def angle_bins(angles: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bin of each orientation, the neighbouring bin it lies closer to)."""
+    width = 360.0 / n_bins
+    pos = (np.asarray(angles, dtype=np.float64) % 360.0) / width
+    exact = np.floor(pos).astype(np.int64) % n_bins
+    upper = (pos - np.floor(pos)) >= 0.5
+    probe = np.where(upper, exact + 1, exact - 1) % n_bins
+    return exact, probe
 
 
 def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
@@ -116,13 +152,14 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
     oversized buckets skipped. For benchmarks, tests and small in-memory indexes; same semantics."""
     import pandas as pd
 
-    df = pd.DataFrame({"row": keys.row, "key": keys.key, "query": keys.query, "word": keys.word})
-    df = df.drop_duplicates(["row", "key"])
+    df = pd.DataFrame({"row": keys.row, "key": keys.key, "query": keys.query, "word": keys.word,
+                       "indexed": keys.indexed})
+    q = df[df["query"]].drop_duplicates(["row", "key"])
+    df = df[df["indexed"]].drop_duplicates(["row", "key"])
     sizes = df.groupby("key")["row"].transform("size")
     too_big = sizes > np.where(df["word"], cfg.local.max_bucket_size, cfg.max_bucket_size)
     oversized = int(df.loc[too_big, "key"].nunique())
     index = df[~too_big]
-    q = df[df["query"]]
     if query_rows is not None:
         q = q[q["row"].isin(query_rows)]
     joined = q[["key", "row", "word"]].merge(index[["key", "row"]], on="key", suffixes=("_q", "_r"))

@@ -174,17 +174,20 @@ class LocalWordConfig:
     bits: int
     min_shared: int
     max_bucket_size: int
+    angle_bins: int
     seed: int
 
     def validate(self, path: str) -> None:
         _non_negative(self.keypoints, f"{path}.keypoints")
-        if not 1 <= self.tables <= 64:
-            raise ConfigError(f"{path}.tables must be in 1..64, got {self.tables}")
+        if not 1 <= self.tables <= 16:      # the table number takes 4 bits of the join key
+            raise ConfigError(f"{path}.tables must be in 1..16, got {self.tables}")
         if not 8 <= self.bits <= 40:
             raise ConfigError(f"{path}.bits must be in 8..40, got {self.bits}")
         _positive(self.min_shared, f"{path}.min_shared")
         if self.max_bucket_size < 2:
             raise ConfigError(f"{path}.max_bucket_size must be >= 2, got {self.max_bucket_size}")
+        if not 0 <= self.angle_bins <= 64:
+            raise ConfigError(f"{path}.angle_bins must be in 0..64, got {self.angle_bins}")
 
 
 @dataclass(frozen=True)

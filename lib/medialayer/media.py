@@ -49,6 +49,7 @@ FINGERPRINT_SCHEMA = pa.schema([
     ("kp_xy", pa.binary()),                  # uint16 quarter-pixel (x, y) pairs in the working frame
     ("kp_desc", pa.binary()),                # 32-byte ORB descriptors
     ("kp_desc_mirror", pa.binary()),         # descriptors of the mirrored image, same keypoints
+    ("kp_angle", pa.binary()),               # ORB orientation per keypoint, one byte (256 per turn)
     ("fingerprint_version", pa.string()),
     ("fetched_at", pa.timestamp("us", tz="UTC")),
 ])

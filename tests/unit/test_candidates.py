@@ -116,3 +116,23 @@ def test_common_words_are_skipped_and_counted(cfg):
     keys = ImageKeys(rows, common, np.ones(n, dtype=bool), np.ones(n, dtype=bool))
     a, b, oversized = candidate_pairs_in_memory(keys, cfg.candidates)
     assert len(a) == 0 and oversized == 1
+
+
+def test_orientation_bins_and_their_neighbour_probe():
+    from medialayer.candidates import angle_bins
+
+    exact, probe = angle_bins(np.array([1.0, 29.0, 359.0, 185.0]), 12)     # 30-degree bins
+    assert exact.tolist() == [0, 0, 11, 6]
+    assert probe.tolist() == [11, 1, 0, 5]          # the neighbour on the nearer side, wrapping round
+
+
+def test_probe_keys_are_asked_but_never_stored(photos, cfg, tmp_path):
+    from medialayer.candidates import image_keys
+
+    keys = image_keys(_fingerprint_table(photos[:2], cfg, tmp_path), cfg.candidates)
+    probes = keys.query & ~keys.indexed
+    mirrored = ~keys.query & keys.indexed
+    assert probes.any() and mirrored.any()
+    assert keys.word[probes].all()                  # only keypoint words are probed
+    straight_stored = set(keys.key[keys.indexed & keys.query & (keys.row == 0)].tolist())
+    assert not straight_stored & set(keys.key[probes & (keys.row == 0)].tolist())

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import ImageConfig
 from ..decoding.image import shrink
 from .bits import pack_bits
-from .local import LocalFeatures, extract_local_features, pack_xy, working_gray
+from .local import LocalFeatures, extract_local_features, pack_angles, pack_xy, working_gray
 from .region import BLOCK, content_region, flat_fraction, off_background
 
 FINGERPRINT_VERSION = "image-v2"
@@ -143,6 +143,7 @@ def local_columns(features: Sequence[LocalFeatures]) -> dict[str, list]:
         "kp_xy": [pack_xy(f.xy) for f in features],
         "kp_desc": [f.descriptors.tobytes() for f in features],
         "kp_desc_mirror": [f.mirrored.tobytes() for f in features],
+        "kp_angle": [pack_angles(f.angles) if f.angles is not None else b"" for f in features],
     }
 
 

@@ -29,6 +29,7 @@ class LocalFeatures:
     mirrored: np.ndarray      # uint8 (n, 32): descriptors of the mirrored image at (w-1-x, y)
     frame_w: int
     frame_h: int
+    angles: np.ndarray | None = None   # float32 (n,) ORB orientation in degrees (mirror: 180 - angle)
 
     @property
     def count(self) -> int:
@@ -37,7 +38,8 @@ class LocalFeatures:
 
 def empty_features(frame_w: int = 0, frame_h: int = 0) -> LocalFeatures:
     z = np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
-    return LocalFeatures(np.zeros((0, 2), dtype=np.float32), z, z.copy(), frame_w, frame_h)
+    return LocalFeatures(np.zeros((0, 2), dtype=np.float32), z, z.copy(), frame_w, frame_h,
+                         np.zeros(0, dtype=np.float32))
 
 
 def working_gray(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -118,8 +120,9 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         if desc_m is None or len(kept_m) != len(keypoints):
             return empty_features(w, h)
     xy = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    angles = np.array([k.angle for k in keypoints], dtype=np.float32)
     return LocalFeatures(xy, np.ascontiguousarray(desc, dtype=np.uint8),
-                         np.ascontiguousarray(desc_m, dtype=np.uint8), w, h)
+                         np.ascontiguousarray(desc_m, dtype=np.uint8), w, h, angles)
 
 
 def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, np.ndarray | None]:
@@ -146,6 +149,17 @@ def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, n
 
 def pack_xy(xy: np.ndarray) -> bytes:
     return np.clip(np.round(xy * _COORD_SCALE), 0, 65535).astype("<u2").tobytes()
+
+
+def pack_angles(angles: np.ndarray) -> bytes:
+    """Orientations as one byte each (256 steps per turn)."""
+    return (np.round(np.asarray(angles, dtype=np.float64) * 256.0 / 360.0).astype(np.int64) % 256).astype(np.uint8).tobytes()
+
+
+def unpack_angles(blob: bytes | None) -> np.ndarray:
+    if not blob:
+        return np.zeros(0, dtype=np.float32)
+    return np.frombuffer(blob, dtype=np.uint8).astype(np.float32) * (360.0 / 256.0)
 
 
 def unpack_xy(blob: bytes | None) -> np.ndarray:

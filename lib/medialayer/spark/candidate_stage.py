@@ -18,9 +18,9 @@ from pyspark.sql import functions as F
 from ..candidates import image_keys
 from ..config import Config
 
-KEY_SCHEMA = "media_key string, join_key long, query boolean, word boolean"
+KEY_SCHEMA = "media_key string, join_key long, query boolean, indexed boolean, word boolean"
 _KEY_INPUT = ("media_key", "status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
-              "region", "kp_desc", "kp_desc_mirror")
+              "region", "kp_desc", "kp_desc_mirror", "kp_angle")
 
 
 def image_join_keys(fingerprints: DataFrame, cfg: Config) -> DataFrame:
@@ -31,8 +31,9 @@ def image_join_keys(fingerprints: DataFrame, cfg: Config) -> DataFrame:
         for batch in batches:
             keys = image_keys(batch, cand_cfg)
             owner = batch.column("media_key").take(pa.array(keys.row))
-            yield pa.RecordBatch.from_arrays([owner, pa.array(keys.key), pa.array(keys.query), pa.array(keys.word)],
-                                             names=["media_key", "join_key", "query", "word"])
+            yield pa.RecordBatch.from_arrays(
+                [owner, pa.array(keys.key), pa.array(keys.query), pa.array(keys.indexed), pa.array(keys.word)],
+                names=["media_key", "join_key", "query", "indexed", "word"])
 
     ok_images = fingerprints.where((F.col("status") == "ok") & (F.col("media_type") == "image"))
     return ok_images.select(*_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
@@ -44,6 +45,7 @@ def candidate_pairs(index_keys: DataFrame, query_keys: DataFrame, cfg: Config) -
     `index_keys` are all media's keys, `query_keys` the new media's (the same frame on a full run).
     """
     cap, word_cap = cfg.candidates.max_bucket_size, cfg.candidates.local.max_bucket_size
+    index_keys = index_keys.where(F.col("indexed"))
     sizes = index_keys.groupBy("join_key").agg(F.countDistinct("media_key").alias("bucket_size"),
                                                F.first("word").alias("word"))
     oversized = sizes.where(F.col("bucket_size") > F.when(F.col("word"), F.lit(word_cap)).otherwise(F.lit(cap)))
