@@ -1,0 +1,1 @@
+"""Synthetic test and benchmark material made from real photographs: seller-style edits, shipped photos."""
