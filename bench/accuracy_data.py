@@ -130,25 +130,48 @@ def build(cache: Path, seed: int = 2026, log=print) -> list[Item]:
     return items
 
 
-def label(a: Item, b: Item) -> str:
-    """"pos", "neg" or "ignore" for a pair of items."""
-    if a.group == b.group:
-        return "pos" if "original" in (a.role, b.role) else "ignore"
-    if a.group in b.related or b.group in a.related or set(a.related) & set(b.related):
-        return "ignore"
-    return "neg"
+def pair_labels(items: list[Item], ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
+    """"pos", "neg" or "ignore" for the pairs (items[ii[k]], items[jj[k]]), all at once.
+
+    Same group: a copy of its original ("pos"; copy against copy is "ignore"). Groups related
+    either way, or through a shared related group (a half and its whole photo): "ignore".
+    Everything else: "neg".
+    """
+    groups = sorted({i.group for i in items} | {r for i in items for r in i.related})
+    code = {g: k for k, g in enumerate(groups)}
+    g = np.array([code[i.group] for i in items])
+    original = np.array([i.role == "original" for i in items])
+    rel = np.zeros((len(groups), len(groups)), dtype=bool)      # group -> groups it is related to
+    for it in items:
+        for r in it.related:
+            rel[code[it.group], code[r]] = True
+    shared = (rel.astype(np.int32) @ rel.T.astype(np.int32)) > 0
+    gi, gj = g[ii], g[jj]
+    same = gi == gj
+    related = rel[gi, gj] | rel[gj, gi] | shared[gi, gj]
+    out = np.full(ii.shape[0], "neg", dtype=object)
+    out[~same & related] = "ignore"
+    out[same] = np.where(original[ii[same]] | original[jj[same]], "pos", "ignore")
+    return out.astype(str)
 
 
-def hard_kind(a: Item, b: Item) -> str | None:
-    roles = {a.role, b.role}
-    if roles == {"half"} and a.group[:-1] == b.group[:-1]:
-        return "halves of one photo"
-    if a.group.startswith("p") and b.group.startswith("p"):
-        return "products on white"
-    if "recolour" in roles:
-        return "recoloured to the other's palette"
-    if a.family.endswith("screenshot") and b.family.endswith("screenshot"):
-        return "same screenshot template"
-    if a.family.endswith("watermark") and b.family.endswith("watermark"):
-        return "same watermark style"
-    return None
+def hard_kinds(items: list[Item], ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
+    """The hard-negative kind of each pair ("" for an ordinary one); the first rule that fits wins."""
+    role = np.array([i.role for i in items])
+    group = np.array([i.group for i in items])
+    family = np.array([i.family for i in items])
+    product = np.char.startswith(group, "p")
+    shot = np.char.endswith(family, "screenshot")
+    mark = np.char.endswith(family, "watermark")
+    rules = [
+        ("halves of one photo", (role[ii] == "half") & (role[jj] == "half")
+         & (np.char.rstrip(group[ii], "LR") == np.char.rstrip(group[jj], "LR"))),
+        ("products on white", product[ii] & product[jj]),
+        ("recoloured to the other's palette", (role[ii] == "recolour") | (role[jj] == "recolour")),
+        ("same screenshot template", shot[ii] & shot[jj]),
+        ("same watermark style", mark[ii] & mark[jj]),
+    ]
+    out = np.full(ii.shape[0], "", dtype=object)
+    for name, hit in reversed(rules):
+        out[hit] = name
+    return out.astype(str)

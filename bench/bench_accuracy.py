@@ -17,11 +17,9 @@ import collections
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -29,19 +27,15 @@ import accuracy_data as data  # noqa: E402
 from medialayer.candidates import candidate_pairs_in_memory, image_keys  # noqa: E402
 from medialayer.config import load_config  # noqa: E402
 from medialayer.fetching import Fetcher  # noqa: E402
-from medialayer.media import fingerprint_rows  # noqa: E402
+from medialayer.media import fingerprint_table  # noqa: E402
 from medialayer.verification import pair_batch, verify_batch  # noqa: E402
 
 TARGET_PRECISION, TARGET_RECALL, TARGET_FAMILY = 0.99, 0.95, 0.85
 
 
 def fingerprint_all(items, cfg):
-    fetcher = Fetcher(cfg.fetch, trusted_local=True)
-    urls = [i.path for i in items]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        batches = [fingerprint_rows(urls[k:k + 64], ["image"] * len(urls[k:k + 64]), cfg, fetcher, pool)
-                   for k in range(0, len(urls), 64)]
-    return pa.Table.from_batches(batches)
+    return fingerprint_table([i.path for i in items], ["image"] * len(items), cfg,
+                             Fetcher(cfg.fetch, trusted_local=True), workers=2)
 
 
 def verify_pairs(fps, a, b, cfg, chunk=2048):
@@ -171,32 +165,37 @@ def main() -> int:
           f"in {t_cand:.1f}s; verified in {t_verify:.1f}s")
 
     thr = cfg.matching.match_threshold
-    cand = {(int(a), int(b)): (float(s), t) for a, b, s, t in zip(ca, cb, sims, types)}
     n = len(items)
     ii, jj = np.triu_indices(n, 1)
-    lab = np.array([data.label(items[i], items[j]) for i, j in zip(ii, jj)])
+    lab = data.pair_labels(items, ii, jj)
     pos, neg = lab == "pos", lab == "neg"
-    found = np.array([cand.get((int(i), int(j)), (0.0, ""))[0] >= thr for i, j in zip(ii, jj)])
-    is_cand = np.array([(int(i), int(j)) in cand for i, j in zip(ii, jj)])
+    # Candidate pairs (a < b) located among all pairs by their code a * n + b.
+    code = ii.astype(np.int64) * n + jj
+    cand_code = ca.astype(np.int64) * n + cb
+    order = np.argsort(cand_code)
+    pair_sim = np.zeros(len(code))
+    pair_type = np.full(len(code), "", dtype=object)
+    is_cand = np.zeros(len(code), dtype=bool)
+    if len(order):
+        slot = np.minimum(np.searchsorted(cand_code[order], code), len(order) - 1)
+        is_cand = cand_code[order][slot] == code
+        pair_sim[is_cand] = sims[order][slot][is_cand]
+        pair_type[is_cand] = np.array(types, dtype=object)[order][slot][is_cand]
+    found = pair_sim >= thr
     tp, fp = int((found & pos).sum()), int((found & neg).sum())
     recall, precision = tp / pos.sum(), tp / max(1, tp + fp)
-    fam = np.array([items[j].family if items[j].role == "copy" else items[i].family for i, j in zip(ii, jj)])
+    item_family = np.array([i.family for i in items])
+    copy_j = np.array([i.role == "copy" for i in items])[jj]
+    fam = np.where(copy_j, item_family[jj], item_family[ii])
 
     print(f"\npositives {int(pos.sum())}, negatives {int(neg.sum())} (every cross-group pair), "
           f"threshold {thr} (default)")
     print(f"medialayer: recall {recall:.4f}  precision {precision:.4f}  (TP {tp}, FP {fp}, "
           f"candidate recall {(is_cand & pos).sum() / pos.sum():.4f})")
 
-    hard = collections.Counter()
-    hard_fp = collections.Counter()
-    for k in np.flatnonzero(neg & is_cand):
-        kind = data.hard_kind(items[ii[k]], items[jj[k]])
-        if kind:
-            hard_fp[kind] += int(found[k])
-    for k in np.flatnonzero(neg):
-        kind = data.hard_kind(items[ii[k]], items[jj[k]])
-        if kind:
-            hard[kind] += 1
+    kind = data.hard_kinds(items, ii, jj)
+    hard = collections.Counter(kind[neg & (kind != "")].tolist())
+    hard_fp = collections.Counter(kind[neg & found & (kind != "")].tolist())
     print("hard negatives: " + "; ".join(f"{k} {hard[k]} pairs, {hard_fp[k]} false matches" for k in sorted(hard)))
 
     baselines = {}
@@ -233,7 +232,7 @@ def main() -> int:
         with open(args.dump, "w") as fh:
             for k in np.flatnonzero((pos | neg) & (is_cand | pos)):
                 i, j = int(ii[k]), int(jj[k])
-                s, t = cand.get((i, j), (None, None))
+                s, t = (float(pair_sim[k]), pair_type[k]) if is_cand[k] else (None, None)
                 fh.write(json.dumps({"a": items[i].path, "b": items[j].path, "label": str(lab[k]), "family": fam[k],
                                      "candidate": bool(is_cand[k]), "similarity": s, "match_type": t}) + "\n")
     return 0 if ok else 1

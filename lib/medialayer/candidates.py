@@ -73,7 +73,8 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
     """
     import pyarrow.compute as pc
     from .fingerprints.bits import to_unsigned
-    from .fingerprints.local import descriptor_words, unpack_angles, unpack_descriptors, word_tables
+    from .fingerprints.local import (DESCRIPTOR_BYTES, descriptor_words, unpack_angles, unpack_descriptors,
+                                     word_tables)
 
     ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
                             pc.equal(batch.column("media_type"), "image")).fill_null(False))
@@ -99,38 +100,68 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
         emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight, True, False)
 
     lw = cfg.local
-    if lw.keypoints > 0:
+    ok_rows = np.flatnonzero(ok)
+    if lw.keypoints > 0 and ok_rows.size:
         tables = word_tables(lw.tables, lw.bits, lw.seed)
         angle_blobs = batch.column("kp_angle").to_pylist() if "kp_angle" in batch.column_names else None
         for column, straight in (("kp_desc", True), ("kp_desc_mirror", False)):
+            # The whole batch at once: every row's strongest keypoints, concatenated.
             blobs = batch.column(column).to_pylist()
-            for i in np.flatnonzero(ok):
-                desc = unpack_descriptors(blobs[i])[: lw.keypoints]
-                if desc.shape[0] == 0:
-                    continue
-                words = descriptor_words(desc, tables)                        # (n, tables)
-                angles = unpack_angles(angle_blobs[i])[: desc.shape[0]] if angle_blobs else None
-                if lw.angle_bins > 0 and angles is not None and angles.shape[0] == desc.shape[0]:
-                    if not straight:
-                        angles = (180.0 - angles) % 360.0
-                    exact, probe = angle_bins(angles, lw.angle_bins)
-                    # The index stores each word in its orientation bin; the query also probes the
-                    # nearest neighbouring bin, so orientation noise at a bin edge costs nothing.
-                    stored = np.unique((words | (exact[:, None] << _ANGLE_SHIFT)).ravel()) | WORD_FLAG
-                    emit(np.full(stored.size, i, dtype=np.int64), stored, straight, True, True)
-                    if straight:
-                        probed = np.unique((words | (probe[:, None] << _ANGLE_SHIFT)).ravel()) | WORD_FLAG
-                        probed = np.setdiff1d(probed, stored)
-                        emit(np.full(probed.size, i, dtype=np.int64), probed, True, False, True)
-                else:
-                    w = np.unique(words.ravel()) | WORD_FLAG
-                    emit(np.full(w.size, i, dtype=np.int64), w, straight, True, True)
+            limit = lw.keypoints * DESCRIPTOR_BYTES
+            desc = unpack_descriptors(b"".join((blobs[i] or b"")[:limit] for i in ok_rows))
+            owner = np.repeat(ok_rows, [len((blobs[i] or b"")[:limit]) // DESCRIPTOR_BYTES for i in ok_rows])
+            if desc.shape[0] == 0:
+                continue
+            words = descriptor_words(desc, tables)                                # (n, tables)
+            angles = None
+            if lw.angle_bins > 0 and angle_blobs is not None:
+                angles = unpack_angles(b"".join((angle_blobs[i] or b"")[: lw.keypoints] for i in ok_rows))
+            if angles is not None and angles.shape[0] == desc.shape[0]:
+                if not straight:
+                    angles = (180.0 - angles) % 360.0
+                exact, probe = angle_bins(angles, lw.angle_bins)
+                # The index stores each word in its orientation bin; the query also probes the
+                # nearest neighbouring bin, so orientation noise at a bin edge costs nothing.
+                r, k = _unique_pairs(np.repeat(owner, lw.tables),
+                                     (words | (exact[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
+                emit(r, k, straight, True, True)
+                if straight:
+                    pr, pk = _unique_pairs(np.repeat(owner, lw.tables),
+                                           (words | (probe[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
+                    pr, pk = _minus_pairs(pr, pk, r, k)
+                    emit(pr, pk, True, False, True)
+            else:
+                r, k = _unique_pairs(np.repeat(owner, lw.tables), words.ravel() | WORD_FLAG)
+                emit(r, k, straight, True, True)
     if not rows:
         z = np.zeros(0, dtype=np.int64)
         f = np.zeros(0, dtype=bool)
         return ImageKeys(z, z.copy(), f, f.copy(), f.copy())
     return ImageKeys(np.concatenate(rows).astype(np.int64), np.concatenate(keys).astype(np.int64),
                      np.concatenate(query), np.concatenate(word), np.concatenate(indexed))
+
+
+def _unique_pairs(rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (row, key) pairs, sorted."""
+    order = np.lexsort((keys, rows))
+    r, k = rows[order], keys[order]
+    keep = np.ones(r.size, dtype=bool)
+    keep[1:] = (r[1:] != r[:-1]) | (k[1:] != k[:-1])
+    return r[keep], k[keep]
+
+
+def _minus_pairs(rows: np.ndarray, keys: np.ndarray, drop_rows: np.ndarray,
+                 drop_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (row, key) pairs that are not among the distinct drop pairs."""
+    all_r = np.concatenate([drop_rows, rows])
+    all_k = np.concatenate([drop_keys, keys])
+    tag = np.concatenate([np.zeros(drop_rows.size, dtype=bool), np.ones(rows.size, dtype=bool)])
+    order = np.lexsort((tag, all_k, all_r))            # within one pair, the drop entry comes first
+    r, k, t = all_r[order], all_k[order], tag[order]
+    repeat = np.zeros(r.size, dtype=bool)
+    repeat[1:] = (r[1:] == r[:-1]) & (k[1:] == k[:-1])
+    keep = t & ~repeat
+    return r[keep], k[keep]
 
 
 _ANGLE_SHIFT = np.int64(44)     # words use bits 0-39 (sampled bits) and 40-43 (table); bins go above

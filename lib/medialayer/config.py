@@ -96,15 +96,13 @@ class RegionConfig:
     min_side_px: int
 
     def validate(self, path: str) -> None:
-        if self.analysis_side < 64:
-            raise ConfigError(f"{path}.analysis_side must be >= 64, got {self.analysis_side}")
+        _at_least(self.analysis_side, 64, f"{path}.analysis_side")
         _positive(self.flat_tolerance, f"{path}.flat_tolerance")
         _positive(self.min_side_px, f"{path}.min_side_px")
         for name in ("border_max_off_fraction", "opening_fraction", "min_area_fraction", "max_area_fraction",
                      "max_block_fraction", "page_flat_fraction"):
             _unit(getattr(self, name), f"{path}.{name}")
-        if self.max_block_elongation < 1:
-            raise ConfigError(f"{path}.max_block_elongation must be >= 1")
+        _at_least(self.max_block_elongation, 1, f"{path}.max_block_elongation")
         if self.min_area_fraction >= self.max_area_fraction:
             raise ConfigError(f"{path}.min_area_fraction must be below max_area_fraction")
 
@@ -123,19 +121,14 @@ class LocalFeatureConfig:
     min_keypoints: int
 
     def validate(self, path: str) -> None:
-        if self.max_side < 64:
-            raise ConfigError(f"{path}.max_side must be >= 64, got {self.max_side}")
-        if not 0 <= self.max_keypoints <= 4096:
-            raise ConfigError(f"{path}.max_keypoints must be in 0..4096, got {self.max_keypoints}")
-        if not 1 <= self.oversample <= 16:
-            raise ConfigError(f"{path}.oversample must be in 1..16, got {self.oversample}")
-        if not 1 <= self.spread_grid <= 16:
-            raise ConfigError(f"{path}.spread_grid must be in 1..16, got {self.spread_grid}")
+        _at_least(self.max_side, 64, f"{path}.max_side")
+        _in_range(self.max_keypoints, 0, 4096, f"{path}.max_keypoints")
+        _in_range(self.oversample, 1, 16, f"{path}.oversample")
+        _in_range(self.spread_grid, 1, 16, f"{path}.spread_grid")
         if not 1.0 < self.scale_factor <= 2.0:
             raise ConfigError(f"{path}.scale_factor must be in (1, 2], got {self.scale_factor}")
         _positive(self.levels, f"{path}.levels")
-        if not 8 <= self.edge_px <= 64:
-            raise ConfigError(f"{path}.edge_px must be in 8..64, got {self.edge_px}")
+        _in_range(self.edge_px, 8, 64, f"{path}.edge_px")
         _positive(self.fast_threshold, f"{path}.fast_threshold")
         _positive(self.min_fast_threshold, f"{path}.min_fast_threshold")
         _non_negative(self.min_keypoints, f"{path}.min_keypoints")
@@ -150,8 +143,7 @@ class ImageConfig:
 
     def validate(self, path: str) -> None:
         _positive(self.max_pixels, f"{path}.max_pixels")
-        if self.decode_max_side < 64:
-            raise ConfigError(f"{path}.decode_max_side must be >= 64, got {self.decode_max_side}")
+        _at_least(self.decode_max_side, 64, f"{path}.decode_max_side")
 
 
 @dataclass(frozen=True)
@@ -161,10 +153,8 @@ class BandConfig:
     seed: int
 
     def validate(self, path: str) -> None:
-        if not 1 <= self.bands <= 256:
-            raise ConfigError(f"{path}.bands must be in 1..256, got {self.bands}")
-        if not 4 <= self.bits_per_band <= 32:
-            raise ConfigError(f"{path}.bits_per_band must be in 4..32, got {self.bits_per_band}")
+        _in_range(self.bands, 1, 256, f"{path}.bands")
+        _in_range(self.bits_per_band, 4, 32, f"{path}.bits_per_band")
 
 
 @dataclass(frozen=True)
@@ -179,15 +169,11 @@ class LocalWordConfig:
 
     def validate(self, path: str) -> None:
         _non_negative(self.keypoints, f"{path}.keypoints")
-        if not 1 <= self.tables <= 16:      # the table number takes 4 bits of the join key
-            raise ConfigError(f"{path}.tables must be in 1..16, got {self.tables}")
-        if not 8 <= self.bits <= 40:
-            raise ConfigError(f"{path}.bits must be in 8..40, got {self.bits}")
+        _in_range(self.tables, 1, 16, f"{path}.tables")    # the table number takes 4 bits of the join key
+        _in_range(self.bits, 8, 40, f"{path}.bits")
         _positive(self.min_shared, f"{path}.min_shared")
-        if self.max_bucket_size < 2:
-            raise ConfigError(f"{path}.max_bucket_size must be >= 2, got {self.max_bucket_size}")
-        if not 0 <= self.angle_bins <= 64:
-            raise ConfigError(f"{path}.angle_bins must be in 0..64, got {self.angle_bins}")
+        _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
+        _in_range(self.angle_bins, 0, 64, f"{path}.angle_bins")
 
 
 @dataclass(frozen=True)
@@ -197,8 +183,7 @@ class CandidatesConfig:
     max_bucket_size: int
 
     def validate(self, path: str) -> None:
-        if self.max_bucket_size < 2:
-            raise ConfigError(f"{path}.max_bucket_size must be >= 2, got {self.max_bucket_size}")
+        _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
 
 
 @dataclass(frozen=True)
@@ -256,18 +241,14 @@ class LocalMatchConfig:
 
     def validate(self, path: str) -> None:
         _unit(self.ratio, f"{path}.ratio")
-        if not 1 <= self.max_descriptor_distance <= 256:
-            raise ConfigError(f"{path}.max_descriptor_distance must be in 1..256")
+        _in_range(self.max_descriptor_distance, 1, 256, f"{path}.max_descriptor_distance")
         _positive(self.ransac_px, f"{path}.ransac_px")
         _positive(self.ransac_iterations, f"{path}.ransac_iterations")
-        if self.min_inliers < 4:
-            raise ConfigError(f"{path}.min_inliers must be >= 4, got {self.min_inliers}")
+        _at_least(self.min_inliers, 4, f"{path}.min_inliers")
         if not 0 < self.min_scale < 1 < self.max_scale:
             raise ConfigError(f"{path}: need 0 < min_scale < 1 < max_scale")
-        if not 0 <= self.max_rotation_deg <= 180:
-            raise ConfigError(f"{path}.max_rotation_deg must be in 0..180")
-        if not 2 <= self.grid <= 16:
-            raise ConfigError(f"{path}.grid must be in 2..16, got {self.grid}")
+        _in_range(self.max_rotation_deg, 0, 180, f"{path}.max_rotation_deg")
+        _in_range(self.grid, 2, 16, f"{path}.grid")
         _unit(self.min_occupancy, f"{path}.min_occupancy")
         _unit(self.min_inlier_spread, f"{path}.min_inlier_spread")
         if not 0.0 < self.occupancy_strongest <= 1.0:
@@ -472,6 +453,16 @@ def _positive(value: float, path: str) -> None:
 def _non_negative(value: float, path: str) -> None:
     if value < 0:
         raise ConfigError(f"{path} must be >= 0, got {value}")
+
+
+def _in_range(value: float, lo: float, hi: float, path: str) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(f"{path} must be in {lo}..{hi}, got {value}")
+
+
+def _at_least(value: float, lo: float, path: str) -> None:
+    if value < lo:
+        raise ConfigError(f"{path} must be >= {lo}, got {value}")
 
 
 def _unit(value: float, path: str) -> None:

@@ -148,6 +148,16 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
     return pa.RecordBatch.from_arrays(arrays, schema=FINGERPRINT_SCHEMA)
 
 
+def fingerprint_table(urls: Sequence[str | None], declared_types: Sequence[str | None], cfg: Config,
+                      fetcher: Fetcher, batch_rows: int = 64, workers: int | None = None) -> pa.Table:
+    """FINGERPRINT_SCHEMA rows for many URLs in one process (CLI, API, benchmarks): batches of
+    `batch_rows`, fetched on a pool of `workers` threads (default fetch.concurrency)."""
+    with ThreadPoolExecutor(max_workers=workers or cfg.fetch.concurrency) as pool:
+        batches = [fingerprint_rows(urls[i:i + batch_rows], declared_types[i:i + batch_rows], cfg, fetcher, pool)
+                   for i in range(0, len(urls), batch_rows)]
+    return pa.Table.from_batches(batches, schema=FINGERPRINT_SCHEMA)
+
+
 def _describe_unknown(data: bytes, content_type: str | None) -> str:
     head = data[:64].lstrip().lower()
     if head.startswith(b"<!doctype html") or head.startswith(b"<html"):

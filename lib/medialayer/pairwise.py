@@ -5,7 +5,6 @@ It calls the same fingerprinting (`media.fingerprint_rows`) and verification
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -14,7 +13,7 @@ import pyarrow as pa
 from .config import Config, load_config
 from .envelope import MatchResult, Segment, error_result
 from .fetching import Fetcher
-from .media import fingerprint_rows
+from .media import fingerprint_table
 from .verification import pair_batch, verify_batch
 
 _BATCH = 64
@@ -40,10 +39,7 @@ def match_pairs(pairs: Sequence[tuple[str, str, str | None]], cfg: Config | None
                 urls[url] = len(urls)
                 declared.append(media_type)
     url_list = list(urls)
-    with ThreadPoolExecutor(max_workers=cfg.fetch.concurrency) as pool:
-        batches = [fingerprint_rows(url_list[i:i + _BATCH], declared[i:i + _BATCH], cfg, fetcher, pool)
-                   for i in range(0, len(url_list), _BATCH)]
-    fps = pa.Table.from_batches(batches) if batches else None
+    fps = fingerprint_table(url_list, declared, cfg, fetcher, _BATCH) if url_list else None
 
     results: list[MatchResult | None] = [None] * len(pairs)
     ok_pairs = []

@@ -12,9 +12,8 @@ import pyarrow as pa
 
 from .config import Config
 from .fingerprints import image as image_fp
-from .fingerprints.image import unpack_flat
 from .fingerprints.local import unpack_descriptors, unpack_xy
-from .matching.image import ImageSide, check_aligned, combine, describe_image_match, frame_distances, score_global
+from .matching.image import ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalSide, match_local
 
 METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
@@ -58,9 +57,6 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
     side = {s: {c: col[f"{c}_{s}"].to_numpy(zero_copy_only=False) for c in _HASHES} for s in "ab"}
     glob = score_global(side["a"], side["b"], cfg.matching,
                         np.asarray(col["region_a"].is_valid()), np.asarray(col["region_b"].is_valid()))
-    frame_straight, frame_mirrored = frame_distances(side["a"], side["b"])
-    flat_limit = cfg.matching.image.max_frame_flat_fraction
-    page_like = (unpack_flat(side["a"]["tone"]) > flat_limit) | (unpack_flat(side["b"]["tone"]) > flat_limit)
 
     py = {name: col[name].to_pylist() for name in col
           if name.rsplit("_", 1)[0] in ("content_sha256", "width", "height", "tone", "region", "kp_frame_w",
@@ -72,8 +68,8 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
                                     py["kp_frame_w_a"][i], py["kp_frame_h_a"][i]),
                          local_side(py["kp_xy_b"][i], py["kp_desc_b"][i], py["kp_desc_mirror_b"][i],
                                     py["kp_frame_w_b"][i], py["kp_frame_h_b"][i]), local_cfg)
-        ev = check_aligned(ev, float(frame_mirrored[i] if ev.mirrored else frame_straight[i]), local_cfg,
-                           bool(page_like[i]))
+        ev = check_aligned(ev, float(glob.frame_mirrored[i] if ev.mirrored else glob.frame_straight[i]), local_cfg,
+                           bool(glob.page_like[i]))
         similarity, evidence = combine(float(glob.similarity[i]), ev)
         if not keep_below_record and similarity < cfg.matching.record_threshold:
             continue

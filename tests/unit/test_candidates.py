@@ -51,16 +51,14 @@ def test_default_layout_finds_near_duplicates_and_rejects_random_pairs():
 
 def _fingerprint_table(images, cfg, tmp_path):
     from medialayer.fetching import Fetcher
-    from medialayer.media import fingerprint_rows
+    from medialayer.media import fingerprint_table
 
     paths = []
     for k, img in enumerate(images):
         p = tmp_path / f"i{k}.jpg"
         img.save(p, quality=88)
         paths.append(str(p))
-    import pyarrow as pa
-    return pa.Table.from_batches([fingerprint_rows(paths, ["image"] * len(paths), cfg,
-                                                   Fetcher(cfg.fetch, trusted_local=True))])
+    return fingerprint_table(paths, ["image"] * len(paths), cfg, Fetcher(cfg.fetch, trusted_local=True))
 
 
 def test_heavy_crops_screenshots_and_mirrors_become_candidates(photos, cfg, tmp_path):

@@ -57,7 +57,7 @@ def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
             oriented_w, oriented_h = (height, width) if quarter_turn else (width, height)
             if orientation not in (None, 1):      # exif_transpose copies the image even when upright
                 img = ImageOps.exif_transpose(img)
-            arr = _bounded(np.asarray(_to_rgb(img), dtype=np.uint8), cfg.decode_max_side)
+            arr = shrink(np.asarray(_to_rgb(img), dtype=np.uint8), cfg.decode_max_side)
     except MediaError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt streams surface here
@@ -65,10 +65,6 @@ def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise MediaError("decode_error", f"unexpected decoded shape {arr.shape}")
     return DecodedImage(rgb=arr, width=oriented_w, height=oriented_h, format=fmt)
-
-
-def _bounded(arr: np.ndarray, max_side: int) -> np.ndarray:
-    return shrink(arr, max_side)
 
 
 def shrink(arr: np.ndarray, max_side: int) -> np.ndarray:

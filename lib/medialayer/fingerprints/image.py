@@ -103,7 +103,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
     grays, tones, fractions, region_grays, local = [], [], [], [], []
     for rgb in images:
         gray = working_gray(rgb, cfg.local.max_side)
-        thumb = _thumbnail(rgb, cfg.region.analysis_side)
+        thumb = shrink(rgb, cfg.region.analysis_side)
         off = off_background(thumb, cfg.region)
         box = content_region(thumb, cfg.region, off)
         gh, gw = gray.shape
@@ -128,10 +128,6 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
     for c in HASH_COLUMNS:
         hashes[f"region_{c}"] = region_hashes[c]
     return ImageFingerprints(hashes, fractions, local)
-
-
-def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
-    return shrink(rgb, side)
 
 
 def local_columns(features: Sequence[LocalFeatures]) -> dict[str, list]:

@@ -48,6 +48,9 @@ class GlobalScores:
     distance: np.ndarray     # normalised Hamming distance in [0, 1], best orientation and region pairing
     mirrored: np.ndarray     # bool
     via_region: np.ndarray   # bool: the best pairing used a content region on either side
+    frame_straight: np.ndarray   # the frames' own distance, straight and mirrored (no pairing rules),
+    frame_mirrored: np.ndarray   # which the keypoint template guard compares with
+    page_like: np.ndarray        # bool: either frame is mostly flat background
 
 
 def calibrate(distance: np.ndarray, anchors: list) -> np.ndarray:
@@ -59,54 +62,45 @@ def calibrate(distance: np.ndarray, anchors: list) -> np.ndarray:
 _PAIRINGS = (("", ""), ("region_", "region_"), ("", "region_"), ("region_", ""))
 
 
-def score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: MatchingConfig,
-                 region_a: np.ndarray | None = None, region_b: np.ndarray | None = None) -> GlobalScores:
-    """See `_score_global`; frames that are mostly flat background (from the tone word) are flagged."""
-    flat_a = unpack_flat(a["tone"]) > cfg.image.max_frame_flat_fraction if "tone" in a else None
-    flat_b = unpack_flat(b["tone"]) > cfg.image.max_frame_flat_fraction if "tone" in b else None
-    return _score_global(a, b, cfg, region_a, region_b, flat_a, flat_b)
-
-
-def _score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: MatchingConfig,
-                  region_a: np.ndarray | None, region_b: np.ndarray | None,
-                  flat_a: np.ndarray | None, flat_b: np.ndarray | None) -> GlobalScores:
-    """`a`, `b`: {hash column: uint64/int64 array}, aligned pairwise; frame and region columns.
-
-    Region columns equal the frame's when no region was found, so the four pairings always exist.
-    Frame is not compared with frame when both sides have a content region (`region_a`,
-    `region_b`: bool arrays) or both frames are mostly background (`flat_a`, `flat_b`).
-    """
-    n = len(a["phash"])
-    both_framed = np.zeros(n, dtype=bool)
-    if region_a is not None and region_b is not None:
-        both_framed = np.asarray(region_a, dtype=bool) & np.asarray(region_b, dtype=bool)
-    no = np.zeros(n, dtype=bool)
-    flat_a = no if flat_a is None else np.asarray(flat_a, dtype=bool)
-    flat_b = no if flat_b is None else np.asarray(flat_b, dtype=bool)
-    # Frame against frame is void when both are framed or both are mostly background: two pages of
-    # one template, two products on one white canvas. A mostly-flat frame against a content region
-    # stays: it may be a minimalist photo that a screenshot shows.
-    void = [both_framed | (flat_a & flat_b), no, no, no]
-    straight, flipped = [], []
-    for k, (pa_, pb_) in enumerate(_PAIRINGS):
-        s_ = (hamming(a[pa_ + "phash"], b[pb_ + "phash"]) + hamming(a[pa_ + "dhash"], b[pb_ + "dhash"])) / 128.0
-        f_ = (hamming(a[pa_ + "phash"], b[pb_ + "phash_mirror"]) + hamming(a[pa_ + "dhash"], b[pb_ + "dhash_mirror"])) / 128.0
-        s_, f_ = np.where(void[k], 1.0, s_), np.where(void[k], 1.0, f_)
-        straight.append(s_)
-        flipped.append(f_)
-    s, f = np.stack(straight), np.stack(flipped)
-    best_s, best_f = s.min(axis=0), f.min(axis=0)
-    mirrored = best_f + _MIRROR_MARGIN < best_s
-    distance = np.where(mirrored, best_f, best_s)
-    which = np.where(mirrored, f.argmin(axis=0), s.argmin(axis=0))
-    return GlobalScores(calibrate(distance, cfg.image.calibration), distance, mirrored, which > 0)
-
-
 def frame_distances(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Normalised pHash+dHash distance of the two frames, straight and with b mirrored."""
     straight = (hamming(a["phash"], b["phash"]) + hamming(a["dhash"], b["dhash"])) / 128.0
     mirrored = (hamming(a["phash"], b["phash_mirror"]) + hamming(a["dhash"], b["dhash_mirror"])) / 128.0
     return straight, mirrored
+
+
+def score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: MatchingConfig,
+                 region_a: np.ndarray | None = None, region_b: np.ndarray | None = None) -> GlobalScores:
+    """`a`, `b`: {hash column: uint64/int64 array}, aligned pairwise; frame and region columns, and
+    optionally the tone word (which says how much of each frame is flat background).
+
+    Region columns equal the frame's when no region was found, so the four pairings always exist.
+    Frame is not compared with frame when both sides have a content region (`region_a`,
+    `region_b`: bool arrays) or both frames are mostly background. A mostly-flat frame against a
+    content region stays: it may be a minimalist photo that a screenshot shows.
+    """
+    n = len(a["phash"])
+    no = np.zeros(n, dtype=bool)
+    limit = cfg.image.max_frame_flat_fraction
+    flat_a = unpack_flat(a["tone"]) > limit if "tone" in a else no
+    flat_b = unpack_flat(b["tone"]) > limit if "tone" in b else no
+    both_framed = no
+    if region_a is not None and region_b is not None:
+        both_framed = np.asarray(region_a, dtype=bool) & np.asarray(region_b, dtype=bool)
+    frame_s, frame_f = frame_distances(a, b)
+    void = both_framed | (flat_a & flat_b)
+    straight, flipped = [np.where(void, 1.0, frame_s)], [np.where(void, 1.0, frame_f)]
+    for pa_, pb_ in _PAIRINGS[1:]:
+        straight.append((hamming(a[pa_ + "phash"], b[pb_ + "phash"]) + hamming(a[pa_ + "dhash"], b[pb_ + "dhash"])) / 128.0)
+        flipped.append((hamming(a[pa_ + "phash"], b[pb_ + "phash_mirror"])
+                        + hamming(a[pa_ + "dhash"], b[pb_ + "dhash_mirror"])) / 128.0)
+    s, f = np.stack(straight), np.stack(flipped)
+    best_s, best_f = s.min(axis=0), f.min(axis=0)
+    mirrored = best_f + _MIRROR_MARGIN < best_s
+    distance = np.where(mirrored, best_f, best_s)
+    which = np.where(mirrored, f.argmin(axis=0), s.argmin(axis=0))
+    return GlobalScores(calibrate(distance, cfg.image.calibration), distance, mirrored, which > 0,
+                        frame_s, frame_f, flat_a | flat_b)
 
 
 def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchConfig,

@@ -1,13 +1,13 @@
 import numpy as np
 from PIL import Image
 
-from medialayer.fingerprints.image import _thumbnail
+from medialayer.decoding.image import shrink
 from medialayer.fingerprints.region import BLOCK, BORDERS, content_region
 from medialayer.synth.edits import screenshot
 
 
 def _region(img: Image.Image, cfg):
-    thumb = _thumbnail(np.asarray(img.convert("RGB")), cfg.image.region.analysis_side)
+    thumb = shrink(np.asarray(img.convert("RGB")), cfg.image.region.analysis_side)
     box = content_region(thumb, cfg.image.region)
     if box is None:
         return None, thumb
