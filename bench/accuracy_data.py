@@ -134,8 +134,8 @@ def pair_labels(items: list[Item], ii: np.ndarray, jj: np.ndarray) -> np.ndarray
     """"pos", "neg" or "ignore" for the pairs (items[ii[k]], items[jj[k]]), all at once.
 
     Same group: a copy of its original ("pos"; copy against copy is "ignore"). Groups related
-    either way, or through a shared related group (a half and its whole photo): "ignore".
-    Everything else: "neg".
+    either way (a half and its whole photo), or through a shared related group, except the two
+    halves of one photo: "ignore". Everything else: "neg".
     """
     groups = sorted({i.group for i in items} | {r for i in items for r in i.related})
     code = {g: k for k, g in enumerate(groups)}
@@ -146,9 +146,12 @@ def pair_labels(items: list[Item], ii: np.ndarray, jj: np.ndarray) -> np.ndarray
         for r in it.related:
             rel[code[it.group], code[r]] = True
     shared = (rel.astype(np.int32) @ rel.T.astype(np.int32)) > 0
+    half = np.array([i.role == "half" for i in items])
     gi, gj = g[ii], g[jj]
     same = gi == gj
-    related = rel[gi, gj] | rel[gj, gi] | shared[gi, gj]
+    # Two items derived from one photo are ambiguous (a product cut out of it against a recoloured
+    # copy of it), except its two halves: disjoint by construction, they are the hard negative.
+    related = rel[gi, gj] | rel[gj, gi] | (shared[gi, gj] & ~(half[ii] & half[jj]))
     out = np.full(ii.shape[0], "neg", dtype=object)
     out[~same & related] = "ignore"
     out[same] = np.where(original[ii[same]] | original[jj[same]], "pos", "ignore")
