@@ -22,10 +22,11 @@ def main(argv=None) -> int:
     p.add_argument("--manifest", required=True)
     p.add_argument("--warehouse", required=True)
     p.add_argument("--run-date", type=date.fromisoformat, required=True)
+    p.add_argument("--authorizations", help="brand authorizations (brand_id, seller_id)")
     args = p.parse_args(argv)
     cfg = load_config(args.conf)
     setup_logging(cfg.logging.level)
-    summary = run_pipeline(get_spark(cfg), cfg, args.manifest, args.warehouse, args.run_date)
+    summary = run_pipeline(get_spark(cfg), cfg, args.manifest, args.warehouse, args.run_date, args.authorizations)
     print(format_summary(summary.to_dict()))
     return 0
 

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--manifest", required=True, help="Parquet file/directory or Delta table")
     run.add_argument("--warehouse", required=True, help="directory of the output tables")
     run.add_argument("--run-date", type=date.fromisoformat, help="YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--authorizations", help="brand authorizations (brand_id, seller_id): Parquet, Delta or CSV")
     run.set_defaults(func=cmd_run)
 
     match = sub.add_parser("match", parents=[common], help="compare two media, or a CSV of pairs")
@@ -74,7 +75,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 
     spark = get_spark(cfg)
     try:
-        summary = run_pipeline(spark, cfg, args.manifest, args.warehouse, args.run_date)
+        summary = run_pipeline(spark, cfg, args.manifest, args.warehouse, args.run_date, args.authorizations)
     except (ManifestError, WarehouseLocked) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -118,7 +119,8 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     catalog = build_sample_catalog(out / "sample")
     cfg = cfg.with_overrides({"fetch": {"local_roots": [str(catalog.media_dir)]}})
     spark = get_spark(cfg)
-    summary = run_pipeline(spark, cfg, str(catalog.manifest_path), str(out / "warehouse"), args.run_date)
+    summary = run_pipeline(spark, cfg, str(catalog.manifest_path), str(out / "warehouse"), args.run_date,
+                           str(catalog.authorizations_path))
     print(format_summary(summary.to_dict()))
     print(f"\nsample catalog: {catalog.manifest_path} ({catalog.rows} rows, "
           f"{len(catalog.groups)} planted near-duplicate groups, {len(catalog.singletons)} unrelated listings, "
@@ -135,7 +137,12 @@ def format_summary(s: dict) -> str:
             "  " + ", ".join(f"{k}={v}" for k, v in sorted(s["errors_by_code"].items())) if s["errors_by_code"] else ""),
         f"  candidate pairs        {s['candidates']}  (oversized buckets skipped: {s['oversized_buckets']})",
         f"  verified matches       {s['matches']}",
-        f"  clusters               {s['clusters']}  ({s['clustered_listings']} listings)",
+        f"  listing matches        {s['listing_matches']}  (" + ", ".join(
+            f"{k}={v}" for k, v in sorted(s["decisions"].items())) + ")",
+        f"  clusters               {s['clusters']}  ({s['clustered_listings']} listings, {s['flagged_clusters']} flagged; "
+        + ", ".join(f"{k}={v}" for k, v in sorted(s["cluster_events"].items())) + ")",
+        f"  sku suggestions        {s['sku_suggestions']}",
+        f"  review queue           {s['review_items']} items",
         "  durations (s)          " + ", ".join(f"{k}={v}" for k, v in s["durations_s"].items()),
     ]
     if s["largest_clusters"]:

@@ -295,10 +295,68 @@ class MatchingConfig:
 class ClusteringConfig:
     min_similarity: float
     max_iterations: int
+    max_cluster_size: int
+    min_cohesion: float
+    cohesion_min_size: int
+    split_min_similarity: float
+    id_min_overlap: float
 
     def validate(self, path: str) -> None:
         _unit(self.min_similarity, f"{path}.min_similarity")
         _positive(self.max_iterations, f"{path}.max_iterations")
+        _at_least(self.max_cluster_size, 2, f"{path}.max_cluster_size")
+        _unit(self.min_cohesion, f"{path}.min_cohesion")
+        _at_least(self.cohesion_min_size, 3, f"{path}.cohesion_min_size")
+        _unit(self.split_min_similarity, f"{path}.split_min_similarity")
+        if self.split_min_similarity < self.min_similarity:
+            raise ConfigError(f"{path}.split_min_similarity must be >= {path}.min_similarity")
+        _in_range(self.id_min_overlap, 0.5, 1.0, f"{path}.id_min_overlap")
+
+
+DECISIONS = ("approve", "review", "merge", "block")
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    merge_min_similarity: float
+    merge_match_types: list
+    brand_block_min_similarity: float
+    brand_review_min_similarity: float
+    max_listings_per_media: int
+
+    def validate(self, path: str) -> None:
+        _unit(self.merge_min_similarity, f"{path}.merge_min_similarity")
+        _unit(self.brand_block_min_similarity, f"{path}.brand_block_min_similarity")
+        _unit(self.brand_review_min_similarity, f"{path}.brand_review_min_similarity")
+        if self.brand_review_min_similarity > self.brand_block_min_similarity:
+            raise ConfigError(f"{path}.brand_review_min_similarity must not exceed brand_block_min_similarity")
+        known = {"exact", "near_duplicate", "edited_copy", "partial_copy", "mirrored", "frame_grab", "segment_copy"}
+        for t in self.merge_match_types:
+            _one_of(t, known, f"{path}.merge_match_types[]")
+        _at_least(self.max_listings_per_media, 2, f"{path}.max_listings_per_media")
+
+
+@dataclass(frozen=True)
+class SkuConfig:
+    max_skus: int
+    max_brands: int
+    high_confidence_similarity: float
+
+    def validate(self, path: str) -> None:
+        _at_least(self.max_skus, 2, f"{path}.max_skus")
+        _at_least(self.max_brands, 1, f"{path}.max_brands")
+        _unit(self.high_confidence_similarity, f"{path}.high_confidence_similarity")
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    large_cluster_size: int
+    include_merges: bool
+    max_reasons: int
+
+    def validate(self, path: str) -> None:
+        _at_least(self.large_cluster_size, 2, f"{path}.large_cluster_size")
+        _positive(self.max_reasons, f"{path}.max_reasons")
 
 
 @dataclass(frozen=True)
@@ -328,6 +386,9 @@ class Config:
     candidates: CandidatesConfig
     matching: MatchingConfig
     clustering: ClusteringConfig
+    decisions: DecisionConfig
+    sku: SkuConfig
+    review: ReviewConfig
     warehouse: WarehouseConfig
     logging: LoggingConfig
     raw: dict = field(default_factory=dict, compare=False, repr=False)

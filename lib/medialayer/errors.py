@@ -22,6 +22,10 @@ ERROR_CODES = {
 }
 # Plus `http_<status>` for any HTTP status outside 2xx (http_404, http_500, ...).
 
+# Failures that may pass on their own: an incremental run retries them (with http_5xx and http_429)
+# even when no manifest names the media again. The rest wait for the listing to be re-sent.
+TRANSIENT_ERROR_CODES = ("dns_error", "connection_error", "fetch_timeout", "internal_error")
+
 
 class MediaError(Exception):
     """A failure tied to one media item; never fatal to a batch."""

@@ -1,4 +1,5 @@
-"""The whole batch job: manifest -> fingerprints -> candidates -> media_matches -> clusters -> runs.
+"""The whole batch job: manifest -> fingerprints -> candidates -> media_matches -> listing_matches
+(decisions) -> clusters (+ cluster_events) -> sku_suggestions, review_queue -> runs.
 
 Each step is a stage function from spark/; this module only wires them, decides what is new, and
 publishes the tables. A run builds on the tables as they were before its run date (see
@@ -21,11 +22,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from .config import Config
+from .errors import TRANSIENT_ERROR_CODES
 from .media import FINGERPRINT_VERSION
 from .spark.candidate_stage import candidate_pairs, image_join_keys, summarize_overflow
 from .spark.clusters import build_clusters
 from .spark.fingerprint_stage import fingerprint_media, with_run_id
-from .spark.manifest import read_manifest
+from .spark.listing_stage import build_listing_matches
+from .spark.manifest import read_authorizations, read_manifest
+from .spark.review_stage import build_review_queue
+from .spark.sku_stage import build_sku_suggestions
 from .spark.progress import progress
 from .spark.verify_stage import verify_candidates
 from .warehouse import Warehouse
@@ -52,8 +57,14 @@ class RunSummary:
     oversized_buckets: int = 0
     skipped_bucket_members: int = 0
     matches: int = 0
+    listing_matches: int = 0
+    decisions: dict = field(default_factory=dict)
     clusters: int = 0
+    flagged_clusters: int = 0
     clustered_listings: int = 0
+    cluster_events: dict = field(default_factory=dict)
+    sku_suggestions: int = 0
+    review_items: int = 0
     largest_clusters: list = field(default_factory=list)
     durations_s: dict = field(default_factory=dict)
     config_hash: str = ""
@@ -69,8 +80,12 @@ RUNS_SCHEMA = T.StructType([
     T.StructField("media_new", T.LongType()), T.StructField("media_fetched", T.LongType()),
     T.StructField("media_errors", T.LongType()), T.StructField("candidates", T.LongType()),
     T.StructField("oversized_buckets", T.LongType()), T.StructField("matches", T.LongType()),
-    T.StructField("clusters", T.LongType()),
+    T.StructField("listing_matches", T.LongType()), T.StructField("clusters", T.LongType()),
+    T.StructField("flagged_clusters", T.LongType()), T.StructField("sku_suggestions", T.LongType()),
+    T.StructField("review_items", T.LongType()),
     T.StructField("errors_by_code", T.MapType(T.StringType(), T.LongType())),
+    T.StructField("decisions", T.MapType(T.StringType(), T.LongType())),
+    T.StructField("cluster_events", T.MapType(T.StringType(), T.LongType())),
     T.StructField("durations_s", T.MapType(T.StringType(), T.DoubleType())),
     T.StructField("config_hash", T.StringType()), T.StructField("fingerprint_version", T.StringType()),
 ])
@@ -86,7 +101,7 @@ def _timed(summary: RunSummary, name: str) -> Iterator[None]:
 
 
 def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse_dir: str,
-                 run_date: date | None = None) -> RunSummary:
+                 run_date: date | None = None, authorizations_path: str | None = None) -> RunSummary:
     run_date = run_date or datetime.now(timezone.utc).date()
     run_id = run_date.isoformat()
     started = datetime.now(timezone.utc)
@@ -119,19 +134,40 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
             matches = _stage_frame(spark, matches, staging / "media_matches")
             summary.matches = matches.where("match_found").count()
 
+        with _timed(summary, "decisions"):
+            auth = read_authorizations(spark, authorizations_path) if authorizations_path else None
+            listing_matches = build_listing_matches(listing_media, matches, auth, cfg)
+            listing_matches = _stage_frame(spark, listing_matches, staging / "listing_matches")
+            summary.listing_matches = listing_matches.count()
+            summary.decisions = {r["decision"]: r["count"] for r in   # at most four rows
+                                 listing_matches.groupBy("decision").count().collect()}
+
         with _timed(summary, "clusters"):
-            clusters = build_clusters(listing_media, matches, fingerprints, cfg)
+            clusters, events = build_clusters(listing_media, listing_matches, fingerprints,
+                                              wh.read_base("clusters", run_id), run_id, cfg)
             clusters = _stage_frame(spark, clusters.withColumn("run_id", F.lit(run_id)), staging / "clusters")
+            events = _stage_frame(spark, events, staging / "cluster_events")
+            summary.cluster_events = {r["event"]: r["count"] for r in events.groupBy("event").count().collect()}
             # Only eight member ids per cluster ever reach the driver, however large the cluster.
             sizes = (clusters.groupBy("cluster_id").agg(
-                F.count(F.lit(1)).alias("size"),
+                F.count(F.lit(1)).alias("size"), F.max(F.col("flagged").cast("int")).alias("flagged"),
                 F.slice(F.sort_array(F.collect_list("listing_id")), 1, 8).alias("listings"))
                 .orderBy(F.desc("size"), "cluster_id"))
             summary.clusters = sizes.count()
+            summary.flagged_clusters = sizes.where("flagged = 1").count()
             summary.clustered_listings = clusters.count()
             summary.largest_clusters = [
                 {"cluster_id": r["cluster_id"], "size": r["size"], "listings": r["listings"]}
                 for r in sizes.limit(5).collect()]
+
+        with _timed(summary, "review"):
+            sku = build_sku_suggestions(clusters, listing_media, listing_matches, cfg).withColumn("run_id", F.lit(run_id))
+            sku = _stage_frame(spark, sku, staging / "sku_suggestions")
+            queue = build_review_queue(clusters, listing_media, listing_matches, sku, cfg).withColumn(
+                "run_id", F.lit(run_id))
+            queue = _stage_frame(spark, queue, staging / "review_queue")
+            summary.sku_suggestions = sku.count()
+            summary.review_items = queue.count()
 
         with _timed(summary, "publish"):
             runs = _runs_table(spark, wh.read_base("runs", run_id), summary, started)
@@ -139,7 +175,12 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
                 "fingerprints": wh.stage("fingerprints", run_id, fingerprints),
                 "listing_media": wh.stage("listing_media", run_id, listing_media.withColumn("run_id", F.lit(run_id))),
                 "media_matches": wh.stage("media_matches", run_id, matches),
+                "listing_matches": wh.stage("listing_matches", run_id, listing_matches.withColumn("run_id", F.lit(run_id))),
                 "clusters": wh.stage("clusters", run_id, clusters),
+                "cluster_events": wh.stage("cluster_events", run_id,
+                                           _with_history(wh.read_base("cluster_events", run_id), events, run_id)),
+                "sku_suggestions": wh.stage("sku_suggestions", run_id, sku),
+                "review_queue": wh.stage("review_queue", run_id, queue),
                 "runs": wh.stage("runs", run_id, runs),
             }
             wh.publish(staged)
@@ -163,38 +204,54 @@ def _merge_listing_media(base: DataFrame | None, manifest: DataFrame) -> DataFra
 
 def _fingerprint_new_media(spark: SparkSession, wh: Warehouse, cfg: Config, run_id: str, manifest: DataFrame,
                            listing_media: DataFrame, staging, summary: RunSummary) -> tuple[DataFrame, DataFrame]:
-    """Fetch only media not already fingerprinted ok with the current version; errors are retried."""
-    media = manifest.select("media_key", "media_url", "media_type").dropDuplicates(["media_key"])
+    """Fetch only what needs it (see `_media_to_fetch`); every other catalog media keeps its row."""
+    catalog = listing_media.select("media_key", "media_url", "media_type").dropDuplicates(["media_key"])
     base = wh.read_base("fingerprints", run_id)
     if base is not None:
-        reusable = base.where((F.col("status") == "ok") & (F.col("fingerprint_version") == FINGERPRINT_VERSION))
-        new_media = media.join(reusable.select("media_key"), "media_key", "left_anti")
-    else:
-        reusable = None
-        new_media = media
-    n_new = new_media.count()
+        base = base.join(catalog.select("media_key"), "media_key", "left_semi")   # still listed somewhere
+    to_fetch = _media_to_fetch(catalog, manifest, base)
+    n_new = to_fetch.count()
     summary.media_new = n_new
-    log.info("%d media to fetch (new, changed, previously failed or on an old fingerprint version)", n_new)
+    log.info("%d media to fetch (new, changed, on an old fingerprint version, or failed and due a retry)", n_new)
     with progress(spark.sparkContext, "fingerprint"):
-        fresh = with_run_id(fingerprint_media(new_media, cfg, n_new), run_id)
+        fresh = with_run_id(fingerprint_media(to_fetch, cfg, n_new), run_id)
         fresh = _stage_frame(spark, fresh, staging / "new_fingerprints")
     counts = fresh.groupBy("status", "error_code").count().collect()   # one row per code: small
     summary.media_fetched = n_new
     summary.media_errors = sum(r["count"] for r in counts if r["status"] == "error")
     summary.errors_by_code = {r["error_code"]: r["count"] for r in counts if r["status"] == "error"}
 
-    # The index: every media the catalog still references, its newest fingerprint.
-    catalog_keys = listing_media.select("media_key").distinct()
-    if reusable is not None:
-        kept = reusable.join(fresh.select("media_key"), "media_key", "left_anti")
+    # The index: every media the catalog still references, its newest row (ok or error).
+    if base is not None:
+        kept = base.join(fresh.select("media_key"), "media_key", "left_anti")
         fingerprints = kept.select(*fresh.columns).unionByName(fresh)
     else:
         fingerprints = fresh
-    fingerprints = fingerprints.join(catalog_keys, "media_key", "left_semi")
     fingerprints = _stage_frame(spark, fingerprints, staging / "fingerprints")
     summary.media_total = fingerprints.count()
     summary.media_reused = summary.media_total - n_new
     return fingerprints, fresh.select("media_key")
+
+
+def _media_to_fetch(catalog: DataFrame, manifest: DataFrame, base: DataFrame | None) -> DataFrame:
+    """Catalog media that need a fetch: never fingerprinted; fingerprinted with an older version;
+    named by today's manifest with an updated_at after its last fetch, or after a failure; or failed
+    with a transient error (timeouts, connection errors, 5xx, 429), which are retried every run.
+    Permanent failures (404, corrupt file) are retried only when a manifest names the media again."""
+    if base is None:
+        return catalog
+    today = manifest.groupBy("media_key").agg(F.max("updated_at").alias("updated_at"))
+    code = F.col("error_code")
+    transient = code.isin(*TRANSIENT_ERROR_CODES) | code.rlike(r"^http_(5\d\d|429)$")
+    prior = base.select("media_key", "status", "error_code", "fingerprint_version", "fetched_at")
+    state = catalog.join(prior, "media_key", "left").join(today.withColumn("in_manifest", F.lit(True)),
+                                                        "media_key", "left")
+    in_manifest = F.coalesce(F.col("in_manifest"), F.lit(False))
+    due = (F.col("status").isNull()
+           | ((F.col("status") == "ok") & (F.col("fingerprint_version") != FINGERPRINT_VERSION))
+           | ((F.col("status") == "error") & (transient | in_manifest))
+           | (in_manifest & F.col("updated_at").isNotNull() & (F.col("updated_at") > F.col("fetched_at"))))
+    return state.where(due).select("media_key", "media_url", "media_type")
 
 
 def _merge_matches(base: DataFrame | None, new_matches: DataFrame, new_keys: DataFrame,
@@ -212,13 +269,30 @@ def _merge_matches(base: DataFrame | None, new_matches: DataFrame, new_keys: Dat
 
 def _runs_table(spark: SparkSession, base: DataFrame | None, s: RunSummary, started: datetime) -> DataFrame:
     row = (s.run_id, date.fromisoformat(s.run_date), started.replace(tzinfo=None), s.rows_in, s.media_total,
-           s.media_new, s.media_fetched, s.media_errors, s.candidates, s.oversized_buckets, s.matches, s.clusters,
-           {k: int(v) for k, v in s.errors_by_code.items()}, {k: float(v) for k, v in s.durations_s.items()},
+           s.media_new, s.media_fetched, s.media_errors, s.candidates, s.oversized_buckets, s.matches,
+           s.listing_matches, s.clusters, s.flagged_clusters, s.sku_suggestions, s.review_items,
+           _counts(s.errors_by_code), _counts(s.decisions), _counts(s.cluster_events),
+           {k: float(v) for k, v in s.durations_s.items()},
            s.config_hash, FINGERPRINT_VERSION)
     current = spark.createDataFrame([row], RUNS_SCHEMA)
     if base is None:
         return current
+    # Rows of older releases lack newer columns: they read as null rather than failing the run.
+    for f in RUNS_SCHEMA.fields:
+        if f.name not in base.columns:
+            base = base.withColumn(f.name, F.lit(None).cast(f.dataType))
     return base.where(F.col("run_id") != s.run_id).select(*RUNS_SCHEMA.fieldNames()).unionByName(current)
+
+
+def _counts(d: dict) -> dict:
+    return {str(k): int(v) for k, v in d.items()}
+
+
+def _with_history(base: DataFrame | None, current: DataFrame, run_id: str) -> DataFrame:
+    """A history table: earlier runs' rows plus this run's (a rerun replaces its own rows)."""
+    if base is None:
+        return current
+    return base.where(F.col("run_id") < run_id).select(*current.columns).unionByName(current)
 
 
 def _stage_frame(spark: SparkSession, df: DataFrame, path) -> DataFrame:

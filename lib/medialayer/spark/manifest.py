@@ -153,3 +153,23 @@ def media_key_column(url: Column, listing_id: Column) -> Column:
     key = F.substring(F.sha2(url, 256), 1, 32)
     missing = F.concat(F.lit("missing:"), F.substring(F.sha2(listing_id, 256), 1, 24))
     return F.when(url.isNull(), missing).otherwise(key)
+
+
+AUTHORIZATION_COLUMNS = ("brand_id", "seller_id")
+
+
+def read_authorizations(spark: SparkSession, path: str) -> DataFrame:
+    """Brand authorizations (brand_id, seller_id): which sellers may use a brand's reference media.
+    Parquet, Delta or CSV with a header; fails fast naming a missing column."""
+    if path.endswith(".csv"):
+        if not os.path.exists(path):
+            raise ManifestError(f"authorizations not found: {path}")
+        raw = spark.read.option("header", True).csv(path)
+    else:
+        raw = read_table(spark, path)
+    missing = [c for c in AUTHORIZATION_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ManifestError(f"{path}: authorizations column(s) missing: {', '.join(missing)}; "
+                            f"columns present: {sorted(raw.columns)}")
+    return (raw.select(*[F.trim(F.col(c).cast("string")).alias(c) for c in AUTHORIZATION_COLUMNS])
+            .where(F.col("brand_id").isNotNull() & F.col("seller_id").isNotNull()).dropDuplicates())
