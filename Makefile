@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/medialayer demo --out $(DEMO_DIR)
+	$(VENV)/bin/medialayer demo --out $(DEMO_DIR) $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q --durations=10

@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common], help="build the sample catalog and run the pipeline on it")
     demo.add_argument("--out", default="demo_output", help="directory for the sample catalog and warehouse")
-    demo.add_argument("--run-date", type=date.fromisoformat, default=None)
+    demo.add_argument("--run-date", type=date.fromisoformat, default=None,
+                      help="the second night (default: today, UTC); the first is the day before")
+    demo.add_argument("--format", choices=["parquet", "delta"], help="warehouse format (default: from conf)")
     demo.set_defaults(func=cmd_demo)
     return p
 
@@ -71,12 +73,12 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from .pipeline import run_pipeline
     from .spark.manifest import ManifestError
     from .spark.session import get_spark
-    from .warehouse import WarehouseLocked
+    from .warehouse import RunOrderError, WarehouseLocked
 
     spark = get_spark(cfg)
     try:
         summary = run_pipeline(spark, cfg, args.manifest, args.warehouse, args.run_date, args.authorizations)
-    except (ManifestError, WarehouseLocked) as exc:
+    except (ManifestError, WarehouseLocked, RunOrderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(summary.to_dict()))
@@ -110,21 +112,30 @@ def cmd_match(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
+    """Two nights on the sample catalog: day one lists it, day two's feed adds new listings."""
+    from datetime import datetime, timedelta, timezone
+
     from .pipeline import run_pipeline
-    from .sample_catalog import build_sample_catalog
+    from .sample_catalog import build_day_two, build_sample_catalog
     from .spark.session import get_spark
 
     out = Path(args.out).resolve()
     log.info("building the sample catalog in %s", out / "sample")
     catalog = build_sample_catalog(out / "sample")
+    day2 = build_day_two(catalog)
     cfg = cfg.with_overrides({"fetch": {"local_roots": [str(catalog.media_dir)]}})
+    if args.format:
+        cfg = cfg.with_overrides({"warehouse": {"format": args.format}})
     spark = get_spark(cfg)
-    summary = run_pipeline(spark, cfg, str(catalog.manifest_path), str(out / "warehouse"), args.run_date,
-                           str(catalog.authorizations_path))
-    print(format_summary(summary.to_dict()))
-    print(f"\nsample catalog: {catalog.manifest_path} ({catalog.rows} rows, "
+    second = args.run_date or datetime.now(timezone.utc).date()
+    warehouse = str(out / "warehouse")
+    for day, manifest in ((second - timedelta(days=1), catalog.manifest_path), (second, day2.manifest_path)):
+        summary = run_pipeline(spark, cfg, str(manifest), warehouse, day, str(catalog.authorizations_path))
+        print(format_summary(summary.to_dict()) + "\n")
+    print(f"sample catalog: {catalog.manifest_path} ({catalog.rows} rows, "
           f"{len(catalog.groups)} planted near-duplicate groups, {len(catalog.singletons)} unrelated listings, "
-          f"{len(catalog.bad_listings)} bad rows)")
+          f"{len(catalog.bad_listings)} bad rows); day two: {day2.manifest_path} "
+          f"({len(day2.new_listings)} new listings)")
     return 0
 
 

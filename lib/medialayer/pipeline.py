@@ -33,7 +33,7 @@ from .spark.review_stage import build_review_queue
 from .spark.sku_stage import build_sku_suggestions
 from .spark.progress import progress
 from .spark.verify_stage import verify_candidates
-from .warehouse import Warehouse
+from .warehouse import RunOrderError, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,12 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
     staging = wh.root / ".staging" / run_id
 
     with wh.lock():
+        latest = wh.latest_run_id()
+        if latest is not None and latest > run_id:
+            raise RunOrderError(
+                f"run date {run_id} is older than the newest run in {wh.root} ({latest}): later runs were built "
+                f"on the tables as they were, so {run_id} cannot be rerun in place; rerun the dates from "
+                f"{run_id} in order into a new warehouse, or run {latest} or a later date")
         with _timed(summary, "manifest"):
             manifest = read_manifest(spark, manifest_path, cfg).select(*LISTING_COLUMNS).persist()
             summary.rows_in = manifest.count()

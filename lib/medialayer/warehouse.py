@@ -54,6 +54,10 @@ class WarehouseLocked(RuntimeError):
     """Another run holds the warehouse."""
 
 
+class RunOrderError(RuntimeError):
+    """A run date older than the warehouse's newest run: it would rewrite history under later runs."""
+
+
 @dataclass(frozen=True)
 class Version:
     """One written version of a table: its run, when it was written, and where its files are."""
@@ -112,6 +116,11 @@ class Warehouse:
         """The newest complete version written by a run before `run_id`: what run `run_id` builds on."""
         earlier = [v for v in self.versions(table) if v.run_id < run_id]
         return earlier[-1] if earlier else None
+
+    def latest_run_id(self) -> str | None:
+        """The newest run date any table has a version of."""
+        runs = [v.run_id for t in TABLES for v in self.versions(t)]
+        return max(runs) if runs else None
 
     def read_base(self, table: str, run_id: str) -> DataFrame | None:
         version = self.base_version(table, run_id)
@@ -207,7 +216,12 @@ class Warehouse:
             if run_id is None or stamp is None:
                 continue       # a commit by someone else (OPTIMIZE, VACUUM): not a run's version
             out.append(Version(run_id, int(stamp), path / f"{run_id}{_SEP}{stamp}", int(commit["version"])))
-        return sorted(out, key=lambda v: (v.run_id, v.stamp))
+        # A rerun's commit supersedes the earlier ones of its run, and pruning vacuums runs beyond
+        # keep_versions: the log still lists those commits, but their files are gone.
+        latest: dict[str, Version] = {}
+        for v in sorted(out, key=lambda v: (v.run_id, v.stamp)):
+            latest[v.run_id] = v
+        return [latest[r] for r in sorted(latest)[-self.cfg.warehouse.keep_versions:]]
 
     def _commit_delta(self, table: str, version: Version) -> None:
         import pyarrow.parquet as pq

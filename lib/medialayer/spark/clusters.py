@@ -44,7 +44,7 @@ def _judge(members: DataFrame, edges: DataFrame, cfg: Config) -> DataFrame:
                                      F.col("size")))
               .when((F.col("size") >= c.cohesion_min_size) & (F.col("cohesion") < c.min_cohesion),
                     F.format_string("low cohesion: %.0f%% of listing pairs match directly "
-                                    f"(clustering.min_cohesion {c.min_cohesion:.0%})", F.col("cohesion") * 100)))
+                                    f"(clustering.min_cohesion {c.min_cohesion * 100:.0f}%%)", F.col("cohesion") * 100)))
     return judged.withColumn("flag_reason", reason)
 
 
