@@ -173,3 +173,17 @@ def test_tables_read_back_with_other_readers(two_days):
         assert dt.to_pyarrow_table().num_rows == len(two_days["day2"][table])
     clusters = DeltaTable(str(warehouse / "clusters"), version=0).to_pandas()
     assert set(clusters["listing_id"]) == set(two_days["day1"]["clusters"]["listing_id"])
+
+
+def test_every_pair_needing_a_person_is_in_exactly_one_queue_item(two_days):
+    lm = two_days["day2"]["listing_matches"]
+    queue = two_days["day2"]["review_queue"]
+    covered = {}
+    for item in queue.itertuples():
+        for lid in list(item.listing_ids) + list(item.related_listing_ids):
+            covered.setdefault(lid, set()).add(item.item_id)
+    needs = lm[lm["decision"].isin(["block", "review"])]
+    assert len(needs)
+    for row in needs.itertuples():
+        shared = covered.get(row.listing_id_a, set()) & covered.get(row.listing_id_b, set())
+        assert len(shared) == 1, f"{row.listing_id_a} / {row.listing_id_b} ({row.decision}) is in {len(shared)} items"

@@ -1,8 +1,9 @@
 """review_queue: one item per cluster or stray pair that needs a person, most urgent first.
 
 A cluster is one item however many of its pairs need review: the reviewer resolves the group, not
-forty rows. Pairs that need review but lie outside any one cluster (too weak to cluster, or across
-two clusters) are items of their own. Priorities (1 = first):
+forty rows. A listing that matches a cluster's member too weakly to be clustered joins that item
+as a related listing (`related_listing_ids`, with its reasons). Pairs of unclustered listings, or
+across two clusters, are items of their own. Priorities (1 = first):
     1 brand abuse: a block or review against a brand reference
     2 cross-seller copies (review between sellers, or against another seller's history)
     3 flagged clusters and SKU groups (oversized, loose, too many SKUs or brands)
@@ -44,8 +45,32 @@ def build_review_queue(clusters: DataFrame, listing_media: DataFrame, listing_ma
         F.sort_array(F.collect_set("seller_id")).alias("seller_ids"))
     sku_flags = sku_suggestions.where("flagged").select("cluster_id", F.col("flag_reason").alias("sku_flag_reason"))
 
+    # Pairs that need a person but are not inside one cluster. One whose other side is clustered
+    # (a weak copy of a clustered listing) joins that cluster's item; the rest are items of their own.
+    cl = clusters.select("listing_id", "cluster_id")
+    stray = (listing_matches.where(F.col("decision").isin("block", "review"))
+             .join(cl.withColumnRenamed("listing_id", "listing_id_a").withColumnRenamed("cluster_id", "ca"),
+                   "listing_id_a", "left")
+             .join(cl.withColumnRenamed("listing_id", "listing_id_b").withColumnRenamed("cluster_id", "cb"),
+                   "listing_id_b", "left")
+             .where(F.col("ca").isNull() | F.col("cb").isNull() | (F.col("ca") != F.col("cb")))).persist()
+    one_sided = stray.where(F.col("ca").isNull() != F.col("cb").isNull())
+    attached = one_sided.select(
+        F.coalesce("ca", "cb").alias("cluster_id"),
+        F.when(F.col("ca").isNull(), F.col("listing_id_a")).otherwise(F.col("listing_id_b")).alias("outside"),
+        F.struct(severity.alias("s"), F.col("decision_reason").alias("reason")).alias("r"),
+        is_brand.cast("int").alias("brand_abuse"), is_cross.cast("int").alias("cross"),
+        (F.col("decision") == "block").cast("int").alias("blocks")).groupBy("cluster_id").agg(
+        F.sort_array(F.collect_set("outside")).alias("related_listing_ids"),
+        F.collect_set("r").alias("outside_reasons"), F.max("brand_abuse").alias("o_brand"),
+        F.max("cross").alias("o_cross"), F.max("blocks").alias("o_blocks"))
+
     c = (members.join(per_cluster, "cluster_id", "left").join(sellers, "cluster_id", "left")
-         .join(sku_flags, "cluster_id", "left").fillna(0, ["brand_abuse", "cross", "blocks", "merges"]))
+         .join(sku_flags, "cluster_id", "left").join(attached, "cluster_id", "left")
+         .fillna(0, ["brand_abuse", "cross", "blocks", "merges", "o_brand", "o_cross", "o_blocks"])
+         .withColumn("brand_abuse", F.greatest("brand_abuse", "o_brand"))
+         .withColumn("cross", F.greatest("cross", "o_cross"))
+         .withColumn("blocks", F.greatest("blocks", "o_blocks")))
     flagged = (F.col("flagged") == 1) | F.col("sku_flag_reason").isNotNull()
     large = F.col("n_listings") >= r.large_cluster_size
     merges = (F.col("merges") == 1) & F.lit(r.include_merges)
@@ -54,34 +79,32 @@ def build_review_queue(clusters: DataFrame, listing_media: DataFrame, listing_ma
     suggested = (F.when(F.col("blocks") == 1, "block")
                  .when((F.col("brand_abuse") == 1) | (F.col("cross") == 1) | flagged, "review")
                  .when(F.col("merges") == 1, "merge").otherwise("review"))
+    no_reasons = F.array().cast("array<struct<s:int,reason:string>>")
     flag_reasons = F.filter(F.array(
         F.when(F.col("flag_reason").isNotNull(), F.concat(F.lit("cluster "), F.col("flag_reason"))),
-        F.when(F.col("sku_flag_reason").isNotNull(), F.concat(F.lit("SKU group "), F.col("sku_flag_reason"))),
-        F.when(large & ~flagged, F.format_string("large cluster of %d listings", F.col("n_listings")))),
+        F.when(F.col("sku_flag_reason").isNotNull(), F.concat(F.lit("SKU group "), F.col("sku_flag_reason")))),
         lambda x: x.isNotNull())
-    edge_reasons = F.transform(F.array_sort(F.coalesce("edge_reasons", F.array().cast(
-        "array<struct<s:int,reason:string>>"))), lambda x: x["reason"])
-    reasons = F.slice(F.array_distinct(F.concat(flag_reasons, edge_reasons)), 1, r.max_reasons)
+    edge_reasons = F.transform(F.array_sort(F.concat(F.coalesce("edge_reasons", no_reasons),
+                                                     F.coalesce("outside_reasons", no_reasons))),
+                               lambda x: x["reason"])
+    size_reason = F.filter(F.array(F.when(large & ~flagged, F.format_string("large cluster of %d listings",
+                                                                            F.col("n_listings")))),
+                           lambda x: x.isNotNull())
+    reasons = F.slice(F.array_distinct(F.concat(flag_reasons, edge_reasons, size_reason)), 1, r.max_reasons)
     cluster_items = c.where(needs).select(
         F.concat(F.lit("cluster:"), "cluster_id").alias("item_id"), F.lit("cluster").alias("item_type"),
         "cluster_id", priority.alias("priority"), suggested.alias("suggested_decision"), reasons.alias("reasons"),
-        "listing_ids", F.coalesce("seller_ids", F.array().cast("array<string>")).alias("seller_ids"),
+        "listing_ids", F.coalesce("related_listing_ids", F.array().cast("array<string>")).alias("related_listing_ids"),
+        F.coalesce("seller_ids", F.array().cast("array<string>")).alias("seller_ids"),
         F.col("n_listings").cast("int"), F.round(F.coalesce("max_similarity", F.lit(1.0)), 4).alias("max_similarity"))
 
-    # Pairs that need a person but are not inside one cluster.
-    cl = clusters.select("listing_id", "cluster_id")
-    stray = (listing_matches.where(F.col("decision").isin("block", "review"))
-             .join(cl.withColumnRenamed("listing_id", "listing_id_a").withColumnRenamed("cluster_id", "ca"),
-                   "listing_id_a", "left")
-             .join(cl.withColumnRenamed("listing_id", "listing_id_b").withColumnRenamed("cluster_id", "cb"),
-                   "listing_id_b", "left")
-             .where(F.col("ca").isNull() | F.col("cb").isNull() | (F.col("ca") != F.col("cb"))))
-    pair_items = stray.select(
+    pair_items = stray.where(~(F.col("ca").isNull() != F.col("cb").isNull())).select(
         F.concat(F.lit("pair:"), "listing_id_a", F.lit("|"), "listing_id_b").alias("item_id"),
         F.lit("pair").alias("item_type"), F.lit(None).cast("string").alias("cluster_id"),
         F.when(F.col("relation") == "brand_reference", 1).otherwise(2).alias("priority"),
         F.col("decision").alias("suggested_decision"), F.array("decision_reason").alias("reasons"),
         F.array("listing_id_a", "listing_id_b").alias("listing_ids"),
+        F.array().cast("array<string>").alias("related_listing_ids"),
         F.array_sort(F.array_distinct(F.filter(F.array("seller_id_a", "seller_id_b"), lambda x: x.isNotNull())))
         .alias("seller_ids"),
         F.lit(2).alias("n_listings"), F.col("similarity").alias("max_similarity"))
@@ -91,5 +114,5 @@ def build_review_queue(clusters: DataFrame, listing_media: DataFrame, listing_ma
     order = Window.partitionBy("priority").orderBy(F.desc("n_listings"), F.desc("max_similarity"), "item_id")
     return items.withColumn("rank", F.row_number().over(order).cast("int")).select(
         "item_id", "item_type", "cluster_id", F.col("priority").cast("int"), "rank", "suggested_decision",
-        "reasons", "listing_ids", "seller_ids", "n_listings", "max_similarity")
+        "reasons", "listing_ids", "related_listing_ids", "seller_ids", "n_listings", "max_similarity")
 
