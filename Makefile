@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: setup demo test test-unit test-e2e bench-accuracy lint clean
+.PHONY: setup demo test test-unit test-e2e bench-photos bench-accuracy bench-api lint clean
 
 setup: $(STAMP)
 
@@ -32,14 +32,20 @@ test-e2e: setup
 # The wallpaper packages are installed when missing and we are root; otherwise the benchmark says
 # which packages it needs.
 WALLPAPER_PKGS := plasma-workspace-wallpapers gnome-backgrounds mate-backgrounds
-bench-accuracy: setup
+bench-photos:
 	@missing=""; for p in $(WALLPAPER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing$$missing (photographs for the benchmark)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
 	fi
+
+bench-accuracy: setup bench-photos
 	$(PY) bench/bench_accuracy.py $(BENCH_ARGS)
+
+# API latency and search at scale (API_ARGS="--index-size 1000000" for the issue's target size).
+bench-api: setup bench-photos
+	$(PY) bench/bench_api.py $(API_ARGS)
 
 lint: setup
 	$(PY) -m compileall -q lib jobs tests

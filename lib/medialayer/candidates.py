@@ -7,6 +7,7 @@ short multi-index chunks (see DESIGN.md, Pipeline). Pure numpy so tests and the 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,10 +23,14 @@ if TYPE_CHECKING:
 _BAND_SHIFT = np.uint64(32)
 
 
+@functools.lru_cache(maxsize=8)
 def band_positions(cfg: BandConfig, nbits: int = 64) -> np.ndarray:
-    """(bands, bits_per_band) bit positions, fixed by the seed so every run and the API agree."""
+    """(bands, bits_per_band) bit positions, fixed by the seed so every run and the API agree.
+    Cached (read-only): the search API asks for them on every query."""
     rng = np.random.default_rng(cfg.seed)
-    return np.stack([rng.choice(nbits, size=cfg.bits_per_band, replace=False) for _ in range(cfg.bands)])
+    out = np.stack([rng.choice(nbits, size=cfg.bits_per_band, replace=False) for _ in range(cfg.bands)])
+    out.flags.writeable = False
+    return out
 
 
 def band_keys(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -53,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     match.add_argument("--pairs", help="CSV with columns a,b[,media_type]")
     match.add_argument("--out", help="JSONL output for --pairs (default: stdout)")
     match.set_defaults(func=cmd_match)
+
+    serve = sub.add_parser("serve", parents=[common], help="HTTP API: pairwise match and catalog search")
+    serve.add_argument("--warehouse", help="warehouse whose fingerprints /search queries (optional)")
+    serve.add_argument("--host", help="default: api.host in conf")
+    serve.add_argument("--port", type=int, help="default: api.port in conf")
+    serve.set_defaults(func=cmd_serve)
+
+    search = sub.add_parser("search", parents=[common], help="top-K catalog matches of one media URL")
+    search.add_argument("query", help="URL or path of the query media")
+    search.add_argument("--warehouse", required=True)
+    search.add_argument("-k", type=int, default=None, help="number of results (default: api.search_default_k)")
+    search.set_defaults(func=cmd_search)
 
     demo = sub.add_parser("demo", parents=[common], help="build the sample catalog and run the pipeline on it")
     demo.add_argument("--out", default="demo_output", help="directory for the sample catalog and warehouse")
@@ -108,6 +121,41 @@ def cmd_match(args: argparse.Namespace, cfg: Config) -> int:
         return 2
     result = match_pairs([(args.a, args.b, args.media_type)], cfg)[0]
     print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
+    import uvicorn
+
+    host = args.host or cfg.api.host
+    port = args.port if args.port is not None else cfg.api.port
+    if cfg.api.workers == 1:
+        from .api import create_app
+
+        uvicorn.run(create_app(cfg, args.warehouse), host=host, port=port, log_level=cfg.logging.level.lower(),
+                    timeout_keep_alive=5)
+        return 0
+    # Several processes (fingerprinting holds the GIL for part of each request): each worker builds
+    # the app from the same conf through medialayer.api.serve_app.
+    os.environ["MEDIALAYER_SERVE_CONF"] = str(Path(args.conf).resolve()) if args.conf else ""
+    os.environ["MEDIALAYER_SERVE_WAREHOUSE"] = str(Path(args.warehouse).resolve()) if args.warehouse else ""
+    uvicorn.run("medialayer.api:serve_app", factory=True, workers=cfg.api.workers, host=host, port=port,
+                log_level=cfg.logging.level.lower(), timeout_keep_alive=5)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
+    from .api import MediaFailed, search_url
+    from .search_index import SearchIndex
+
+    index = SearchIndex.from_warehouse(args.warehouse, cfg)
+    k = args.k or cfg.api.search_default_k
+    try:
+        result = search_url(index, args.query, k, None, cfg, trusted_local=True)
+    except MediaFailed as exc:
+        print(f"error: {exc.code}: {exc.url}: {exc.detail}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
     return 0
 
 

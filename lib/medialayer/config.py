@@ -370,6 +370,34 @@ class WarehouseConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    host: str
+    port: int
+    workers: int
+    token: str
+    max_body_bytes: int
+    max_concurrency: int
+    max_queue: int
+    queue_timeout_s: float
+    search_default_k: int
+    search_max_k: int
+    search_weak_candidates: int
+    reload_interval_s: float
+
+    def validate(self, path: str) -> None:
+        _in_range(self.port, 0, 65535, f"{path}.port")
+        _positive(self.workers, f"{path}.workers")
+        _at_least(self.max_body_bytes, 256, f"{path}.max_body_bytes")
+        _positive(self.max_concurrency, f"{path}.max_concurrency")
+        _non_negative(self.max_queue, f"{path}.max_queue")
+        _positive(self.queue_timeout_s, f"{path}.queue_timeout_s")
+        _positive(self.search_default_k, f"{path}.search_default_k")
+        _at_least(self.search_max_k, self.search_default_k, f"{path}.search_max_k")
+        _non_negative(self.search_weak_candidates, f"{path}.search_weak_candidates")
+        _positive(self.reload_interval_s, f"{path}.reload_interval_s")
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str
 
@@ -390,6 +418,7 @@ class Config:
     sku: SkuConfig
     review: ReviewConfig
     warehouse: WarehouseConfig
+    api: ApiConfig
     logging: LoggingConfig
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 

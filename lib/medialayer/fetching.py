@@ -9,6 +9,7 @@ huge body nor a slow trickle can hold a Spark task.
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import ipaddress
 import socket
@@ -42,6 +43,13 @@ def address_is_public(ip: str) -> bool:
                 or addr.is_reserved or addr.is_unspecified or not addr.is_global)
 
 
+@functools.lru_cache(maxsize=1)
+def _default_ssl_context() -> ssl.SSLContext:
+    """One shared context: loading the system CA bundle costs ~25 ms, paid once per process, not
+    per Fetcher (the API builds one per request). SSLContext is safe to share between threads."""
+    return ssl.create_default_context()
+
+
 class Fetcher:
     """Fetch one URL's bytes under the configured limits, or raise MediaError with a code.
 
@@ -53,7 +61,7 @@ class Fetcher:
         self.cfg = cfg
         self.trusted_local = trusted_local
         self._roots = [Path(r).expanduser().resolve() for r in cfg.local_roots]
-        self._ssl = ssl.create_default_context()
+        self._ssl = _default_ssl_context()
 
     def fetch(self, url: str | None) -> Fetched:
         if url is None or not str(url).strip():

@@ -55,6 +55,11 @@ def match_pairs(pairs: Sequence[tuple[str, str, str | None]], cfg: Config | None
             ok_pairs.append((n, ia, ib))
     if ok_pairs:
         order, ia, ib = (np.array(x) for x in zip(*ok_pairs))
+        # Score in the batch job's orientation (smaller media_key first): match(a, b) == match(b, a),
+        # and equal to the job's and the search index's envelope for the same pair.
+        keys = np.array(fps.column("media_key").to_pylist(), dtype=object)
+        swap = keys[ia] > keys[ib]
+        ia, ib = np.where(swap, ib, ia), np.where(swap, ia, ib)
         verified = verify_batch(pair_batch(fps, ia, ib), cfg, keep_below_record=True).to_pylist()
         for n, row in zip(order, verified):
             results[n] = _to_result(row)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -189,6 +191,9 @@ def descriptor_words(descriptors: np.ndarray, tables: np.ndarray) -> np.ndarray:
     return words | (np.arange(tables.shape[0], dtype=np.int64) << 40)[None, :]
 
 
+@functools.lru_cache(maxsize=8)
 def word_tables(n_tables: int, bits: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.stack([rng.choice(256, size=bits, replace=False) for _ in range(n_tables)])
+    out = np.stack([rng.choice(256, size=bits, replace=False) for _ in range(n_tables)])
+    out.flags.writeable = False
+    return out

@@ -1,0 +1,225 @@
+"""The HTTP API on a real server (uvicorn on a free loopback port), over a small warehouse of real
+photographs; requests go over the socket like a client's."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from medialayer.config import load_config
+from medialayer.fetching import Fetcher
+from medialayer.media import fingerprint_table
+from medialayer.synth.edits import EDITS
+from medialayer.synth.photos import load_photo, package_photos
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """A warehouse whose fingerprints table holds 8 originals; edited copies stay outside it."""
+    root = tmp_path_factory.mktemp("api")
+    media = root / "media"
+    media.mkdir()
+    rng = np.random.default_rng(5)
+    originals, copies = [], {}
+    for i, path in enumerate(package_photos()[:8]):
+        img = load_photo(path, 640)
+        orig = media / f"orig_{i}.jpg"
+        img.save(orig, quality=92)
+        originals.append(str(orig))
+        for edit in ("mirror", "crop", "watermark"):
+            copy = media / f"copy_{i}_{edit}.jpg"
+            EDITS[edit](img, rng).save(copy, quality=85)
+            copies[(i, edit)] = str(copy)
+    cfg = load_config(overrides={"fetch": {"local_roots": [str(media)]}})
+    fps = fingerprint_table(originals, ["image"] * len(originals), cfg, Fetcher(cfg.fetch), 8)
+    assert fps.column("status").to_pylist() == ["ok"] * len(originals)
+    wh = root / "warehouse"
+    (wh / "fingerprints").mkdir(parents=True)
+    (wh / "listing_media").mkdir()
+    pq.write_table(fps, wh / "fingerprints" / "part-0.parquet")
+    listing = pa.table({"listing_id": [f"L{i}" for i in range(len(originals))],
+                        "media_key": fps.column("media_key"),
+                        "seller_id": [f"seller-{i % 3}" for i in range(len(originals))],
+                        "sku_id": [f"sku-{i}" for i in range(len(originals))],
+                        "brand_id": ["acme"] * len(originals)})
+    pq.write_table(listing, wh / "listing_media" / "part-0.parquet")
+    return {"root": root, "media": media, "warehouse": wh, "originals": originals, "copies": copies}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(app):
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def server(catalog):
+    from medialayer.api import create_app
+
+    cfg = load_config(overrides={"fetch": {"local_roots": [str(catalog["media"])]},
+                                 "api": {"token": TOKEN, "max_body_bytes": 2048}})
+    srv, thread, url = _start(create_app(cfg, catalog["warehouse"]))
+    yield url
+    srv.should_exit = True
+    thread.join(10)
+
+
+def call(base: str, path: str, body=None, token: str | None = TOKEN, raw: bytes | None = None,
+         method: str | None = None) -> tuple[int, dict]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(base + path, data=data, method=method or ("POST" if data is not None else "GET"))
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def test_health_and_openapi_need_no_token(server):
+    status, body = call(server, "/health", token=None)
+    assert status == 200 and body["status"] == "ok" and body["index"]["media"] == 8
+    assert body["index"]["bytes_per_media"] > 0
+    status, spec = call(server, "/openapi.json", token=None)
+    assert status == 200 and {"/image/match", "/search", "/health"} <= set(spec["paths"])
+
+
+def test_image_match_returns_the_envelope(server, catalog):
+    status, env = call(server, "/image/match", {"url_a": "file://" + catalog["originals"][0],
+                                                "url_b": "file://" + catalog["copies"][(0, "mirror")]})
+    assert status == 200
+    assert env["match_found"] and env["match_type"] == "mirrored" and env["media_type"] == "image"
+    assert set(env) == {"match_found", "confidence", "similarity", "match_type", "media_type", "reason",
+                        "matched_segments"}
+    status, env = call(server, "/image/match", {"url_a": catalog["originals"][0], "url_b": catalog["originals"][1]})
+    assert status == 200 and not env["match_found"]
+
+
+@pytest.mark.parametrize("edit", ["crop", "watermark", "mirror"])
+def test_search_finds_the_original_of_an_edited_copy_in_the_top_3(server, catalog, edit):
+    """Search agrees with pairwise matching: every copy the pairwise matcher matches with its
+    original is found by search in the top 3, with the same similarity (matcher recall itself is
+    measured by make bench-accuracy; here at least 6 of 8 must match)."""
+    import medialayer
+
+    cfg = load_config(overrides={"fetch": {"local_roots": [str(catalog["media"])]}})
+    found = 0
+    for i in range(len(catalog["originals"])):
+        pairwise = medialayer.match(catalog["originals"][i], catalog["copies"][(i, edit)], cfg=cfg)
+        status, body = call(server, "/search", {"url": catalog["copies"][(i, edit)], "k": 3})
+        assert status == 200, body
+        hits = {r["listing_id"]: r for r in body["results"]}
+        if pairwise.match_found:
+            found += 1
+            assert f"L{i}" in hits, f"{edit} copy of photo {i}: pairwise matches, search returned {list(hits)}"
+            assert hits[f"L{i}"]["similarity"] == pairwise.to_dict()["similarity"]
+            assert hits[f"L{i}"]["seller_id"] == f"seller-{i % 3}" and hits[f"L{i}"]["sku_id"] == f"sku-{i}"
+        else:
+            assert f"L{i}" not in hits
+    assert found >= 6
+
+
+def test_an_endpoint_refuses_another_media_type(server, catalog):
+    body = {"url_a": catalog["originals"][0], "url_b": catalog["originals"][1]}
+    status, err = call(server, "/video/match", body)
+    assert status == 422 and err["error"]["code"] == "unsupported_type" and "image" in err["error"]["detail"]
+
+
+def test_missing_or_wrong_token_is_401(server, catalog):
+    body = {"url_a": catalog["originals"][0], "url_b": catalog["originals"][1]}
+    assert call(server, "/image/match", body, token=None)[0] == 401
+    status, err = call(server, "/search", {"url": catalog["originals"][0]}, token="wrong")
+    assert status == 401 and err["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("raw,what", [
+    (b"{not json", "json"),
+    (json.dumps({"url_a": "x.jpg"}).encode(), "url_b"),
+    (json.dumps({"url_a": "x.jpg", "url_b": "y.jpg", "extra": 1}).encode(), "extra"),
+    (json.dumps({"url_a": "", "url_b": "y.jpg"}).encode(), "url_a"),
+])
+def test_malformed_bodies_are_422_naming_the_problem(server, raw, what):
+    status, err = call(server, "/image/match", raw=raw)
+    assert status == 422
+    assert what in json.dumps(err).lower()
+
+
+def test_search_k_above_the_limit_is_422(server, catalog):
+    status, err = call(server, "/search", {"url": catalog["originals"][0], "k": 101})
+    assert status == 422 and "search_max_k" in json.dumps(err)
+
+
+@pytest.mark.parametrize("url,code", [
+    ("http://127.0.0.1:9/a.jpg", "blocked_address"),
+    ("http://10.1.2.3/a.jpg", "blocked_address"),
+    ("/etc/passwd", "blocked_path"),
+])
+def test_hostile_urls_are_refused_with_the_batch_error_code(server, catalog, url, code):
+    status, err = call(server, "/image/match", {"url_a": url, "url_b": catalog["originals"][0]})
+    assert status == 422 and err["error"]["code"] == code
+    status, err = call(server, "/search", {"url": url})
+    assert status == 422 and err["error"]["code"] == code
+
+
+def test_oversized_body_is_413(server):
+    status, err = call(server, "/image/match", raw=json.dumps({"url_a": "a" * 4000, "url_b": "b"}).encode())
+    assert status == 413 and err["error"]["code"] == "body_too_large"
+
+
+def test_bursts_beyond_the_limit_get_429_and_health_keeps_answering(catalog):
+    from medialayer.api import create_app
+
+    cfg = load_config(overrides={"fetch": {"local_roots": [str(catalog["media"])]},
+                                 "api": {"max_concurrency": 1, "max_queue": 0}})
+    srv, thread, base = _start(create_app(cfg))
+    try:
+        body = {"url_a": catalog["originals"][2], "url_b": catalog["copies"][(2, "crop")]}
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(call, base, "/image/match", body, None) for _ in range(8)]
+            health = [call(base, "/health", token=None)[0] for _ in range(3)]
+            codes = [f.result()[0] for f in futures]
+        assert 200 in codes and 429 in codes and set(codes) <= {200, 429}
+        assert health == [200, 200, 200]
+        status, body = call(base, "/search", {"url": catalog["originals"][0]}, token=None)
+        assert status == 503 and "warehouse" in json.dumps(body)    # no index without a warehouse
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+def test_search_cli_uses_the_same_index(catalog, capsys):
+    from medialayer.cli import main
+
+    assert main(["search", catalog["copies"][(0, "mirror")], "--warehouse", str(catalog["warehouse"]), "-k", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["results"][0]["listing_id"] == "L0" and out["results"][0]["match_type"] == "mirrored"
+    assert out["index"]["media"] == 8 and len(out["results"]) <= 2
+    assert main(["search", str(catalog["root"] / "missing.jpg"), "--warehouse", str(catalog["warehouse"])]) == 1
+    assert "not_found" in capsys.readouterr().err
