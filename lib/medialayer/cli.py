@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=None, help="number of results (default: api.search_default_k)")
     search.set_defaults(func=cmd_search)
 
+    report = sub.add_parser("report", parents=[common], help="the review queue as a self-contained HTML page")
+    report.add_argument("--warehouse", required=True)
+    report.add_argument("--out", default="report.html")
+    report.add_argument("--media-root", action="append", default=[],
+                        help="a local directory thumbnails may be read from (repeatable); adds to fetch.local_roots")
+    report.add_argument("--max-items", type=int, default=200)
+    report.set_defaults(func=cmd_report)
+
     demo = sub.add_parser("demo", parents=[common], help="build the sample catalog and run the pipeline on it")
     demo.add_argument("--out", default="demo_output", help="directory for the sample catalog and warehouse")
     demo.add_argument("--run-date", type=date.fromisoformat, default=None,
@@ -156,6 +164,16 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
         print(f"error: {exc.code}: {exc.url}: {exc.detail}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
+    from .report import write_report
+
+    summary = write_report(args.warehouse, args.out, cfg, args.media_root, args.max_items)
+    print(f"{summary.items} review item(s), {summary.thumbnails} thumbnail(s)"
+          + (f" ({summary.thumbnail_errors} could not be made)" if summary.thumbnail_errors else "")
+          + f" -> {summary.path}")
     return 0
 
 

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from .candidates import WORD_FLAG, image_keys
 from .config import Config
 from .media import FINGERPRINT_SCHEMA
+from .tables import read_table
 from .verification import SIDE_COLUMNS, pair_batch, verify_batch
 
 log = logging.getLogger(__name__)
@@ -238,22 +239,13 @@ def warehouse_version(root: Path) -> str:
     raise IndexNotFound(f"no fingerprints table in warehouse {root}: run the pipeline first")
 
 
-def _read(root: Path, name: str, columns: list[str]) -> pa.Table:
-    path = root / name
-    if (path / "_delta_log").is_dir():
-        from deltalake import DeltaTable
-        return pa.table(DeltaTable(str(path)).to_pyarrow_dataset().to_table(columns=columns))
-    import pyarrow.dataset as ds
-    return ds.dataset(str(path), format="parquet").to_table(columns=columns)
-
-
 def _load_table(root: Path) -> pa.Table:
-    fps = _read(root, "fingerprints", list(dict.fromkeys([*INDEX_COLUMNS, "media_url", "status"])))
+    fps = read_table(root, "fingerprints", list(dict.fromkeys([*INDEX_COLUMNS, "media_url", "status"])))
     keep = pc.and_(pc.equal(fps.column("status"), "ok"), pc.equal(fps.column("media_type"), "image"))
     fps = fps.filter(keep.fill_null(False)).drop_columns(["status"])
     listing = pa.table({"media_key": pa.array([], pa.string()), **{f: pa.array([], pa.string()) for f in LISTING_FIELDS}})
     if (root / "listing_media").exists():
-        lm = _read(root, "listing_media", ["media_key", *LISTING_FIELDS])
+        lm = read_table(root, "listing_media", ["media_key", *LISTING_FIELDS])
         # The first listing (by id) stands for a media item listed several times.
         lm = lm.sort_by([("media_key", "ascending"), ("listing_id", "ascending")])
         keys = lm.column("media_key").to_numpy(zero_copy_only=False)

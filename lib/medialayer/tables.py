@@ -1,0 +1,27 @@
+"""Reading a warehouse's tables without Spark (pyarrow / delta-rs): for the API, the report and notebooks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+
+def table_path(root: str | Path, name: str) -> Path:
+    path = Path(root) / name
+    if not path.exists():
+        raise FileNotFoundError(f"table {name!r} does not exist in warehouse {root}: run the pipeline first")
+    return path
+
+
+def is_delta(path: Path) -> bool:
+    return (path / "_delta_log").is_dir()
+
+
+def read_table(root: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
+    """The current version of table `name` of the warehouse at `root`, Parquet or Delta."""
+    path = table_path(root, name)
+    if is_delta(path):
+        from deltalake import DeltaTable
+        return pa.table(DeltaTable(str(path)).to_pyarrow_dataset().to_table(columns=columns))
+    import pyarrow.dataset as ds
+    return ds.dataset(str(path), format="parquet").to_table(columns=columns)
