@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: setup demo test test-unit test-e2e bench-photos bench-accuracy bench-api lint clean
+.PHONY: setup demo test test-unit test-e2e test-airflow browser bench-photos bench-accuracy bench-api lint clean
 
 setup: $(STAMP)
 
@@ -19,8 +19,26 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/medialayer demo --out $(DEMO_DIR) $(DEMO_ARGS)
 
-test: setup
-	$(PY) -m pytest -q --durations=10
+test: setup browser
+	$(PY) -m pytest -q --durations=10 tests/unit tests/e2e
+
+# Headless Chromium renders the review report in the tests; installed when missing and we are root.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium (the report test renders the HTML review queue)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+		else echo "warning: chromium is missing and cannot be installed here; the report test will fail"; fi; }
+
+# Airflow is an optional extra, kept out of `make setup`; its own pins are in constraints-airflow.txt.
+AIRFLOW_STAMP := $(VENV)/.airflow-installed
+$(AIRFLOW_STAMP): $(STAMP) constraints-airflow.txt
+	$(PY) -m pip install --quiet -c constraints-airflow.txt -e '.[dev,airflow]'
+	@touch $(AIRFLOW_STAMP)
+
+test-airflow: $(AIRFLOW_STAMP)
+	$(PY) -m pytest -q tests/airflow
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
