@@ -198,6 +198,10 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     for day, manifest in ((second - timedelta(days=1), catalog.manifest_path), (second, day2.manifest_path)):
         summary = run_pipeline(spark, cfg, str(manifest), warehouse, day, str(catalog.authorizations_path))
         print(format_summary(summary.to_dict()) + "\n")
+    from .report import write_report
+
+    report = write_report(warehouse, out / "report.html", cfg, [str(catalog.media_dir)])
+    print(f"review report: {report.path} ({report.items} items)")
     print(f"sample catalog: {catalog.manifest_path} ({catalog.rows} rows, "
           f"{len(catalog.groups)} planted near-duplicate groups, {len(catalog.singletons)} unrelated listings, "
           f"{len(catalog.bad_listings)} bad rows); day two: {day2.manifest_path} "

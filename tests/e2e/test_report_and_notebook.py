@@ -8,6 +8,7 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -83,11 +84,23 @@ def test_analysis_notebook_runs_headless_on_the_warehouse(warehouse, tmp_path):
     from nbclient import NotebookClient
 
     wh, cat, _ = warehouse
+    # Labelled pairs from what the catalog planted: each copy with its original (1), originals of
+    # different products and unrelated photos (0).
+    lm = pq.read_table(wh / "listing_media").to_pandas().drop_duplicates("listing_id").set_index("listing_id")
+    key = lm["media_key"]
+    rows = [(key[g[0]], key[lid], 1) for g in cat.groups.values() for lid in g[1:] if key[lid] != key[g[0]]]
+    originals = [key[g[0]] for g in cat.groups.values()]
+    rows += [(a, key[s], 0) for a in originals for s in cat.singletons]
+    rows += [(a, b, 0) for i, a in enumerate(originals) for b in originals[i + 1:]]
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame(rows, columns=["media_key_a", "media_key_b", "label"]).to_csv(labels, index=False)
     nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(
-        f"WAREHOUSE = {str(wh)!r}\nMEDIA_ROOTS = [{str(cat.media_dir)!r}]\nLABELS = None"))
+        f"WAREHOUSE = {str(wh)!r}\nMEDIA_ROOTS = [{str(cat.media_dir)!r}]\nLABELS = {str(labels)!r}"))
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 4            # cluster sizes, copy rates, decisions, thumbnails
+    assert len(images) >= 5            # cluster sizes, copy rates, decisions, threshold curve, thumbnails
+    threshold_cell = next(c for c in nb.cells if c.cell_type == "code" and "if LABELS:" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in threshold_cell.outputs)
