@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from medialayer.config import load_config
 from medialayer.fetching import Fetcher
 from medialayer.media import fingerprint_table
-from medialayer.search_index import INDEX_COLUMNS, SearchIndex, _side_schema
+from medialayer.search_index import SearchIndex, _side_schema
 from medialayer.synth.edits import EDITS
 from medialayer.synth.photos import all_photos, load_photo
 from medialayer.verification import SIDE_COLUMNS, pair_batch, verify_batch

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
-import pyarrow as pa
 
 from .config import Config, load_config
 from .envelope import MatchResult, Segment, error_result

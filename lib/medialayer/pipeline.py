@@ -167,7 +167,8 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
                 for r in sizes.limit(5).collect()]
 
         with _timed(summary, "review"):
-            sku = build_sku_suggestions(clusters, listing_media, listing_matches, cfg).withColumn("run_id", F.lit(run_id))
+            sku = build_sku_suggestions(clusters, listing_media, listing_matches, cfg).withColumn(
+                "run_id", F.lit(run_id))
             sku = _stage_frame(spark, sku, staging / "sku_suggestions")
             queue = build_review_queue(clusters, listing_media, listing_matches, sku, cfg).withColumn(
                 "run_id", F.lit(run_id))
@@ -181,7 +182,8 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
                 "fingerprints": wh.stage("fingerprints", run_id, fingerprints),
                 "listing_media": wh.stage("listing_media", run_id, listing_media.withColumn("run_id", F.lit(run_id))),
                 "media_matches": wh.stage("media_matches", run_id, matches),
-                "listing_matches": wh.stage("listing_matches", run_id, listing_matches.withColumn("run_id", F.lit(run_id))),
+                "listing_matches": wh.stage("listing_matches", run_id,
+                                            listing_matches.withColumn("run_id", F.lit(run_id))),
                 "clusters": wh.stage("clusters", run_id, clusters),
                 "cluster_events": wh.stage("cluster_events", run_id,
                                            _with_history(wh.read_base("cluster_events", run_id), events, run_id)),

@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 
 from .config import Config
 from .errors import MediaError
@@ -100,7 +99,8 @@ def write_report(warehouse: str | Path, out: str | Path, cfg: Config, media_root
                              and p["decision"] != "approve"), key=lambda p: -p["similarity"])[:max_pairs]
         rows = []
         for p in item_pairs:
-            seg = segments.get((p["media_key_a"], p["media_key_b"])) or segments.get((p["media_key_b"], p["media_key_a"])) or []
+            seg = (segments.get((p["media_key_a"], p["media_key_b"]))
+                   or segments.get((p["media_key_b"], p["media_key_a"])) or [])
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
                 f'{p["listing_id_a"]} / {p["listing_id_b"]}', p["relation"], p["decision"], f'{p["similarity"]:.2f}',
                 p["confidence"], p["match_type"], p["match_reason"], json.dumps(seg))) + "</tr>")

@@ -98,7 +98,8 @@ def build_clusters(listing_media: DataFrame, listing_matches: DataFrame, fingerp
         F.desc((F.col("source") == "brand_reference").cast("int")), F.desc_nulls_last("degree"),
         F.desc_nulls_last("pixels"),
         F.asc_nulls_last("updated_at"), "listing_id")
-    ranked = with_attrs.join(pixels, "listing_id", "left").join(degree, "listing_id", "left").withColumn("rank", F.row_number().over(order))
+    ranked = (with_attrs.join(pixels, "listing_id", "left").join(degree, "listing_id", "left")
+              .withColumn("rank", F.row_number().over(order)))
 
     ids, events = assign_stable_ids(members.select("listing_id", "component"), previous, listing_media, run_id, cfg)
     clusters = (ranked.join(stats, "component").join(ids, "component").select(
