@@ -289,7 +289,9 @@ def _runs_table(spark: SparkSession, base: DataFrame | None, s: RunSummary, star
     for f in RUNS_SCHEMA.fields:
         if f.name not in base.columns:
             base = base.withColumn(f.name, F.lit(None).cast(f.dataType))
-    return base.where(F.col("run_id") != s.run_id).select(*RUNS_SCHEMA.fieldNames()).unionByName(current)
+    history = base.where(F.col("run_id") != s.run_id).select(*RUNS_SCHEMA.fieldNames()).unionByName(current)
+    # One small file in run order, so readers that do not sort (pyarrow, pandas, notebooks) see history in order.
+    return history.coalesce(1).sortWithinPartitions("run_id")
 
 
 def _counts(d: dict) -> dict:
