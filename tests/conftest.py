@@ -30,3 +30,23 @@ def save(tmp_path: Path):
         img.save(path, **options)
         return str(path)
     return _save
+
+
+@pytest.fixture(scope="session")
+def av_clips(tmp_path_factory, photos):
+    """A 40 s product demo (eight real photographs, 5 s each with a pan and zoom, music track) and
+    an unrelated one, as decoded frames/samples plus their MP4 files."""
+    import numpy as np
+
+    from medialayer.synth import av as synth_av
+
+    root = tmp_path_factory.mktemp("av")
+    fps, sr = 10.0, 16000
+    pictures = [np.asarray(p) for p in photos]
+    clips = {}
+    for name, pics, seed in (("demo", pictures[:8], 1), ("other", pictures[8:16], 2)):
+        frames = synth_av.slideshow(pics, 40.0, fps, (320, 240), seconds_per_photo=5.0, seed=seed)
+        sound = synth_av.music(40.0, sr, seed=seed + 10)
+        path = synth_av.encode_video(root / f"{name}.mp4", frames, fps, audio=sound, sr=sr)
+        clips[name] = {"frames": frames, "sound": sound, "path": path}
+    return {"root": root, "fps": fps, "sr": sr, **clips}

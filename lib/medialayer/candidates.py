@@ -18,7 +18,7 @@ from .config import BandConfig
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .config import CandidatesConfig
+    from .config import CandidatesConfig, Config
 
 _BAND_SHIFT = np.uint64(32)
 
@@ -55,6 +55,19 @@ def collision_probability(distance: float, cfg: BandConfig, nbits: int = 64) -> 
 # --- all candidate keys of an image fingerprint batch -------------------------------------------
 
 WORD_FLAG = np.int64(1) << np.int64(62)      # set on keypoint-word keys; band keys stay below 2^40
+FRAME_FLAG = np.int64(1) << np.int64(61)     # frame-band keys (video frames and images' pHashes)
+LANDMARK_FLAG = np.int64(1) << np.int64(60)  # audio landmark keys
+
+# Key kinds, each with its own evidence rule (distinct shared keys a pair needs) and bucket cap.
+KIND_BAND, KIND_WORD, KIND_FRAME, KIND_LANDMARK = 0, 1, 2, 3
+
+
+def kind_rules(cfg: "CandidatesConfig") -> dict[int, tuple[int, int]]:
+    """{kind: (min distinct shared keys for a candidate, max bucket size)}."""
+    return {KIND_BAND: (1, cfg.max_bucket_size),
+            KIND_WORD: (cfg.local.min_shared, cfg.local.max_bucket_size),
+            KIND_FRAME: (cfg.video.min_shared, cfg.video.max_bucket_size),
+            KIND_LANDMARK: (cfg.audio.min_shared, cfg.audio.max_bucket_size)}
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,16 @@ class ImageKeys:
     query: np.ndarray     # bool: probed from the query side (straight keys and their neighbour probes)
     word: np.ndarray      # bool: a keypoint word (needs candidates.local.min_shared distinct hits)
     indexed: np.ndarray | None = None   # bool: stored on the index side (straight and mirrored keys)
+    kind: np.ndarray | None = None      # int8 KIND_*; derived from `word` when not given
 
     def __post_init__(self) -> None:
         if self.indexed is None:
             object.__setattr__(self, "indexed", np.ones(self.row.shape[0], dtype=bool))
+        if self.kind is None:
+            object.__setattr__(self, "kind", np.where(self.word, KIND_WORD, KIND_BAND).astype(np.int8))
+
+
+MediaKeys = ImageKeys     # the same shape carries every media type's keys
 
 
 def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
@@ -100,7 +119,7 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
         idx = np.flatnonzero(use)
         if idx.size == 0:
             continue
-        hashes = to_unsigned(batch.column(column).to_numpy(zero_copy_only=False)[idx].astype(np.int64))
+        hashes = to_unsigned(batch.column(column).fill_null(0).to_numpy(zero_copy_only=False)[idx].astype(np.int64))
         bk = band_keys(hashes, positions)
         emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight, True, False)
 
@@ -188,24 +207,134 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
     oversized buckets skipped. For benchmarks, tests and small in-memory indexes; same semantics."""
     import pandas as pd
 
-    df = pd.DataFrame({"row": keys.row, "key": keys.key, "query": keys.query, "word": keys.word,
+    rules = kind_rules(cfg)
+    df = pd.DataFrame({"row": keys.row, "key": keys.key, "query": keys.query, "kind": keys.kind,
                        "indexed": keys.indexed})
     q = df[df["query"]].drop_duplicates(["row", "key"])
     df = df[df["indexed"]].drop_duplicates(["row", "key"])
     sizes = df.groupby("key")["row"].transform("size")
-    too_big = sizes > np.where(df["word"], cfg.local.max_bucket_size, cfg.max_bucket_size)
+    caps = df["kind"].map({k: cap for k, (_, cap) in rules.items()})
+    too_big = sizes > caps
     oversized = int(df.loc[too_big, "key"].nunique())
     index = df[~too_big]
     if query_rows is not None:
         q = q[q["row"].isin(query_rows)]
-    joined = q[["key", "row", "word"]].merge(index[["key", "row"]], on="key", suffixes=("_q", "_r"))
+    joined = q[["key", "row", "kind"]].merge(index[["key", "row"]], on="key", suffixes=("_q", "_r"))
     joined = joined[joined["row_q"] != joined["row_r"]]
     a = np.minimum(joined["row_q"].to_numpy(), joined["row_r"].to_numpy())
     b = np.maximum(joined["row_q"].to_numpy(), joined["row_r"].to_numpy())
-    hits = pd.DataFrame({"a": a, "b": b, "key": joined["key"].to_numpy(), "word": joined["word"].to_numpy()})
+    hits = pd.DataFrame({"a": a, "b": b, "key": joined["key"].to_numpy(), "kind": joined["kind"].to_numpy()})
     hits = hits.drop_duplicates(["a", "b", "key"])
-    hits["band"] = ~hits["word"]
-    agg = hits.groupby(["a", "b"])[["band", "word"]].sum().rename(columns={"band": "bands", "word": "words"})
-    keep = agg[(agg["bands"] > 0) | (agg["words"] >= cfg.local.min_shared)]
-    pairs = keep.index.to_frame(index=False)
+    counts = hits.groupby(["a", "b", "kind"]).size().rename("n").reset_index()
+    counts = counts[counts["n"] >= counts["kind"].map({k: m for k, (m, _) in rules.items()})]
+    pairs = counts[["a", "b"]].drop_duplicates()
     return pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64), oversized
+
+
+# --- video and audio keys -------------------------------------------------------------------------
+
+def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config") -> ImageKeys:
+    """Every join key of every ok row of a fingerprint batch: image bands and words, frame bands
+    (videos' frames and images' pHashes, so a grabbed hero image meets its video) and landmarks."""
+    parts = [image_keys(batch, cfg.candidates), frame_keys(batch, cfg.candidates), landmark_keys(batch, cfg)]
+    return ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                       ("row", "key", "query", "word", "indexed", "kind")))
+
+
+def _empty_keys() -> ImageKeys:
+    z = np.zeros(0, dtype=np.int64)
+    f = np.zeros(0, dtype=bool)
+    return ImageKeys(z, z.copy(), f, f.copy(), f.copy(), np.zeros(0, dtype=np.int8))
+
+
+def _keys(rows: list, keys: list, query: list, indexed: list, kind: int) -> ImageKeys:
+    if not rows:
+        return _empty_keys()
+    r, k = np.concatenate(rows).astype(np.int64), np.concatenate(keys).astype(np.int64)
+    return ImageKeys(r, k, np.concatenate(query), np.zeros(r.size, dtype=bool), np.concatenate(indexed),
+                     np.full(r.size, kind, dtype=np.int8))
+
+
+def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
+    import pyarrow.compute as pc
+    from .fingerprints.bits import to_unsigned
+    from .fingerprints.video import unpack_frames
+
+    if "frame_hashes" not in batch.column_names:
+        return _empty_keys()
+    status = np.asarray(pc.equal(batch.column("status"), "ok").fill_null(False))
+    types = batch.column("media_type").to_pylist()
+    vcfg = cfg.video
+    positions = band_positions(BandConfigLike(vcfg.bands, vcfg.bits_per_band, vcfg.seed))
+    rows, keys, query, indexed = [], [], [], []
+
+    def emit(row: int, hashes: np.ndarray, is_query: bool) -> None:
+        k = np.unique(band_keys(np.unique(hashes), positions).ravel() | FRAME_FLAG)
+        rows.append(np.full(k.size, row, dtype=np.int64))
+        keys.append(k)
+        query.append(np.full(k.size, is_query))
+        indexed.append(np.ones(k.size, dtype=bool))
+
+    times = batch.column("frame_times").to_pylist()
+    blobs = batch.column("frame_hashes").to_pylist()
+    # fill_null keeps int64 (a column with nulls would otherwise come out as float64 and lose bits)
+    img = {c: batch.column(c).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+           for c in ("phash", "phash_mirror", "region_phash")}
+    for i in np.flatnonzero(status):
+        if types[i] == "video" and blobs[i]:
+            fh = unpack_frames(times[i], blobs[i])
+            if fh.times.size:
+                emit(i, np.concatenate([fh.phash, fh.centre_phash]), True)
+        elif types[i] == "image":
+            emit(i, to_unsigned(np.array([img["phash"][i], img["region_phash"][i]], dtype=np.int64)), True)
+            emit(i, to_unsigned(np.array([img["phash_mirror"][i]], dtype=np.int64)), False)
+    return _keys(rows, keys, query, indexed, KIND_FRAME)
+
+
+def landmark_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config") -> ImageKeys:
+    """A fixed subset of each sound's landmarks: straight on both sides; the query side also
+    offers them re-hashed under every speed hypothesis of matching.audio."""
+    import pyarrow.compute as pc
+    from .fingerprints.audio import landmarks, unpack_peaks
+    from .matching.av import speed_hypotheses
+
+    if "audio_peaks" not in batch.column_names:
+        return _empty_keys()
+    status = np.asarray(pc.equal(batch.column("status"), "ok").fill_null(False))
+    blobs = batch.column("audio_peaks").to_pylist()
+    modulus = np.uint64(cfg.candidates.audio.key_modulus)
+    rows, keys, query, indexed = [], [], [], []
+    for i in np.flatnonzero(status):
+        if not blobs[i]:
+            continue
+        peaks = unpack_peaks(blobs[i])
+        straight = None
+        for speed, pitch in speed_hypotheses(cfg.matching.audio.speeds):
+            h = landmarks(peaks, cfg.audio, speed, pitch).hash
+            h = np.unique(h[_mix(h) % modulus == 0]) | LANDMARK_FLAG
+            if straight is None:
+                straight = h
+                rows.append(np.full(h.size, i, dtype=np.int64))
+                keys.append(h)
+                query.append(np.ones(h.size, dtype=bool))
+                indexed.append(np.ones(h.size, dtype=bool))
+            else:
+                h = np.setdiff1d(h, straight, assume_unique=True)
+                rows.append(np.full(h.size, i, dtype=np.int64))
+                keys.append(h)
+                query.append(np.ones(h.size, dtype=bool))
+                indexed.append(np.zeros(h.size, dtype=bool))
+    return _keys(rows, keys, query, indexed, KIND_LANDMARK)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """Spread landmark hashes (their low bits are the time gap) before taking a fixed subset."""
+    return (np.asarray(h, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+
+
+@dataclass(frozen=True)
+class BandConfigLike:
+    """band_positions' cache key for the frame bands (same fields as config.BandConfig)."""
+    bands: int
+    bits_per_band: int
+    seed: int

@@ -147,6 +147,67 @@ class ImageConfig:
 
 
 @dataclass(frozen=True)
+class VideoConfig:
+    max_duration_s: float
+    sample_fps: float
+    max_frames: int
+    frame_side: int
+    border_tolerance: int
+    max_trim_fraction: float
+    min_frame_contrast: float
+    centre_crop: float
+
+    def validate(self, path: str) -> None:
+        _positive(self.max_duration_s, f"{path}.max_duration_s")
+        _in_range(self.sample_fps, 0.1, 30, f"{path}.sample_fps")
+        _positive(self.max_frames, f"{path}.max_frames")
+        _in_range(self.frame_side, 32, 1024, f"{path}.frame_side")
+        _in_range(self.border_tolerance, 0, 255, f"{path}.border_tolerance")
+        _in_range(self.max_trim_fraction, 0, 0.45, f"{path}.max_trim_fraction")
+        _non_negative(self.min_frame_contrast, f"{path}.min_frame_contrast")
+        _in_range(self.centre_crop, 0.5, 0.95, f"{path}.centre_crop")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int
+    fft_size: int
+    hop: int
+    neighbourhood_hops: int
+    neighbourhood_bins: int
+    min_prominence: float
+    dynamic_range_nepers: float
+    min_bin: int
+    max_bin: int
+    peaks_per_second: float
+    fan_out: int
+    pair_search: int
+    max_dt_hops: int
+    max_df_bins: float
+    freq_quantum_bins: float
+
+    def validate(self, path: str) -> None:
+        _in_range(self.sample_rate, 4000, 48000, f"{path}.sample_rate")
+        if self.fft_size < 64 or self.fft_size & (self.fft_size - 1):
+            raise ConfigError(f"{path}.fft_size must be a power of two >= 64, got {self.fft_size}")
+        _in_range(self.hop, 16, self.fft_size, f"{path}.hop")
+        _positive(self.neighbourhood_hops, f"{path}.neighbourhood_hops")
+        _positive(self.neighbourhood_bins, f"{path}.neighbourhood_bins")
+        _non_negative(self.min_prominence, f"{path}.min_prominence")
+        _positive(self.dynamic_range_nepers, f"{path}.dynamic_range_nepers")
+        _in_range(self.min_bin, 1, self.fft_size // 2 - 2, f"{path}.min_bin")
+        _in_range(self.max_bin, self.min_bin, self.fft_size // 2 - 1, f"{path}.max_bin")
+        _positive(self.peaks_per_second, f"{path}.peaks_per_second")
+        _in_range(self.fan_out, 1, 32, f"{path}.fan_out")
+        _in_range(self.pair_search, self.fan_out, 128, f"{path}.pair_search")
+        _in_range(self.max_dt_hops, 2, 255, f"{path}.max_dt_hops")        # 8 bits of the landmark hash
+        _in_range(self.freq_quantum_bins, 0.25, 8, f"{path}.freq_quantum_bins")
+        _positive(self.max_df_bins, f"{path}.max_df_bins")
+        if 2 * self.max_df_bins / self.freq_quantum_bins + 2 >= 256:
+            raise ConfigError(f"{path}: max_df_bins / freq_quantum_bins must stay below 127 (8 hash bits)")
+
+
+@dataclass(frozen=True)
 class BandConfig:
     bands: int
     bits_per_band: int
@@ -177,9 +238,38 @@ class LocalWordConfig:
 
 
 @dataclass(frozen=True)
+class VideoKeyConfig:
+    bands: int
+    bits_per_band: int
+    seed: int
+    min_shared: int
+    max_bucket_size: int
+
+    def validate(self, path: str) -> None:
+        _in_range(self.bands, 1, 256, f"{path}.bands")
+        _in_range(self.bits_per_band, 8, 32, f"{path}.bits_per_band")
+        _positive(self.min_shared, f"{path}.min_shared")
+        _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
+
+
+@dataclass(frozen=True)
+class AudioKeyConfig:
+    key_modulus: int
+    min_shared: int
+    max_bucket_size: int
+
+    def validate(self, path: str) -> None:
+        _positive(self.key_modulus, f"{path}.key_modulus")
+        _positive(self.min_shared, f"{path}.min_shared")
+        _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
+
+
+@dataclass(frozen=True)
 class CandidatesConfig:
     image: BandConfig
     local: LocalWordConfig
+    video: VideoKeyConfig
+    audio: AudioKeyConfig
     max_bucket_size: int
 
     def validate(self, path: str) -> None:
@@ -276,11 +366,59 @@ class ImageMatchConfig:
 
 
 @dataclass(frozen=True)
+class VideoMatchConfig:
+    frame_max_distance: float
+    speeds: list
+    offset_bin_s: float
+    max_gap_s: float
+    min_frames: int
+    min_coverage: float
+    calibration: list
+
+    def validate(self, path: str) -> None:
+        _in_range(self.frame_max_distance, 1, 32, f"{path}.frame_max_distance")
+        _check_speeds(self.speeds, f"{path}.speeds")
+        _positive(self.offset_bin_s, f"{path}.offset_bin_s")
+        _positive(self.max_gap_s, f"{path}.max_gap_s")
+        _positive(self.min_frames, f"{path}.min_frames")
+        _unit(self.min_coverage, f"{path}.min_coverage")
+        _check_curve(self.calibration, f"{path}.calibration", increasing=False)
+
+
+@dataclass(frozen=True)
+class AudioMatchConfig:
+    speeds: list
+    offset_bin_hops: float
+    max_gap_s: float
+    max_hash_repeats: int
+    min_density: float
+    calibration: list
+
+    def validate(self, path: str) -> None:
+        _check_speeds(self.speeds, f"{path}.speeds")
+        _positive(self.offset_bin_hops, f"{path}.offset_bin_hops")
+        _positive(self.max_gap_s, f"{path}.max_gap_s")
+        _positive(self.max_hash_repeats, f"{path}.max_hash_repeats")
+        _unit(self.min_density, f"{path}.min_density")
+        _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
+
+
+def _check_speeds(speeds: list, path: str) -> None:
+    if not speeds or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.5 <= s <= 2.0
+                         for s in speeds):
+        raise ConfigError(f"{path} must be a non-empty list of speed factors in 0.5..2.0, got {speeds!r}")
+    if 1.0 not in [float(s) for s in speeds]:
+        raise ConfigError(f"{path} must include 1.0 (unchanged speed), got {speeds!r}")
+
+
+@dataclass(frozen=True)
 class MatchingConfig:
     match_threshold: float
     record_threshold: float
     confidence: ConfidenceConfig
     image: ImageMatchConfig
+    video: VideoMatchConfig
+    audio: AudioMatchConfig
 
     def validate(self, path: str) -> None:
         _unit(self.match_threshold, f"{path}.match_threshold")
@@ -411,6 +549,8 @@ class Config:
     manifest: ManifestConfig
     fetch: FetchConfig
     image: ImageConfig
+    video: VideoConfig
+    audio: AudioConfig
     candidates: CandidatesConfig
     matching: MatchingConfig
     clustering: ClusteringConfig

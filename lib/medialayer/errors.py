@@ -18,6 +18,9 @@ ERROR_CODES = {
     "unsupported_type": "the content is not an image, video or audio format we decode",
     "decode_error": "the content is corrupt or truncated",
     "decompression_bomb": "the declared pixel count exceeds image.max_pixels",
+    "no_video_stream": "a video file without a video stream",
+    "no_audio_stream": "an audio file without an audio stream",
+    "too_long": "a video or audio file longer than video.max_duration_s",
     "internal_error": "an unexpected failure while processing this media (a bug: please report)",
 }
 # Plus `http_<status>` for any HTTP status outside 2xx (http_404, http_500, ...).

@@ -22,11 +22,16 @@ from .decoding.image import DecodedImage
 from .errors import MediaError
 from .fetching import Fetcher
 from .fingerprints import image as image_fp
+from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION, pack_peaks, spectral_peaks
 from .fingerprints.bits import to_signed
+from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, frame_hashes, pack_frames
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT_VERSION = image_fp.FINGERPRINT_VERSION
+# Each media type's fingerprint version; a row made by another version is re-fetched by the next run.
+FINGERPRINT_VERSIONS = {"image": image_fp.FINGERPRINT_VERSION, "video": VIDEO_FINGERPRINT_VERSION,
+                        "audio": AUDIO_FINGERPRINT_VERSION}
+FINGERPRINT_VERSION = "+".join(FINGERPRINT_VERSIONS.values())     # recorded per run
 
 FINGERPRINT_SCHEMA = pa.schema([
     ("media_key", pa.string()),
@@ -50,6 +55,11 @@ FINGERPRINT_SCHEMA = pa.schema([
     ("kp_desc", pa.binary()),                # 32-byte ORB descriptors
     ("kp_desc_mirror", pa.binary()),         # descriptors of the mirrored image, same keypoints
     ("kp_angle", pa.binary()),               # ORB orientation per keypoint, one byte (256 per turn)
+    ("frame_count", pa.int32()),             # video: sampled frames kept (near-blank ones dropped)
+    ("frame_times", pa.binary()),            # video: float32 seconds per kept frame
+    ("frame_hashes", pa.binary()),           # video: uint64 pHash, dHash, centre pHash, centre dHash per frame
+    ("peak_count", pa.int32()),              # audio (and videos' sound tracks): spectral peaks
+    ("audio_peaks", pa.binary()),            # (uint32 hop, uint16 1/16-bin frequency) per peak
     ("fingerprint_version", pa.string()),
     ("fetched_at", pa.timestamp("us", tz="UTC")),
 ])
@@ -61,11 +71,24 @@ def media_key(url: str | None) -> str:
 
 
 @dataclass
+class AVPrint:
+    duration_s: float
+    width: int | None
+    height: int | None
+    frame_count: int | None
+    frame_times: bytes | None
+    frame_hashes: bytes | None
+    peak_count: int | None
+    audio_peaks: bytes | None
+
+
+@dataclass
 class Loaded:
     url: str | None
     media_type: str | None
     sha256: str | None = None
     image: DecodedImage | None = None
+    av: AVPrint | None = None
     error: MediaError | None = None
 
 
@@ -81,15 +104,37 @@ def load_media(url: str | None, declared_type: str | None, fetcher: Fetcher, cfg
         media_type = sniffed or guessed
         if sniffed is None:
             raise MediaError("unsupported_type", _describe_unknown(data, fetched.content_type))
+        if sniffed == "video" and guessed == "audio":
+            media_type = "audio"           # an MP4/WebM container declared as audio: its sound track
         if media_type != "image":
-            # Video and audio fingerprints arrive with their own stage; until then say so plainly.
-            raise MediaError("unsupported_type", f"{media_type} fingerprinting is not available in this version")
+            return Loaded(url, media_type, sha, av=av_print(data, media_type, cfg))
         return Loaded(url, "image", sha, image=decode_image(data, cfg.image))
     except MediaError as err:
         return Loaded(url, guessed, sha, error=err)
     except Exception as exc:  # noqa: BLE001 - one bad item must not take down the batch
         log.exception("unexpected failure on %s", url)
         return Loaded(url, guessed, error=MediaError("internal_error", f"{type(exc).__name__}: {exc}"))
+
+
+def av_print(data: bytes, media_type: str, cfg: Config) -> AVPrint:
+    """Decode a video or audio file and fingerprint it (frames and/or sound track)."""
+    from .decoding.av import decode_av
+
+    decoded = decode_av(data, media_type, cfg.video, cfg.audio)
+    times = hashes = None
+    n_frames = None
+    if decoded.frames is not None:
+        fh = frame_hashes(decoded.frame_times, decoded.frames, cfg.video)
+        times, hashes = pack_frames(fh)
+        n_frames = int(fh.times.size)
+        if n_frames == 0 and decoded.audio is None:
+            raise MediaError("decode_error", "every sampled frame is blank and there is no sound track")
+    peaks_blob, n_peaks = None, None
+    if decoded.audio is not None:
+        peaks = spectral_peaks(decoded.audio, cfg.audio)
+        peaks_blob, n_peaks = pack_peaks(peaks), peaks.size
+    return AVPrint(round(decoded.duration_s, 3), decoded.width, decoded.height, n_frames, times, hashes,
+                   n_peaks, peaks_blob)
 
 
 def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | None], cfg: Config,
@@ -132,12 +177,15 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
         "error_code": [item.error.code if item.error else None for item in loaded],
         "error_detail": [item.error.detail if item.error else None for item in loaded],
         "content_sha256": [item.sha256 for item in loaded],
-        "width": [item.image.width if item.image else None for item in loaded],
-        "height": [item.image.height if item.image else None for item in loaded],
-        "duration_s": [None] * n,
+        "width": [item.image.width if item.image else (item.av.width if item.av else None) for item in loaded],
+        "height": [item.image.height if item.image else (item.av.height if item.av else None) for item in loaded],
+        "duration_s": [item.av.duration_s if item.av else None for item in loaded],
     }
+    for name in ("frame_count", "frame_times", "frame_hashes", "peak_count", "audio_peaks"):
+        columns[name] = [getattr(item.av, name) if item.av else None for item in loaded]
     columns.update(extra)
-    columns["fingerprint_version"] = [FINGERPRINT_VERSION] * n
+    columns["fingerprint_version"] = [FINGERPRINT_VERSIONS.get(item.media_type or "", FINGERPRINT_VERSIONS["image"])
+                                      for item in loaded]
     columns["fetched_at"] = [now] * n
     arrays = []
     for f in FINGERPRINT_SCHEMA:

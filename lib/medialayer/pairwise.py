@@ -60,13 +60,15 @@ def match_pairs(pairs: Sequence[tuple[str, str, str | None]], cfg: Config | None
         swap = keys[ia] > keys[ib]
         ia, ib = np.where(swap, ib, ia), np.where(swap, ia, ib)
         verified = verify_batch(pair_batch(fps, ia, ib), cfg, keep_below_record=True).to_pylist()
-        for n, row in zip(order, verified):
-            results[n] = _to_result(row)
+        for n, row, swapped in zip(order, verified, swap):
+            results[n] = _to_result(row, bool(swapped))
     return results  # type: ignore[return-value]
 
 
-def _to_result(row: dict) -> MatchResult:
-    segments = [Segment(**s) for s in row["matched_segments"] or []]
+def _to_result(row: dict, swapped: bool = False) -> MatchResult:
+    """Envelope of a verified row; segments go back to the caller's (a, b) order when it was swapped."""
+    segments = [Segment(s["reference_start"], s["reference_end"], s["query_start"], s["query_end"], s["similarity"])
+                if swapped else Segment(**s) for s in row["matched_segments"] or []]
     return MatchResult(row["match_found"], row["confidence"], row["similarity"], row["match_type"],
                        row["media_type"], row["reason"], segments)
 

@@ -23,8 +23,8 @@ from pyspark.sql import types as T
 
 from .config import Config
 from .errors import TRANSIENT_ERROR_CODES
-from .media import FINGERPRINT_VERSION
-from .spark.candidate_stage import candidate_pairs, image_join_keys, summarize_overflow
+from .media import FINGERPRINT_VERSION, FINGERPRINT_VERSIONS
+from .spark.candidate_stage import candidate_pairs, media_join_keys, summarize_overflow
 from .spark.clusters import build_clusters
 from .spark.fingerprint_stage import fingerprint_media, with_run_id
 from .spark.listing_stage import build_listing_matches
@@ -126,7 +126,7 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
                                                             staging, summary)
 
         with _timed(summary, "candidates"):
-            index_keys = image_join_keys(fingerprints, cfg).persist()
+            index_keys = media_join_keys(fingerprints, cfg).persist()
             query_keys = index_keys.join(new_keys, "media_key", "left_semi")
             pairs, oversized = candidate_pairs(index_keys, query_keys, cfg)
             pairs = _stage_frame(spark, pairs, staging / "candidates")
@@ -231,6 +231,10 @@ def _fingerprint_new_media(spark: SparkSession, wh: Warehouse, cfg: Config, run_
 
     # The index: every media the catalog still references, its newest row (ok or error).
     if base is not None:
+        # A warehouse written before a column existed gets it as nulls (schema evolution).
+        for f in fresh.schema.fields:
+            if f.name not in base.columns:
+                base = base.withColumn(f.name, F.lit(None).cast(f.dataType))
         kept = base.join(fresh.select("media_key"), "media_key", "left_anti")
         fingerprints = kept.select(*fresh.columns).unionByName(fresh)
     else:
@@ -251,12 +255,17 @@ def _media_to_fetch(catalog: DataFrame, manifest: DataFrame, base: DataFrame | N
     today = manifest.groupBy("media_key").agg(F.max("updated_at").alias("updated_at"))
     code = F.col("error_code")
     transient = code.isin(*TRANSIENT_ERROR_CODES) | code.rlike(r"^http_(5\d\d|429)$")
-    prior = base.select("media_key", "status", "error_code", "fingerprint_version", "fetched_at")
+    prior = base.select("media_key", "status", "error_code", "fingerprint_version", "fetched_at",
+                        F.col("media_type").alias("fp_media_type"))
     state = catalog.join(prior, "media_key", "left").join(today.withColumn("in_manifest", F.lit(True)),
                                                         "media_key", "left")
     in_manifest = F.coalesce(F.col("in_manifest"), F.lit(False))
+    current = F.create_map(*[F.lit(x) for kv in FINGERPRINT_VERSIONS.items() for x in kv])
+    # Rows of another fingerprint version are redone: ok rows, and error rows of a media type the
+    # old version could not handle (video and audio were `unsupported_type` before they had one).
+    stale = F.col("fingerprint_version") != F.coalesce(current[F.col("fp_media_type")], F.col("fingerprint_version"))
     due = (F.col("status").isNull()
-           | ((F.col("status") == "ok") & (F.col("fingerprint_version") != FINGERPRINT_VERSION))
+           | stale
            | ((F.col("status") == "error") & (transient | in_manifest))
            | (in_manifest & F.col("updated_at").isNotNull() & (F.col("updated_at") > F.col("fetched_at"))))
     return state.where(due).select("media_key", "media_url", "media_type")

@@ -31,6 +31,7 @@ class SampleCatalog:
     manifest_path: Path
     media_dir: Path
     groups: dict[str, list[str]] = field(default_factory=dict)     # product -> listing ids that copy it
+    av_group: str | None = None                                    # the product whose media are video/audio
     singletons: list[str] = field(default_factory=list)            # unrelated listings
     bad_listings: dict[str, str] = field(default_factory=dict)     # listing id -> expected error code
     brand_references: dict[str, str] = field(default_factory=dict)  # brand reference listing -> brand
@@ -42,11 +43,14 @@ class SampleCatalog:
 
 def build_sample_catalog(out_dir: str | Path, n_groups: int = 6, n_singletons: int = 8,
                          edits: list[str] | None = None, include_bad_rows: bool = True,
-                         max_side: int = 900) -> SampleCatalog:
+                         max_side: int = 900, include_av: bool = True) -> SampleCatalog:
     """Write media files and manifest.parquet under `out_dir`; return what was planted.
 
     Each of `n_groups` photographs is listed by its original seller and re-listed by other sellers
     after one edit each (and one edit combination); `n_singletons` other photographs are unrelated.
+    With `include_av`, a product demo video (slideshow over the last photographs, with music) is
+    copied as a cropped, re-encoded excerpt, as a frame grabbed for a hero image and as an audio
+    voice-over of its sound track; an unrelated audio file stands beside them.
     """
     edits = edits or list(DEFAULT_EDITS)
     photos = photo_paths()
@@ -112,15 +116,32 @@ def build_sample_catalog(out_dir: str | Path, n_groups: int = 6, n_singletons: i
         add(lid, file, f"seller-{s % 5}", f"sku-u{s:02d}", f"brand-{s % 4}", categories[s % len(categories)])
         cat.singletons.append(lid)
 
+    if include_av:
+        if n_groups + n_singletons + 1 > len(photos) - _AV_PHOTOS:
+            raise ValueError(f"the video group needs the last {_AV_PHOTOS} photographs: use at most "
+                             f"{len(photos) - _AV_PHOTOS - 1} groups + singletons with include_av")
+        _add_av_group(cat, rows, photos[-_AV_PHOTOS:], media)
+
     if include_bad_rows:
         corrupt = media / "corrupt.jpg"
         corrupt.write_bytes(b"\xff\xd8\xff\xe0" + bytes(rng.integers(0, 256, 2000, dtype=np.uint8)))
         html = media / "not_an_image.jpg"
         html.write_text("<!doctype html><html><body>404 page</body></html>")
-        for lid, target, code in (("L-bad-missing", media / "does_not_exist.jpg", "not_found"),
-                                  ("L-bad-corrupt", corrupt, "decode_error"),
-                                  ("L-bad-html", html, "unsupported_type")):
+        bad = [("L-bad-missing", media / "does_not_exist.jpg", "not_found", "image"),
+               ("L-bad-corrupt", corrupt, "decode_error", "image"),
+               ("L-bad-html", html, "unsupported_type", "image")]
+        if include_av:
+            from .synth import av as synth_av
+            whole = (media / "v00_demo.mp4").read_bytes()
+            truncated = media / "truncated.mp4"
+            truncated.write_bytes(whole[: len(whole) // 3])
+            silent_film = media / "sound_only.mp4"        # an MP4 container with no picture at all
+            synth_av.encode_audio(silent_film, synth_av.music(3.0, seed=5), codec="aac")
+            bad += [("L-bad-video-truncated", truncated, "decode_error", "video"),
+                    ("L-bad-video-nostream", silent_film, "no_video_stream", "video")]
+        for lid, target, code, media_type in bad:
             add(lid, target, "seller-9", "sku-bad", "brand-x", "misc")
+            rows[-1]["media_type"] = media_type
             cat.bad_listings[lid] = code
 
     table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
@@ -132,6 +153,49 @@ def build_sample_catalog(out_dir: str | Path, n_groups: int = 6, n_singletons: i
                                         schema=pa.schema([("brand_id", pa.string()), ("seller_id", pa.string())])),
                    cat.authorizations_path)
     return cat
+
+
+_AV_PHOTOS = 4
+AV_SECONDS = 24.0
+
+
+def _add_av_group(cat: SampleCatalog, rows: list[dict], photos: list[Path], media: Path) -> None:
+    """Video v00 and its copies: excerpt (cropped, re-encoded), frame grab, audio voice-over."""
+    import cv2
+
+    from .synth import av as synth_av
+
+    fps, sr = 10.0, 16000
+    pictures = [np.asarray(load_photo(p, 640)) for p in photos]
+    frames = synth_av.slideshow(pictures, AV_SECONDS, fps, (320, 240), seconds_per_photo=3.0, seed=3)
+    sound = synth_av.music(AV_SECONDS, sr, seed=4)
+    files = {
+        "video": synth_av.encode_video(media / "v00_demo.mp4", frames, fps, audio=sound, sr=sr),
+        "excerpt": synth_av.encode_video(media / "v00_excerpt.mp4",
+                                         synth_av.crop_frames(synth_av.retime(frames, fps, 6.0, 16.0), 0.9), fps,
+                                         audio=sound[6 * sr:16 * sr], sr=sr, codec="mpeg4"),
+        "voiceover": synth_av.encode_audio(media / "v00_voiceover.mp3",
+                                           synth_av.mix(sound[4 * sr:16 * sr], synth_av.music(12, sr, seed=6), 6), sr),
+    }
+    grab = media / "v00_framegrab.jpg"
+    cv2.imwrite(str(grab), cv2.cvtColor(frames[int(15.3 * fps)], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    files["framegrab"] = grab
+    sellers = {"video": "seller-2", "excerpt": "seller-5", "framegrab": "seller-4", "voiceover": "seller-3"}
+    types = {"video": "video", "excerpt": "video", "framegrab": "image", "voiceover": "audio"}
+    ids = []
+    for name, path in files.items():
+        lid = f"L-v00-{name}"
+        rows.append({"listing_id": lid, "media_url": str(path), "media_type": types[name], "seller_id": sellers[name],
+                     "sku_id": f"sku-v00-{sellers[name]}", "brand_id": "brand-1", "category": "electronics",
+                     "source": "listing"})
+        ids.append(lid)
+    cat.groups["v00"] = ids
+    cat.av_group = "v00"
+    other = synth_av.encode_audio(media / "unrelated_jingle.mp3", synth_av.music(15, sr, seed=21), sr)
+    rows.append({"listing_id": "L-unrelated-audio", "media_url": str(other), "media_type": "audio",
+                 "seller_id": "seller-1", "sku_id": "sku-ua", "brand_id": "brand-2", "category": "electronics",
+                 "source": "listing"})
+    cat.singletons.append("L-unrelated-audio")
 
 
 MANIFEST_SCHEMA = pa.schema([(c, pa.string()) for c in (

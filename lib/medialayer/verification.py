@@ -13,10 +13,13 @@ import pyarrow as pa
 from .config import Config
 from .fingerprints import image as image_fp
 from .fingerprints.local import unpack_descriptors, unpack_xy
+from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalSide, match_local
 
 METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
+AV_METHODS = {"video": "video-v1:frames+landmarks", "audio": "audio-v1:landmarks",
+              "frame_grab": "video-v1:frame-grab"}
 
 SEGMENT_TYPE = pa.struct([("query_start", pa.float64()), ("query_end", pa.float64()),
                           ("reference_start", pa.float64()), ("reference_end", pa.float64()),
@@ -39,7 +42,7 @@ MATCH_SCHEMA = pa.schema([
 # Columns a verify batch must carry for each side (suffix _a / _b).
 SIDE_COLUMNS = ("media_key", "media_type", "content_sha256", "width", "height", *image_fp.HASH_COLUMNS,
                 *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN, "region", "kp_frame_w", "kp_frame_h",
-                "kp_xy", "kp_desc", "kp_desc_mirror")
+                "kp_xy", "kp_desc", "kp_desc_mirror", "duration_s", "frame_times", "frame_hashes", "audio_peaks")
 _HASHES = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
 
 
@@ -53,8 +56,28 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
     n = batch.num_rows
     if n == 0:
         return pa.RecordBatch.from_pylist([], schema=MATCH_SCHEMA)
+    types_a, types_b = batch.column("media_type_a").to_pylist(), batch.column("media_type_b").to_pylist()
+    images = np.array([ta == "image" and tb == "image" for ta, tb in zip(types_a, types_b)], dtype=bool)
+    rows = []
+    if images.any():
+        idx = np.flatnonzero(images)
+        part = batch if images.all() else batch.take(pa.array(idx))
+        rows += [{**r, "index": int(idx[r["index"]])} for r in _image_rows(part, cfg, keep_below_record)]
+    if not images.all():
+        rows += _av_rows(batch, np.flatnonzero(~images), cfg, keep_below_record)
+    rows.sort(key=lambda r: r["index"])
+    col = {name: batch.column(name) for name in ("media_key_a", "media_key_b")}
+    take = pa.array(np.array([r["index"] for r in rows], dtype=np.int64), type=pa.int64())
+    arrays = [col["media_key_a"].take(take), col["media_key_b"].take(take)]
+    arrays += [pa.array([r[f.name] for r in rows], type=f.type) for f in list(MATCH_SCHEMA)[2:]]
+    return pa.RecordBatch.from_arrays(arrays, schema=MATCH_SCHEMA)
+
+
+def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:
+    """Envelope rows of image pairs (global hashes vectorised, keypoints pair by pair)."""
+    n = batch.num_rows
     col = {name: batch.column(name) for name in batch.schema.names}
-    side = {s: {c: col[f"{c}_{s}"].to_numpy(zero_copy_only=False) for c in _HASHES} for s in "ab"}
+    side = {s: {c: col[f"{c}_{s}"].fill_null(0).to_numpy(zero_copy_only=False) for c in _HASHES} for s in "ab"}
     glob = score_global(side["a"], side["b"], cfg.matching,
                         np.asarray(col["region_a"].is_valid()), np.asarray(col["region_b"].is_valid()))
 
@@ -80,11 +103,35 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
                                       same, sides[0], sides[1], cfg.matching)
         env = result.to_dict()
         rows.append({**env, "index": i, "method": METHOD, "envelope": json.dumps(env)})
-    idx = np.array([r["index"] for r in rows], dtype=np.int64)
-    take = pa.array(idx, type=pa.int64())
-    arrays = [col["media_key_a"].take(take), col["media_key_b"].take(take)]
-    arrays += [pa.array([r[f.name] for r in rows], type=f.type) for f in list(MATCH_SCHEMA)[2:]]
-    return pa.RecordBatch.from_arrays(arrays, schema=MATCH_SCHEMA)
+    return rows
+
+
+_AV_COLUMNS = ("media_type", "duration_s", "content_sha256", "frame_times", "frame_hashes", "audio_peaks",
+               "phash", "dhash", "phash_mirror", "dhash_mirror", "region_phash", "region_dhash")
+
+
+def _av_rows(batch: pa.RecordBatch, idx: np.ndarray, cfg: Config, keep_below_record: bool) -> list[dict]:
+    """Envelope rows of pairs with a video or audio side (one small numpy alignment per pair)."""
+    take = pa.array(idx.astype(np.int64))
+    py = {f"{c}_{s}": batch.column(f"{c}_{s}").take(take).to_pylist() for c in _AV_COLUMNS for s in "ab"}
+    rows = []
+    for k, i in enumerate(idx):
+        sides = []
+        for s in "ab":
+            image_hashes = None
+            if py[f"media_type_{s}"][k] == "image":
+                image_hashes = {c: py[f"{c}_{s}"][k] for c in _AV_COLUMNS[6:]}
+            sides.append(AVSide(py[f"media_type_{s}"][k], py[f"duration_s_{s}"][k] or 0.0,
+                                py[f"content_sha256_{s}"][k], py[f"frame_times_{s}"][k], py[f"frame_hashes_{s}"][k],
+                                py[f"audio_peaks_{s}"][k], image_hashes))
+        result = verify_av_pair(sides[0], sides[1], cfg)
+        if not keep_below_record and result.similarity < cfg.matching.record_threshold:
+            continue
+        method = AV_METHODS["frame_grab" if "image" in (sides[0].media_type, sides[1].media_type)
+                            else result.media_type]
+        env = result.to_dict()
+        rows.append({**env, "index": int(i), "method": method, "envelope": json.dumps(env)})
+    return rows
 
 
 def pair_batch(fingerprints: pa.Table, index_a: np.ndarray, index_b: np.ndarray) -> pa.RecordBatch:

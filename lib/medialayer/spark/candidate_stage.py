@@ -1,11 +1,13 @@
 """Candidate stage: join keys -> (key) equi-join -> distinct media pairs. Never all-pairs.
 
-Keys come from `candidates.image_keys`, the function the benchmarks and in-memory search use, so the
-semantics are shared: frame/region pHash bands (one shared key is enough) and keypoint words
-(candidates.local.min_shared distinct shared words needed). The query side (new media) joins with its
-straight keys; the index side (all media) offers straight and mirrored keys, so a mirrored copy
-collides with its original in one join. Buckets larger than candidates.max_bucket_size (near-blank
-images, logos, common corner patterns) are skipped and counted.
+Keys come from `candidates.media_keys`, the function the benchmarks and in-memory search use, so the
+semantics are shared. Each key has a kind with its own rule (`candidates.kind_rules`): image pHash
+bands (one shared key is enough), keypoint words (candidates.local.min_shared distinct words), frame
+bands of videos and images (candidates.video.min_shared) and audio landmarks
+(candidates.audio.min_shared). The query side (new media) joins with its straight keys and probes;
+the index side (all media) offers straight and mirrored keys, so a mirrored copy collides with its
+original in one join. Buckets larger than their kind's cap (near-blank images, logos, held tones)
+are skipped and counted.
 """
 from __future__ import annotations
 
@@ -15,28 +17,27 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..candidates import image_keys
+from ..candidates import kind_rules, media_keys
 from ..config import Config
 
-KEY_SCHEMA = "media_key string, join_key long, query boolean, indexed boolean, word boolean"
+KEY_SCHEMA = "media_key string, join_key long, query boolean, indexed boolean, kind tinyint"
 _KEY_INPUT = ("media_key", "status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
-              "region", "kp_desc", "kp_desc_mirror", "kp_angle")
+              "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks")
 
 
-def image_join_keys(fingerprints: DataFrame, cfg: Config) -> DataFrame:
-    """One row per (media, join key) for every ok image fingerprint."""
-    cand_cfg = cfg.candidates
-
+def media_join_keys(fingerprints: DataFrame, cfg: Config) -> DataFrame:
+    """One row per (media, join key) for every ok fingerprint (image, video or audio)."""
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            keys = image_keys(batch, cand_cfg)
+            keys = media_keys(batch, cfg)
             owner = batch.column("media_key").take(pa.array(keys.row))
             yield pa.RecordBatch.from_arrays(
-                [owner, pa.array(keys.key), pa.array(keys.query), pa.array(keys.indexed), pa.array(keys.word)],
-                names=["media_key", "join_key", "query", "indexed", "word"])
+                [owner, pa.array(keys.key), pa.array(keys.query), pa.array(keys.indexed),
+                 pa.array(keys.kind, type=pa.int8())],
+                names=["media_key", "join_key", "query", "indexed", "kind"])
 
-    ok_images = fingerprints.where((F.col("status") == "ok") & (F.col("media_type") == "image"))
-    return ok_images.select(*_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
+    ok = fingerprints.where(F.col("status") == "ok")
+    return ok.select(*_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
 
 
 def candidate_pairs(index_keys: DataFrame, query_keys: DataFrame, cfg: Config) -> tuple[DataFrame, DataFrame]:
@@ -44,21 +45,26 @@ def candidate_pairs(index_keys: DataFrame, query_keys: DataFrame, cfg: Config) -
 
     `index_keys` are all media's keys, `query_keys` the new media's (the same frame on a full run).
     """
-    cap, word_cap = cfg.candidates.max_bucket_size, cfg.candidates.local.max_bucket_size
+    rules = kind_rules(cfg.candidates)
     index_keys = index_keys.where(F.col("indexed"))
     sizes = index_keys.groupBy("join_key").agg(F.countDistinct("media_key").alias("bucket_size"),
-                                               F.first("word").alias("word"))
-    oversized = sizes.where(F.col("bucket_size") > F.when(F.col("word"), F.lit(word_cap)).otherwise(F.lit(cap)))
+                                               F.first("kind").alias("kind"))
+    cap = F.lit(None)
+    for kind, (_, limit) in rules.items():
+        cap = F.when(F.col("kind") == kind, F.lit(limit)).otherwise(cap)
+    oversized = sizes.where(F.col("bucket_size") > cap)
     usable = index_keys.join(oversized.select("join_key"), "join_key", "left_anti")
-    left = query_keys.where(F.col("query")).select("join_key", "word", F.col("media_key").alias("q"))
+    left = query_keys.where(F.col("query")).select("join_key", "kind", F.col("media_key").alias("q"))
     right = usable.select("join_key", F.col("media_key").alias("r"))
     joined = left.join(right, "join_key").where(F.col("q") != F.col("r"))
     hits = joined.select(F.least("q", "r").alias("media_key_a"), F.greatest("q", "r").alias("media_key_b"),
-                         "join_key", "word").distinct()
+                         "join_key", "kind").distinct()
     counted = hits.groupBy("media_key_a", "media_key_b").agg(
-        F.sum(F.when(~F.col("word"), 1).otherwise(0)).alias("bands"),
-        F.sum(F.when(F.col("word"), 1).otherwise(0)).alias("words"))
-    pairs = counted.where((F.col("bands") > 0) | (F.col("words") >= cfg.candidates.local.min_shared))
+        *[F.sum(F.when(F.col("kind") == kind, 1).otherwise(0)).alias(f"k{kind}") for kind in rules])
+    enough = F.lit(False)
+    for kind, (needed, _) in rules.items():
+        enough = enough | (F.col(f"k{kind}") >= needed)
+    pairs = counted.where(enough)
     return pairs.select("media_key_a", "media_key_b"), oversized
 
 

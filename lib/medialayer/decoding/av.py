@@ -1,0 +1,137 @@
+"""Video and audio decoding with PyAV (its wheels carry FFmpeg): sampled small frames and a mono track.
+
+Frames are decoded in order (inter-coded video needs it) but only the sampled ones are converted,
+straight to a small grey picture by FFmpeg's scaler, so memory and time do not grow with the
+resolution. Every limit (duration, frames, samples) is checked before the work it bounds.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import AudioConfig, VideoConfig
+from ..errors import MediaError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedAV:
+    media_type: str                      # "video" or "audio"
+    duration_s: float
+    width: int | None = None             # video only: the coded frame size
+    height: int | None = None
+    frame_times: np.ndarray | None = None        # (n,) float64 seconds
+    frames: list[np.ndarray] | None = None       # n grey uint8 frames, long side <= video.frame_side
+    audio: np.ndarray | None = None              # mono float32 at audio.sample_rate, or None (no track)
+
+
+def decode_av(data: bytes, media_type: str, video_cfg: VideoConfig, audio_cfg: AudioConfig) -> DecodedAV:
+    """Decode `data` as `media_type` ("video" or "audio"); failures raise MediaError with a code."""
+    import av
+
+    try:
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+    except Exception as exc:  # noqa: BLE001 - PyAV raises many error types for bad input
+        raise MediaError("decode_error", f"not a readable {media_type} container: {_short(exc)}") from None
+    try:
+        with container:
+            vstream = container.streams.video[0] if container.streams.video else None
+            astream = container.streams.audio[0] if container.streams.audio else None
+            if media_type == "video" and vstream is None:
+                raise MediaError("no_video_stream", "the file has no video stream")
+            if media_type == "audio" and astream is None:
+                raise MediaError("no_audio_stream", "the file has no audio stream")
+            duration = _declared_duration(container, vstream if media_type == "video" else astream)
+            if duration is not None and duration > video_cfg.max_duration_s:
+                raise MediaError("too_long", f"{duration:.0f} s is longer than video.max_duration_s "
+                                             f"({video_cfg.max_duration_s:.0f} s)")
+            out = DecodedAV(media_type, duration or 0.0)
+            if media_type == "video":
+                out.width, out.height = int(vstream.codec_context.width or 0), int(vstream.codec_context.height or 0)
+                out.frame_times, out.frames = _sample_frames(container, vstream, video_cfg)
+                if not out.frames:
+                    raise MediaError("decode_error", "no decodable video frame")
+                container.seek(0)
+            if astream is not None:
+                out.audio = _decode_audio(container, astream, audio_cfg, video_cfg.max_duration_s)
+            if media_type == "audio" and (out.audio is None or out.audio.size < audio_cfg.sample_rate * 0.5):
+                raise MediaError("decode_error", "the audio track holds less than half a second of sound")
+            last_frame = float(out.frame_times[-1]) if out.frame_times is not None and out.frame_times.size else 0.0
+            heard = out.audio.size / audio_cfg.sample_rate if out.audio is not None else 0.0
+            out.duration_s = max(out.duration_s, last_frame, heard)
+            return out
+    except MediaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt streams surface as assorted FFmpeg errors
+        raise MediaError("decode_error", f"{media_type} decoding failed: {_short(exc)}") from None
+
+
+def _declared_duration(container, stream) -> float | None:
+    if stream is not None and stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000.0
+    return None
+
+
+def _sample_frames(container, stream, cfg: VideoConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Frames at cfg.sample_fps (the first frame at or after each tick), grey, long side <= frame_side."""
+    stream.thread_type = "AUTO"
+    step = 1.0 / cfg.sample_fps
+    times: list[float] = []
+    frames: list[np.ndarray] = []
+    next_t = 0.0
+    size = None
+    for frame in container.decode(stream):
+        t = frame.time if frame.time is not None else (len(times) * step)
+        if t > cfg.max_duration_s:
+            raise MediaError("too_long", f"frames past {cfg.max_duration_s:.0f} s (video.max_duration_s)")
+        if t + 1e-6 < next_t:
+            continue
+        if size is None:
+            scale = cfg.frame_side / max(frame.width, frame.height, 1)
+            size = (max(8, int(round(frame.width * min(1.0, scale)))), max(8, int(round(frame.height * min(1.0, scale)))))
+        frames.append(frame.to_ndarray(format="gray", width=size[0], height=size[1]))
+        times.append(float(t))
+        next_t = max(next_t + step, t + step * 0.5)
+        if len(frames) >= cfg.max_frames:
+            log.info("video sampling stopped at video.max_frames=%d (%.0f s)", cfg.max_frames, t)
+            break
+    return np.asarray(times, dtype=np.float64), frames
+
+
+def _decode_audio(container, stream, cfg: AudioConfig, max_duration_s: float) -> np.ndarray | None:
+    import av
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=cfg.sample_rate)
+    limit = int(max_duration_s * cfg.sample_rate)
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        for frame in container.decode(stream):
+            frame.pts = None       # let the resampler count samples itself (gaps and bad pts happen)
+            for out in resampler.resample(frame):
+                chunk = out.to_ndarray().reshape(-1)
+                chunks.append(chunk)
+                total += chunk.size
+            if total > limit:
+                raise MediaError("too_long", f"audio past {max_duration_s:.0f} s (video.max_duration_s)")
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    except MediaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken audio track of a video is not fatal to the video
+        if not chunks:
+            log.info("audio track not decodable: %s", _short(exc))
+            return None
+    if not chunks:
+        return None
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def _short(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]

@@ -1,0 +1,189 @@
+"""Video, audio and image-to-video matching: time-aligned evidence -> similarity and segments.
+
+Pure numpy on unpacked fingerprints (no decoding here), so the batch job, pairwise requests and the
+tests score a pair identically. Every function returns an `Alignment` oriented as called: `q` is
+the first argument's timeline, `r` the second's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import AudioConfig, AudioMatchConfig, VideoConfig, VideoMatchConfig
+from ..fingerprints.audio import Peaks, landmarks
+from ..fingerprints.video import FrameHashes
+from .timeline import Line, longest_run, vote_line
+
+
+@dataclass(frozen=True)
+class Alignment:
+    similarity: float
+    q_start: float
+    q_end: float
+    r_start: float
+    r_end: float
+    speed: float
+    evidence: int          # matched frames (video) or distinct aligned landmarks (audio)
+    detail: str            # what was measured, for the reason
+
+
+def piecewise(x: float, anchors: list) -> float:
+    xs = [float(p[0]) for p in anchors]
+    ys = [float(p[1]) for p in anchors]
+    return float(np.interp(x, xs, ys))
+
+
+def frame_distances(q: FrameHashes, r: FrameHashes) -> np.ndarray:
+    """(len(q), len(r)) mean of pHash and dHash Hamming distances, in bits: the nearest of whole
+    frame to whole frame, whole to centre (q is cropped) and centre to whole (r is cropped)."""
+    def d(qp, qd, rp, rd):
+        return (np.bitwise_count(qp[:, None] ^ rp[None, :]).astype(np.float32)
+                + np.bitwise_count(qd[:, None] ^ rd[None, :])) / 2.0
+    out = d(q.phash, q.dhash, r.phash, r.dhash)
+    np.minimum(out, d(q.phash, q.dhash, r.centre_phash, r.centre_dhash), out=out)
+    np.minimum(out, d(q.centre_phash, q.centre_dhash, r.phash, r.dhash), out=out)
+    return out
+
+
+def match_video(q: FrameHashes, r: FrameHashes, cfg: VideoMatchConfig, vcfg: VideoConfig) -> Alignment | None:
+    """The best-aligned stretch of `q` inside `r` (frames alike along one time line)."""
+    if q.times.size == 0 or r.times.size == 0:
+        return None
+    dist = frame_distances(q, r)
+    qi, ri = np.nonzero(dist <= cfg.frame_max_distance)
+    if qi.size == 0:
+        return None
+    tq, tr = q.times.astype(np.float64), r.times.astype(np.float64)
+    weights = (cfg.frame_max_distance + 1.0 - dist[qi, ri]).astype(np.float64)
+    line = vote_line(tq[qi], tr[ri], weights, cfg.speeds, cfg.offset_bin_s)
+    if line is None:
+        return None
+    # The vote fixes the offset to a bin; refine it in half-frame steps to where the frames agree
+    # best (slow pans make neighbouring offsets look almost as good), then read each query frame
+    # against the reference frame nearest its predicted time.
+    step = 1.0 / vcfg.sample_fps
+    offset, best, inside = line.offset, None, None
+    best_score = np.inf
+    for shift in np.arange(-cfg.offset_bin_s, cfg.offset_bin_s + 1e-9, step / 2):
+        predicted = line.speed * tq + line.offset + shift
+        nearest = np.clip(np.searchsorted(tr, predicted), 1, tr.size - 1) if tr.size > 1 else np.zeros(tq.size, int)
+        if tr.size > 1:
+            nearest = np.where(np.abs(tr[nearest - 1] - predicted) <= np.abs(tr[nearest] - predicted),
+                               nearest - 1, nearest)
+        ok = np.abs(tr[nearest] - predicted) <= step * 0.75
+        d = np.where(ok, dist[np.arange(tq.size), nearest], np.inf)
+        within = (predicted >= tr[0] - step) & (predicted <= tr[-1] + step)
+        agree = np.isfinite(d) & (d <= cfg.frame_max_distance) & within
+        # fewest disagreeing frames first, then the smallest distance among agreeing ones
+        score = (np.sum(within & ~agree) * cfg.frame_max_distance + np.sum(d[agree])) / max(1, int(within.sum()))
+        if agree.sum() and score < best_score - 1e-9:
+            best_score, offset, best, inside = score, line.offset + shift, d, within
+    if best is None:
+        return None
+    line = Line(line.speed, offset, line.score)
+    matched = np.isfinite(best) & (best <= cfg.frame_max_distance) & inside
+    if not matched.any():
+        return None
+    run = np.zeros_like(matched)
+    run[np.flatnonzero(matched)[longest_run(tq[matched], cfg.max_gap_s)]] = True
+    first, last = np.flatnonzero(run)[[0, -1]]
+    span = (tq >= tq[first]) & (tq <= tq[last]) & inside
+    n_run = int(run.sum())
+    coverage = n_run / max(1, int(span.sum()))
+    mean_d = float(best[run].mean())
+    sim = piecewise(mean_d / 64.0, cfg.calibration)
+    if n_run < cfg.min_frames or coverage < cfg.min_coverage:
+        sim = min(sim, 0.5 * n_run / cfg.min_frames if n_run < cfg.min_frames else 0.5)
+    q0, q1 = float(tq[first]), float(tq[last]) + step
+    r0 = max(0.0, line.speed * q0 + line.offset)
+    r1 = min(float(tr[-1]) + step, line.speed * q1 + line.offset)
+    detail = (f"{n_run} of {int(span.sum())} sampled frames alike (mean distance {mean_d:.1f} of 64 bits)")
+    return Alignment(sim, q0, q1, r0, max(r0, r1), line.speed, n_run, detail)
+
+
+def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMatchConfig,
+                     image_calibration: list) -> tuple[float, float, str] | None:
+    """(similarity, frame time, how) of the video frame closest to the image: straight, mirrored
+    or the image's content region, whichever is nearest. Scored on the image calibration, since it
+    is an image-to-image comparison."""
+    if r.times.size == 0:
+        return None
+    best = None
+    for how, p, d in (("", "phash", "dhash"), ("mirrored ", "phash_mirror", "dhash_mirror"),
+                      ("content region of ", "region_phash", "region_dhash")):
+        if image_hashes.get(p) is None:
+            continue
+        hp = np.uint64(np.int64(image_hashes[p]).view(np.uint64))
+        hd = np.uint64(np.int64(image_hashes[d]).view(np.uint64))
+        dist = (np.bitwise_count(r.phash ^ hp).astype(np.float32) + np.bitwise_count(r.dhash ^ hd)) / 2.0
+        k = int(np.argmin(dist))
+        if best is None or dist[k] < best[0]:
+            best = (float(dist[k]), float(r.times[k]), how)
+    if best is None:
+        return None
+    return piecewise(best[0] / 64.0, image_calibration), best[1], best[2]
+
+
+def match_audio(q: Peaks, r: Peaks, cfg: AudioMatchConfig, acfg: AudioConfig) -> Alignment | None:
+    """The best-aligned stretch of audio `q` inside `r`, over the configured speed hypotheses."""
+    ref = landmarks(r, acfg)
+    if ref.hash.size == 0 or q.size < 2:
+        return None
+    order = np.argsort(ref.hash, kind="stable")
+    rh, rt = ref.hash[order], ref.t[order]
+    uniq, counts = np.unique(rh, return_counts=True)
+    common = uniq[counts > cfg.max_hash_repeats]
+    best = None
+    for speed, pitch in speed_hypotheses(cfg.speeds):
+        lq = landmarks(q, acfg, speed, pitch)
+        if lq.hash.size == 0:
+            continue
+        lo = np.searchsorted(rh, lq.hash, "left")
+        hi = np.searchsorted(rh, lq.hash, "right")
+        n = hi - lo
+        if common.size:
+            n[np.isin(lq.hash, common)] = 0
+        if n.sum() == 0:
+            continue
+        qidx = np.repeat(np.arange(lq.hash.size), n)
+        starts = np.repeat(lo, n)
+        within = np.arange(qidx.size) - np.repeat(np.cumsum(n) - n, n)
+        tr = rt[starts + within]
+        tq = lq.t[qidx]
+        line = vote_line(tq, tr, np.ones(tq.size), (1.0,), cfg.offset_bin_hops)
+        inl = np.abs(tr - tq - line.offset) <= cfg.offset_bin_hops
+        anchors = lq.anchor[qidx[inl]]
+        score = np.unique(anchors).size
+        if best is None or score > best[0]:
+            best = (score, speed, pitch, lq, tq[inl], tr[inl], anchors, line.offset)
+    if best is None:
+        return None
+    _, speed, pitch, lq, tq, tr, anchors, offset = best
+    hop_s = acfg.hop / acfg.sample_rate
+    run = longest_run(tq, cfg.max_gap_s / hop_s)
+    tq, tr, anchors = tq[run], tr[run], anchors[run]
+    hits = int(np.unique(anchors).size)
+    q0h, q1h = float(tq.min()), float(tq.max())
+    in_span = np.unique(lq.anchor[(lq.t >= q0h) & (lq.t <= q1h)]).size
+    density = hits / max(1, in_span)
+    sim = piecewise(hits, cfg.calibration)
+    if density < cfg.min_density:
+        sim = min(sim, 0.5)
+    # Query times go back to the query's own clock (they were scaled by `speed` for hashing).
+    q0, q1 = q0h / speed * hop_s, (q1h / speed) * hop_s + acfg.fft_size / acfg.sample_rate
+    r0 = max(0.0, float(tr.min()) * hop_s)
+    r1 = float(tr.max()) * hop_s + acfg.fft_size / acfg.sample_rate
+    how = "" if speed == 1.0 else (f", resampled {speed:.2f}x" if pitch else f", tempo {speed:.2f}x")
+    detail = f"{hits} landmarks aligned ({density:.0%} of the excerpt's landmarks{how})"
+    return Alignment(sim, q0, q1, r0, r1, float(speed), hits, detail)
+
+
+def speed_hypotheses(speeds: list) -> list[tuple[float, bool]]:
+    """(speed, pitch follows) pairs: 1.0 once, every other speed as a resample and as a tempo change."""
+    out = [(1.0, False)]
+    for s in speeds:
+        s = float(s)
+        if s != 1.0:
+            out += [(s, True), (s, False)]
+    return out
