@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: setup demo test test-unit test-e2e test-airflow browser bench-photos bench-accuracy bench-api lint clean
+.PHONY: setup demo test test-unit test-e2e test-airflow browser bench-photos bench-accuracy bench-api bench-av lint clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,15 @@ bench-accuracy: setup bench-photos
 	$(PY) bench/bench_accuracy.py $(BENCH_ARGS)
 
 # API latency and search at scale (API_ARGS="--index-size 1000000" for the issue's target size).
+# Video/audio detection per edit, segment error and speed (speech from Debian's espeak-ng, installed
+# when missing and we are root; without it the sound tracks are generated music only).
+bench-av: setup bench-photos
+	@command -v espeak-ng >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing espeak-ng (speech for the benchmark's sound tracks)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null; }; fi; }
+	$(PY) bench/bench_av.py $(AV_ARGS)
+
 bench-api: setup bench-photos
 	$(PY) bench/bench_api.py $(API_ARGS)
 

@@ -7,6 +7,7 @@ seller re-listing its own product.
 """
 from __future__ import annotations
 
+import collections
 from datetime import date
 
 import pandas as pd
@@ -83,7 +84,8 @@ def test_new_copies_join_existing_clusters_under_the_same_ids(two_days, catalog)
     assert day2.unrelated not in c2.index
     events = two_days["day2"]["cluster_events"]
     today = events[events["run_id"] == DAY2.isoformat()]
-    assert set(today["event"]) == {"changed"} and set(today["cluster_id"]) == set(c1.unique())
+    joined = {c1[f"L-{product}-orig"] for product in day2.joins_group.values()}
+    assert set(today["event"]) == {"changed"} and set(today["cluster_id"]) == joined   # the video group is untouched
 
 
 def test_brand_reference_copies_are_blocked_unless_the_seller_is_authorized(two_days, catalog):
@@ -136,8 +138,9 @@ def test_runs_table_records_both_days(two_days, catalog):
     runs = two_days["day2"]["runs"].sort_values("run_id")
     assert list(runs["run_id"]) == [DAY1.isoformat(), DAY2.isoformat()]
     day1, day2 = runs.iloc[0], runs.iloc[1]
-    assert day1["media_errors"] == 3 and dict(day1["errors_by_code"]) == {
-        "decode_error": 1, "not_found": 1, "unsupported_type": 1}
+    expected = collections.Counter(catalog[0].bad_listings.values())     # 3 bad images, 2 bad videos
+    assert day1["media_errors"] == 5 and dict(day1["errors_by_code"]) == dict(expected)
+    assert dict(expected) == {"decode_error": 2, "not_found": 1, "unsupported_type": 1, "no_video_stream": 1}
     assert day2["media_fetched"] == len(catalog[1].new_listings) and day2["media_errors"] == 0
     assert dict(day2["decisions"])["block"] >= 1 and dict(day2["decisions"])["merge"] >= 1
     assert set(dict(day2["durations_s"])) >= {"fingerprints", "candidates", "verify", "decisions", "clusters"}

@@ -152,6 +152,29 @@ def test_an_endpoint_refuses_another_media_type(server, catalog):
     assert status == 422 and err["error"]["code"] == "unsupported_type" and "image" in err["error"]["detail"]
 
 
+def test_video_and_audio_match_return_segments(server, catalog, av_clips):
+    import shutil
+
+    from medialayer.synth import av as synth_av
+
+    demo = catalog["media"] / "demo.mp4"
+    shutil.copy(av_clips["demo"]["path"], demo)
+    sr = av_clips["sr"]
+    excerpt = synth_av.encode_video(catalog["media"] / "excerpt.mp4",
+                                    synth_av.retime(av_clips["demo"]["frames"], av_clips["fps"], 10, 22),
+                                    av_clips["fps"], audio=av_clips["demo"]["sound"][10 * sr:22 * sr], sr=sr)
+    status, env = call(server, "/video/match", {"url_a": str(excerpt), "url_b": str(demo)})
+    assert status == 200 and env["match_found"] and env["match_type"] == "segment_copy", env
+    seg = env["matched_segments"][0]
+    assert abs(seg["reference_start"] - 10) <= 1 and abs(seg["reference_end"] - 22) <= 1 and seg["query_start"] <= 1
+    voice = synth_av.encode_audio(catalog["media"] / "voice.mp3", av_clips["demo"]["sound"][3 * sr:15 * sr], sr)
+    status, env = call(server, "/audio/match", {"url_a": str(demo), "url_b": str(voice)})
+    assert status == 200 and env["match_found"] and env["media_type"] == "audio", env
+    assert abs(env["matched_segments"][0]["query_start"] - 3) <= 1
+    status, err = call(server, "/image/match", {"url_a": str(demo), "url_b": str(excerpt)})
+    assert status == 422 and err["error"]["code"] == "unsupported_type"
+
+
 def test_missing_or_wrong_token_is_401(server, catalog):
     body = {"url_a": catalog["originals"][0], "url_b": catalog["originals"][1]}
     assert call(server, "/image/match", body, token=None)[0] == 401

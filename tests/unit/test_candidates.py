@@ -134,3 +134,29 @@ def test_probe_keys_are_asked_but_never_stored(photos, cfg, tmp_path):
     assert keys.word[probes].all()                  # only keypoint words are probed
     straight_stored = set(keys.key[keys.indexed & keys.query & (keys.row == 0)].tolist())
     assert not straight_stored & set(keys.key[probes & (keys.row == 0)].tolist())
+
+
+def test_video_excerpts_voice_overs_and_frame_grabs_become_candidates(av_clips, cfg, tmp_path):
+    """A 10 s cropped excerpt, a sped-up voice-over and a grabbed frame all meet the 40 s source
+    through the join keys alone (no all-pairs comparison)."""
+    import cv2
+
+    from medialayer.candidates import KIND_FRAME, KIND_LANDMARK, candidate_pairs_in_memory, media_keys
+    from medialayer.fetching import Fetcher
+    from medialayer.media import fingerprint_table
+    from medialayer.synth import av as synth_av
+
+    fps, sr, demo = av_clips["fps"], av_clips["sr"], av_clips["demo"]
+    excerpt = synth_av.encode_video(tmp_path / "ex.mp4",
+                                    synth_av.crop_frames(synth_av.retime(demo["frames"], fps, 20, 30), 0.9), fps,
+                                    codec="mpeg4")
+    voice = synth_av.encode_audio(tmp_path / "vo.mp3", synth_av.change_speed(demo["sound"][5 * sr:15 * sr], 1.03), sr)
+    grab = tmp_path / "grab.jpg"
+    cv2.imwrite(str(grab), cv2.cvtColor(demo["frames"][333], cv2.COLOR_RGB2BGR))
+    urls = [str(demo["path"]), str(av_clips["other"]["path"]), str(excerpt), str(voice), str(grab)]
+    table = fingerprint_table(urls, [None] * len(urls), cfg, Fetcher(cfg.fetch, trusted_local=True))
+    keys = media_keys(table, cfg)
+    assert (keys.kind[keys.row == 2] == KIND_FRAME).any() and (keys.kind[keys.row == 3] == KIND_LANDMARK).all()
+    a, b, _ = candidate_pairs_in_memory(keys, cfg.candidates, query_rows=np.array([2, 3, 4]))
+    pairs = set(zip(a.tolist(), b.tolist()))
+    assert {(0, 2), (0, 3), (0, 4)} <= pairs, pairs

@@ -53,12 +53,12 @@ def _add_note(out: np.ndarray, sr: int, start: float, length: float, freq: float
     out[s:e] += amp * env * wave
 
 
-def speech(text: str, sr: int = 16000, voice: str = "en", speed_wpm: int = 160) -> np.ndarray:
+def speech(text: str, sr: int = 16000, voice: str = "en", speed_wpm: int = 160, pitch: int = 50) -> np.ndarray:
     """Speech from espeak-ng (Debian package espeak-ng), resampled to `sr`."""
     exe = shutil.which("espeak-ng") or shutil.which("espeak")
     if exe is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    wav = subprocess.run([exe, "-v", voice, "-s", str(speed_wpm), "--stdout", text], check=True,
+    wav = subprocess.run([exe, "-v", voice, "-s", str(speed_wpm), "-p", str(pitch), "--stdout", text], check=True,
                          capture_output=True).stdout
     samples, rate = decode_audio_bytes(wav)
     return resample(samples, rate, sr)
