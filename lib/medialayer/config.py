@@ -374,8 +374,12 @@ class VideoMatchConfig:
     min_frames: int
     min_coverage: float
     calibration: list
+    frame_grab_calibration: list
+    edge_snap_s: float
 
     def validate(self, path: str) -> None:
+        _non_negative(self.edge_snap_s, f"{path}.edge_snap_s")
+        _check_curve(self.frame_grab_calibration, f"{path}.frame_grab_calibration", increasing=False)
         _in_range(self.frame_max_distance, 1, 32, f"{path}.frame_max_distance")
         _check_speeds(self.speeds, f"{path}.speeds")
         _positive(self.offset_bin_s, f"{path}.offset_bin_s")
@@ -393,8 +397,10 @@ class AudioMatchConfig:
     max_hash_repeats: int
     min_density: float
     calibration: list
+    edge_snap_s: float
 
     def validate(self, path: str) -> None:
+        _non_negative(self.edge_snap_s, f"{path}.edge_snap_s")
         _check_speeds(self.speeds, f"{path}.speeds")
         _positive(self.offset_bin_hops, f"{path}.offset_bin_hops")
         _positive(self.max_gap_s, f"{path}.max_gap_s")

@@ -233,3 +233,28 @@ def test_an_older_run_date_is_refused_once_a_later_one_exists(spark, spark_cfg, 
     with pytest.raises(RunOrderError, match="2026-11-03 is older than the newest run .* \\(2026-11-05\\)"):
         run_pipeline(spark, spark_cfg, str(tmp_path / "no-manifest.parquet"), str(tmp_path), date(2026, 11, 3))
     assert not (tmp_path / ".lock").exists()
+
+
+def test_rows_of_an_older_fingerprint_version_are_fetched_again(spark):
+    """Video rows written before video fingerprints existed (error unsupported_type, image version)
+    are redone; current rows of every type, and permanent errors of the current version, are not."""
+    from datetime import datetime
+
+    from medialayer.media import FINGERPRINT_VERSIONS
+    from medialayer.pipeline import _media_to_fetch
+
+    old = datetime(2026, 1, 1)
+    base = spark.createDataFrame([
+        ("k-old-video", "error", "unsupported_type", "image-v2", old, "video"),
+        ("k-image", "ok", None, FINGERPRINT_VERSIONS["image"], old, "image"),
+        ("k-video", "ok", None, FINGERPRINT_VERSIONS["video"], old, "video"),
+        ("k-audio-404", "error", "http_404", FINGERPRINT_VERSIONS["audio"], old, "audio"),
+        ("k-old-image", "ok", None, "image-v1", old, "image"),
+    ], "media_key string, status string, error_code string, fingerprint_version string, fetched_at timestamp, "
+       "media_type string")
+    catalog = spark.createDataFrame([(k, f"http://x/{k}", None) for k in
+                                     ("k-old-video", "k-image", "k-video", "k-audio-404", "k-old-image", "k-new")],
+                                    "media_key string, media_url string, media_type string")
+    manifest = spark.createDataFrame([], "media_key string, updated_at timestamp")
+    due = {r["media_key"] for r in _media_to_fetch(catalog, manifest, base).collect()}
+    assert due == {"k-old-video", "k-old-image", "k-new"}

@@ -16,6 +16,9 @@ from ..fingerprints.video import FrameHashes
 from .timeline import Line, longest_run, vote_line
 
 
+_SPEED_MARGIN = 0.02     # another speed must fit the frames this much better than the current best
+
+
 @dataclass(frozen=True)
 class Alignment:
     similarity: float
@@ -63,10 +66,15 @@ def match_video(q: FrameHashes, r: FrameHashes, cfg: VideoMatchConfig, vcfg: Vid
     # best (slow pans make neighbouring offsets look almost as good), then read each query frame
     # against the reference frame nearest its predicted time.
     step = 1.0 / vcfg.sample_fps
-    offset, best, inside = line.offset, None, None
+    offset, best, inside, speed = line.offset, None, None, line.speed
     best_score = np.inf
-    for shift in np.arange(-cfg.offset_bin_s, cfg.offset_bin_s + 1e-9, step / 2):
-        predicted = line.speed * tq + line.offset + shift
+    # Speeds are re-tried here too: over a long excerpt a 4% drift shows only along the line.
+    mid = float(np.median(tq[qi]))
+    trials = [(float(sp), line.offset + (line.speed - float(sp)) * mid + shift)
+              for sp in sorted(cfg.speeds, key=lambda v: abs(float(v) - 1.0))
+              for shift in np.arange(-cfg.offset_bin_s, cfg.offset_bin_s + 1e-9, step / 2)]
+    for sp, off in trials:
+        predicted = sp * tq + off
         nearest = np.clip(np.searchsorted(tr, predicted), 1, tr.size - 1) if tr.size > 1 else np.zeros(tq.size, int)
         if tr.size > 1:
             nearest = np.where(np.abs(tr[nearest - 1] - predicted) <= np.abs(tr[nearest] - predicted),
@@ -77,16 +85,15 @@ def match_video(q: FrameHashes, r: FrameHashes, cfg: VideoMatchConfig, vcfg: Vid
         agree = np.isfinite(d) & (d <= cfg.frame_max_distance) & within
         # fewest disagreeing frames first, then the smallest distance among agreeing ones
         score = (np.sum(within & ~agree) * cfg.frame_max_distance + np.sum(d[agree])) / max(1, int(within.sum()))
-        if agree.sum() and score < best_score - 1e-9:
-            best_score, offset, best, inside = score, line.offset + shift, d, within
+        if agree.sum() and score < best_score * (1.0 - _SPEED_MARGIN * (sp != speed)) - 1e-9:
+            best_score, offset, best, inside, speed = score, off, d, within, sp
     if best is None:
         return None
-    line = Line(line.speed, offset, line.score)
+    line = Line(speed, offset, line.score)
     matched = np.isfinite(best) & (best <= cfg.frame_max_distance) & inside
     if not matched.any():
         return None
-    run = np.zeros_like(matched)
-    run[np.flatnonzero(matched)[longest_run(tq[matched], cfg.max_gap_s)]] = True
+    run = _agreeing_run(matched, inside, int(round(cfg.max_gap_s * vcfg.sample_fps)))
     first, last = np.flatnonzero(run)[[0, -1]]
     span = (tq >= tq[first]) & (tq <= tq[last]) & inside
     n_run = int(run.sum())
@@ -102,11 +109,37 @@ def match_video(q: FrameHashes, r: FrameHashes, cfg: VideoMatchConfig, vcfg: Vid
     return Alignment(sim, q0, q1, r0, max(r0, r1), line.speed, n_run, detail)
 
 
-def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMatchConfig,
-                     image_calibration: list) -> tuple[float, float, str] | None:
+def _agreeing_run(agree: np.ndarray, inside: np.ndarray, max_bad: int) -> np.ndarray:
+    """The stretch of query frames with the most agreeing frames, broken only by more than
+    `max_bad` disagreeing frames in a row. Frames dropped as near-blank (a fade, a plain card) are
+    simply absent, so they never break a run: both copies lost them."""
+    idx = np.flatnonzero(inside)
+    best, best_n = (0, -1), 0
+    start, n, bad = None, 0, 0
+    for pos, k in enumerate(idx):
+        if agree[k]:
+            if start is None:
+                start, n = pos, 0
+            n += 1
+            bad = 0
+            end = pos
+            if n > best_n:
+                best, best_n = (start, end), n
+        elif start is not None:
+            bad += 1
+            if bad > max_bad:
+                start, bad = None, 0
+    out = np.zeros_like(agree)
+    if best_n:
+        sel = idx[best[0]:best[1] + 1]
+        out[sel[agree[sel]]] = True
+    return out
+
+
+def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMatchConfig) -> tuple[float, float, str] | None:
     """(similarity, frame time, how) of the video frame closest to the image: straight, mirrored
-    or the image's content region, whichever is nearest. Scored on the image calibration, since it
-    is an image-to-image comparison."""
+    or the image's content region, whichever is nearest. Scored on matching.video.frame_grab_calibration,
+    stricter than the image one: the nearest of hundreds of frames is closer than any one pair by chance."""
     if r.times.size == 0:
         return None
     best = None
@@ -122,7 +155,7 @@ def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMat
             best = (float(dist[k]), float(r.times[k]), how)
     if best is None:
         return None
-    return piecewise(best[0] / 64.0, image_calibration), best[1], best[2]
+    return piecewise(best[0] / 64.0, cfg.frame_grab_calibration), best[1], best[2]
 
 
 def match_audio(q: Peaks, r: Peaks, cfg: AudioMatchConfig, acfg: AudioConfig) -> Alignment | None:
@@ -177,6 +210,20 @@ def match_audio(q: Peaks, r: Peaks, cfg: AudioMatchConfig, acfg: AudioConfig) ->
     how = "" if speed == 1.0 else (f", resampled {speed:.2f}x" if pitch else f", tempo {speed:.2f}x")
     detail = f"{hits} landmarks aligned ({density:.0%} of the excerpt's landmarks{how})"
     return Alignment(sim, q0, q1, r0, r1, float(speed), hits, detail)
+
+
+def snap_to_edges(al: Alignment, dur_q: float, dur_r: float, snap_s: float) -> Alignment:
+    """Extend a segment that stops just short of a file's start or end to that edge (on both files,
+    along the fitted line). The last landmarks need partners after them and blank frames are
+    dropped, so evidence always ends a little inside a copied excerpt's true edges."""
+    q0, q1, r0, r1, s = al.q_start, al.q_end, al.r_start, al.r_end, al.speed or 1.0
+    head = min(q0, r0 / s)
+    if 0 < head <= snap_s:
+        q0, r0 = q0 - head, max(0.0, r0 - head * s)
+    tail = min(max(0.0, dur_q - q1), max(0.0, dur_r - r1) / s) if dur_q and dur_r else 0.0
+    if 0 < tail <= snap_s:
+        q1, r1 = q1 + tail, r1 + tail * s
+    return Alignment(al.similarity, q0, q1, r0, r1, al.speed, al.evidence, al.detail)
 
 
 def speed_hypotheses(speeds: list) -> list[tuple[float, bool]]:

@@ -13,7 +13,7 @@ from ..config import Config
 from ..envelope import MatchResult, Segment, confidence_for
 from ..fingerprints.audio import unpack_peaks
 from ..fingerprints.video import unpack_frames
-from .av import Alignment, match_audio, match_frame_grab, match_video
+from .av import Alignment, match_audio, match_frame_grab, match_video, snap_to_edges
 
 _FULL_COVERAGE = 0.85     # a segment covering this share of both files is the whole file
 
@@ -45,16 +45,18 @@ def verify_av_pair(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
         v = match_video(unpack_frames(a.frame_times, a.frame_hashes), unpack_frames(b.frame_times, b.frame_hashes),
                         m.video, cfg.video)
         if v is not None:
-            found.append(("frames", v))
+            found.append(("frames", snap_to_edges(v, a.duration_s, b.duration_s, m.video.edge_snap_s)))
     if a.audio_peaks and b.audio_peaks:
         s = match_audio(unpack_peaks(a.audio_peaks), unpack_peaks(b.audio_peaks), m.audio, cfg.audio)
         if s is not None:
-            found.append(("sound", s))
+            found.append(("sound", snap_to_edges(s, a.duration_s, b.duration_s, m.audio.edge_snap_s)))
     if not found:
         what = "frames or sound" if kind == "video" else "sound"
         return MatchResult(False, "none", 0.0, "no_match", kind, f"No aligned {what} in common")
     found.sort(key=lambda x: -x[1].similarity)
     which, best = found[0]
+    if len(found) == 2 and found[1][1].similarity >= m.match_threshold and _same_line(best, found[1][1]):
+        best = _union(best, found[1][1])      # frames and sound each see part of the copied stretch
     sim = best.similarity
     confidence = confidence_for(sim, m.match_threshold, m.confidence)
     seg = Segment(round(best.q_start, 2), round(best.q_end, 2), round(best.r_start, 2), round(best.r_end, 2),
@@ -85,14 +87,25 @@ def verify_av_pair(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
     return MatchResult(True, confidence, sim, match_type, kind, reason, [seg])
 
 
+def _same_line(x: Alignment, y: Alignment, tolerance_s: float = 1.0) -> bool:
+    """Both alignments put the query on (nearly) the same place of the reference."""
+    def offset(al: Alignment) -> float:
+        return al.r_start - al.speed * al.q_start
+    return abs(offset(x) - offset(y)) <= tolerance_s and abs(x.speed - y.speed) <= 0.051
+
+
+def _union(x: Alignment, y: Alignment) -> Alignment:
+    return Alignment(x.similarity, min(x.q_start, y.q_start), max(x.q_end, y.q_end), min(x.r_start, y.r_start),
+                     max(x.r_end, y.r_end), x.speed, x.evidence, x.detail)
+
+
 def _frame_grab(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
     m = cfg.matching
     image, video = (a, b) if a.media_type == "image" else (b, a)
     if video.media_type != "video" or not image.image_hashes:
         return MatchResult(False, "none", 0.0, "no_match", video.media_type,
                            "An image and a sound cannot be compared")
-    hit = match_frame_grab(image.image_hashes, unpack_frames(video.frame_times, video.frame_hashes), m.video,
-                           m.image.calibration)
+    hit = match_frame_grab(image.image_hashes, unpack_frames(video.frame_times, video.frame_hashes), m.video)
     if hit is None:
         return MatchResult(False, "none", 0.0, "no_match", "video", "The video has no informative frame")
     sim, t, how = hit
