@@ -268,12 +268,22 @@ def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
     positions = band_positions(BandConfigLike(vcfg.bands, vcfg.bits_per_band, vcfg.seed))
     rows, keys, query, indexed = [], [], [], []
 
-    def emit(row: int, hashes: np.ndarray, is_query: bool) -> None:
+    flips = np.int64(1) << np.arange(vcfg.bits_per_band, dtype=np.int64)
+
+    def emit(row: int, hashes: np.ndarray, is_query: bool, probe: bool = False) -> None:
         k = np.unique(band_keys(np.unique(hashes), positions).ravel() | FRAME_FLAG)
         rows.append(np.full(k.size, row, dtype=np.int64))
         keys.append(k)
         query.append(np.full(k.size, is_query))
         indexed.append(np.ones(k.size, dtype=bool))
+        if probe:
+            # An image's one-bit neighbours in every band, probed from the query side only: a grabbed
+            # frame is a few bits from the nearest sampled frame, more than a 22-bit band forgives.
+            p = np.setdiff1d(np.unique((k[:, None] ^ flips[None, :]).ravel()), k, assume_unique=True)
+            rows.append(np.full(p.size, row, dtype=np.int64))
+            keys.append(p)
+            query.append(np.ones(p.size, dtype=bool))
+            indexed.append(np.zeros(p.size, dtype=bool))
 
     times = batch.column("frame_times").to_pylist()
     blobs = batch.column("frame_hashes").to_pylist()
@@ -286,7 +296,8 @@ def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
             if fh.times.size:
                 emit(i, np.concatenate([fh.phash, fh.centre_phash]), True)
         elif types[i] == "image":
-            emit(i, to_unsigned(np.array([img["phash"][i], img["region_phash"][i]], dtype=np.int64)), True)
+            emit(i, to_unsigned(np.array([img["phash"][i], img["region_phash"][i]], dtype=np.int64)), True,
+                 probe=vcfg.image_probes)
             emit(i, to_unsigned(np.array([img["phash_mirror"][i]], dtype=np.int64)), False)
     return _keys(rows, keys, query, indexed, KIND_FRAME)
 

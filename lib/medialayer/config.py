@@ -244,6 +244,7 @@ class VideoKeyConfig:
     seed: int
     min_shared: int
     max_bucket_size: int
+    image_probes: bool
 
     def validate(self, path: str) -> None:
         _in_range(self.bands, 1, 256, f"{path}.bands")
