@@ -71,6 +71,7 @@ class FetchConfig:
     retry_backoff_s: float
     max_redirects: int
     allow_private_addresses: bool
+    allow_hosts: list
     local_roots: list
     concurrency: int
     user_agent: str
@@ -78,6 +79,10 @@ class FetchConfig:
     def validate(self, path: str) -> None:
         for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "max_bytes", "concurrency"):
             _positive(getattr(self, name), f"{path}.{name}")
+        for entry in self.allow_hosts:
+            host, _, port = str(entry).rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"{path}.allow_hosts: {entry!r} must be host:port (e.g. cdn.internal:443)")
         for name in ("retries", "retry_backoff_s", "max_redirects"):
             _non_negative(getattr(self, name), f"{path}.{name}")
 

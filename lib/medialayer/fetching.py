@@ -17,7 +17,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .config import FetchConfig
 from .errors import MediaError
@@ -25,6 +25,7 @@ from .errors import MediaError
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 _CHUNK = 64 * 1024
+_URL_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Fetcher:
         self.trusted_local = trusted_local
         self._roots = [Path(r).expanduser().resolve() for r in cfg.local_roots]
         self._ssl = _default_ssl_context()
+        # Exact host:port pairs exempt from the address rules (an internal CDN, a test server); a
+        # redirect elsewhere, or another name for the same address, is still checked.
+        self._allowed_hosts = {str(h).lower() for h in cfg.allow_hosts}
 
     def fetch(self, url: str | None) -> Fetched:
         if url is None or not str(url).strip():
@@ -158,9 +162,11 @@ class Fetcher:
         conn_cls = _PinnedHTTPSConnection if parts.scheme.lower() == "https" else _PinnedHTTPConnection
         kwargs = {"context": self._ssl} if conn_cls is _PinnedHTTPSConnection else {}
         conn = conn_cls(host, port, ip, timeout=min(self.cfg.connect_timeout_s, remaining), **kwargs)
-        target = parts.path or "/"
+        # Sellers' URLs carry spaces and non-ASCII; send them percent-encoded (UTF-8), leaving
+        # existing escapes and reserved characters alone, so both spellings fetch the same file.
+        target = quote(parts.path or "/", safe=_URL_SAFE)
         if parts.query:
-            target += "?" + parts.query
+            target += "?" + quote(parts.query, safe=_URL_SAFE + "?")
         try:
             conn.request("GET", target, headers={"User-Agent": self.cfg.user_agent, "Accept": "*/*",
                                                  "Accept-Encoding": "identity"})
@@ -207,7 +213,7 @@ class Fetcher:
         addrs = [info[4][0] for info in infos]
         if not addrs:
             raise MediaError("dns_error", f"no address for {host!r}")
-        if not self.cfg.allow_private_addresses:
+        if not self.cfg.allow_private_addresses and f"{host.lower()}:{port}" not in self._allowed_hosts:
             blocked = [a for a in addrs if not address_is_public(a)]
             if blocked:
                 # Refuse when *any* answer is private: a mixed answer is a classic rebinding trick.
