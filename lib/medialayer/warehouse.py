@@ -270,12 +270,17 @@ class Warehouse:
     # --- locking --------------------------------------------------------------------------
 
     def lock(self) -> "_Lock":
-        return _Lock(self.root / ".lock")
+        return lock_warehouse(self.root)
 
 
 def _is_other_runs_tmp(entry: Path, run_id: str) -> bool:
     """Leave alone a .tmp that some other (concurrent) run may still be writing; the lock makes this rare."""
     return entry.name.endswith(".tmp") and not entry.name.startswith(run_id + _SEP)
+
+
+def lock_warehouse(root: str | Path) -> "_Lock":
+    """The run lock of the warehouse at `root` (a context manager): what a run holds while it works."""
+    return _Lock(Path(root) / ".lock")
 
 
 class _Lock:

@@ -74,7 +74,7 @@ def cluster(tmp_path):
 
 def test_nightly_job_on_a_standalone_cluster(cluster, tmp_path):
     master_url, env, ui = cluster
-    catalog = build_sample_catalog(tmp_path / "catalog", n_groups=2, n_singletons=2, max_side=320)
+    catalog = build_sample_catalog(tmp_path / "catalog", n_groups=2, n_singletons=2, max_side=320, include_av=False)
     conf = tmp_path / "conf.yaml"
     conf.write_text(yaml.safe_dump({"fetch": {"local_roots": [str(catalog.media_dir)]},
                                     "spark": {"shuffle_partitions": 4}}))
