@@ -246,8 +246,8 @@ def evaluate(items: list[Item], cfg, log=print) -> dict:
         "candidate_pairs": int(q.size),
         "per_edit": {k: {"recall": v["found"] / max(1, v["positives"]), "positives": v["positives"],
                          "false_matches": v["false"], "negatives": v["negatives"],
-                         "mean_boundary_error_s": float(np.mean(v["boundary_errors"])) if v["boundary_errors"] else None,
-                         "max_boundary_error_s": float(np.max(v["boundary_errors"])) if v["boundary_errors"] else None}
+                         "mean_boundary_error_s": _stat(np.mean, v["boundary_errors"]),
+                         "max_boundary_error_s": _stat(np.max, v["boundary_errors"])}
                      for k, v in sorted(per_edit.items())},
         "speed": {"media_seconds": seconds, "fingerprint_cpu_s": cpu_fp, "fingerprint_wall_s": wall_fp,
                   "media_seconds_per_cpu_second": seconds / max(cpu_fp, 1e-9),
@@ -256,6 +256,10 @@ def evaluate(items: list[Item], cfg, log=print) -> dict:
     }
     report["speed"].update(_decode_only(items, cfg))
     return report
+
+
+def _stat(fn, values: list) -> float | None:
+    return float(fn(values)) if values else None
 
 
 def _is_video_source(items: list[Item], source: str) -> bool:
@@ -295,12 +299,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"detection recall {rep['recall']:.3f}  precision {rep['precision']:.3f}  "
           f"false matches {rep['false_matches']}   (targets: recall >= {TARGET_RECALL}, precision >= "
           f"{TARGET_PRECISION}, boundaries within {TARGET_BOUNDARY_S} s)")
-    print(f"\n{'edit':32s} {'recall':>7s} {'found':>9s} {'false':>6s} {'negatives':>9s} {'mean |dt| s':>11s} {'max':>6s}")
+    print(f"\n{'edit':32s} {'recall':>7s} {'found':>9s} {'false':>6s} {'negatives':>9s} "
+          f"{'mean |dt| s':>11s} {'max':>6s}")
     for k, v in rep["per_edit"].items():
         found = f"{round(v['recall'] * v['positives'])}/{v['positives']}"
         mean = "-" if v["mean_boundary_error_s"] is None else f"{v['mean_boundary_error_s']:.2f}"
         mx = "-" if v["max_boundary_error_s"] is None else f"{v['max_boundary_error_s']:.2f}"
-        print(f"{k:32s} {v['recall']:7.3f} {found:>9s} {v['false_matches']:6d} {v['negatives']:9d} {mean:>11s} {mx:>6s}")
+        print(f"{k:32s} {v['recall']:7.3f} {found:>9s} {v['false_matches']:6d} {v['negatives']:9d} "
+              f"{mean:>11s} {mx:>6s}")
     sp = rep["speed"]
     print(f"\nspeed: {sp['media_seconds']:.0f} s of media fingerprinted in {sp['fingerprint_cpu_s']:.1f} CPU-s "
           f"({sp['media_seconds_per_cpu_second']:.1f} media-s per CPU-s; decode alone "

@@ -90,6 +90,13 @@ def create_app(cfg: Config, warehouse: str | Path | None = None) -> FastAPI:
             return _error(411, "length_required", "send a Content-Length header (chunked bodies are not accepted)")
         if length is not None and (not length.isdigit() or int(length) > cfg.api.max_body_bytes):
             return _error(413, "body_too_large", f"request bodies are limited to {cfg.api.max_body_bytes} bytes")
+        if request.method == "POST":
+            # The whole (small) body must arrive in time, before a slot is taken: a client that
+            # trickles its body must not hold a worker slot.
+            try:
+                await asyncio.wait_for(request.body(), timeout=cfg.api.body_timeout_s)
+            except asyncio.TimeoutError:
+                return _error(408, "body_timeout", f"request body not received within {cfg.api.body_timeout_s}s")
         if state["waiting_or_running"] >= limit:
             return _error(429, "too_many_requests", f"more than {limit} requests in flight; retry later")
         state["waiting_or_running"] += 1

@@ -445,6 +445,7 @@ class MatchingConfig:
 class ClusteringConfig:
     min_similarity: float
     max_iterations: int
+    local_max_edges: int
     max_cluster_size: int
     min_cohesion: float
     cohesion_min_size: int
@@ -452,6 +453,7 @@ class ClusteringConfig:
     id_min_overlap: float
 
     def validate(self, path: str) -> None:
+        _non_negative(self.local_max_edges, f"{path}.local_max_edges")
         _unit(self.min_similarity, f"{path}.min_similarity")
         _positive(self.max_iterations, f"{path}.max_iterations")
         _at_least(self.max_cluster_size, 2, f"{path}.max_cluster_size")
@@ -529,12 +531,14 @@ class ApiConfig:
     max_concurrency: int
     max_queue: int
     queue_timeout_s: float
+    body_timeout_s: float
     search_default_k: int
     search_max_k: int
     search_weak_candidates: int
     reload_interval_s: float
 
     def validate(self, path: str) -> None:
+        _positive(self.body_timeout_s, f"{path}.body_timeout_s")
         _in_range(self.port, 0, 65535, f"{path}.port")
         _positive(self.workers, f"{path}.workers")
         _at_least(self.max_body_bytes, 256, f"{path}.max_body_bytes")

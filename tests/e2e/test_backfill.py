@@ -21,7 +21,8 @@ def _backfill_module():
 
 
 def test_backfill_processes_each_date_once_and_resumes_after_a_failure(spark, tmp_path):
-    cat = build_sample_catalog(tmp_path / "catalog", n_groups=3, n_singletons=1, include_bad_rows=False, include_av=False,
+    cat = build_sample_catalog(tmp_path / "catalog", n_groups=3, n_singletons=1, include_bad_rows=False,
+                               include_av=False,
                                max_side=320)
     day2 = build_day_two(cat, max_side=320)
     feeds = tmp_path / "feeds"

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_nightly_job_runs_under_spark_submit(tmp_path):
-    catalog = build_sample_catalog(tmp_path / "catalog", n_groups=2, n_singletons=2, include_bad_rows=False, include_av=False,
+    catalog = build_sample_catalog(tmp_path / "catalog", n_groups=2, n_singletons=2, include_bad_rows=False,
+                                   include_av=False,
                                    max_side=320)
     conf = tmp_path / "conf.yaml"
     conf.write_text(yaml.safe_dump({"fetch": {"local_roots": [str(catalog.media_dir)]},

@@ -237,6 +237,37 @@ def test_bursts_beyond_the_limit_get_429_and_health_keeps_answering(catalog):
         thread.join(10)
 
 
+def test_slow_clients_hold_no_slot_and_time_out(catalog):
+    """Clients that send headers and then trickle (or stall) their body get 408; meanwhile /health and
+    a normal request are served, even with a single processing slot."""
+    from medialayer.api import create_app
+
+    cfg = load_config(overrides={"fetch": {"local_roots": [str(catalog["media"])]},
+                                 "api": {"max_concurrency": 1, "max_queue": 0, "body_timeout_s": 1.5}})
+    srv, thread, base = _start(create_app(cfg))
+    port = int(base.rsplit(":", 1)[1])
+    slow = []
+    try:
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST /image/match HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 200\r\n\r\n{\"url_a\": ")
+            slow.append(s)
+        assert call(base, "/health", token=None)[0] == 200
+        body = {"url_a": catalog["originals"][3], "url_b": catalog["originals"][3]}
+        status, env = call(base, "/image/match", body, None)   # the one slot is free: 200, not 429
+        assert status == 200 and env["match_type"] == "exact"
+        for s in slow:
+            s.settimeout(10)
+            reply = s.recv(4096).decode(errors="replace")
+            assert reply.startswith("HTTP/1.1 408"), reply[:200]
+    finally:
+        for s in slow:
+            s.close()
+        srv.should_exit = True
+        thread.join(10)
+
+
 def test_search_cli_uses_the_same_index(catalog, capsys):
     from medialayer.cli import main
 

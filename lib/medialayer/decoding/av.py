@@ -94,7 +94,8 @@ def _sample_frames(container, stream, cfg: VideoConfig) -> tuple[np.ndarray, lis
             continue
         if size is None:
             scale = cfg.frame_side / max(frame.width, frame.height, 1)
-            size = (max(8, int(round(frame.width * min(1.0, scale)))), max(8, int(round(frame.height * min(1.0, scale)))))
+            scale = min(1.0, scale)
+            size = (max(8, int(round(frame.width * scale))), max(8, int(round(frame.height * scale))))
         frames.append(frame.to_ndarray(format="gray", width=size[0], height=size[1]))
         times.append(float(t))
         next_t = max(next_t + step, t + step * 0.5)

@@ -19,6 +19,7 @@ from ..config import AudioConfig
 AUDIO_FINGERPRINT_VERSION = "audio-v1"
 PEAK_DTYPE = np.dtype([("t", "<u4"), ("f", "<u2")])
 _F_SCALE = 16.0          # stored frequency unit: 1/16 of an FFT bin
+_BLOCK_HOPS = 32 * 64    # peak-picking block (a multiple of the 32-hop thinning block): ~65 s at 8 kHz
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,33 @@ def spectral_peaks(samples: np.ndarray, cfg: AudioConfig) -> Peaks:
         stop = min(n_frames, start + chunk)
         frames = np.lib.stride_tricks.sliding_window_view(x[start * hop:(stop - 1) * hop + n_fft], n_fft)[::hop]
         spec[start:stop] = np.abs(np.fft.rfft(frames * window, axis=1))
-    log_s = np.log(spec + 1e-6).astype(np.float32)                    # (time, freq)
+    np.add(spec, 1e-6, out=spec)
+    log_s = np.log(spec, out=spec)                                   # (time, freq), in place
     nb_t, nb_f = cfg.neighbourhood_hops, cfg.neighbourhood_bins
-    local_max = cv2.dilate(log_s, np.ones((2 * nb_t + 1, 2 * nb_f + 1), np.uint8))
-    background = cv2.blur(log_s, (4 * nb_f + 1, 4 * nb_t + 1))       # (width=freq, height=time)
+    kernel = np.ones((2 * nb_t + 1, 2 * nb_f + 1), np.uint8)
     loud_floor = float(log_s.max()) - cfg.dynamic_range_nepers       # digital silence has no peaks
-    lo, hi = cfg.min_bin, min(spec.shape[1] - 2, cfg.max_bin)
-    is_peak = (log_s == local_max) & (log_s > background + cfg.min_prominence) & (log_s > loud_floor)
-    is_peak[:, :lo] = False
-    is_peak[:, hi + 1:] = False
-    t_idx, f_idx = np.nonzero(is_peak)
+    lo, hi = cfg.min_bin, min(log_s.shape[1] - 2, cfg.max_bin)
+    # Peak picking in blocks of frames (with margins wider than both filters), so the filter
+    # outputs stay a few MB however long the file is; the result equals the whole-file computation.
+    pad = 4 * nb_t + 2
+    found_t, found_f, found_s = [], [], []
+    for start in range(0, n_frames, _BLOCK_HOPS):
+        a, b = max(0, start - pad), min(n_frames, start + _BLOCK_HOPS + pad)
+        blk = log_s[a:b]
+        local_max = cv2.dilate(blk, kernel)
+        background = cv2.blur(blk, (4 * nb_f + 1, 4 * nb_t + 1))     # (width=freq, height=time)
+        is_peak = (blk == local_max) & (blk > background + cfg.min_prominence) & (blk > loud_floor)
+        is_peak[:, :lo] = False
+        is_peak[:, hi + 1:] = False
+        is_peak[: start - a] = False
+        is_peak[start - a + _BLOCK_HOPS:] = False
+        t_idx, f_idx = np.nonzero(is_peak)
+        found_t.append(t_idx + a)
+        found_f.append(f_idx)
+        found_s.append(blk[t_idx, f_idx] - background[t_idx, f_idx])
+    t_idx, f_idx, strength = np.concatenate(found_t), np.concatenate(found_f), np.concatenate(found_s)
     if t_idx.size == 0:
         return Peaks(np.zeros(0), np.zeros(0))
-    strength = log_s[t_idx, f_idx] - background[t_idx, f_idx]
     keep = _thin(t_idx, strength, cfg.peaks_per_second * hop / cfg.sample_rate * 32, 32)
     t_idx, f_idx = t_idx[keep], f_idx[keep]
     # Parabolic interpolation: the frequency between bins, so rescaling for speed stays accurate.

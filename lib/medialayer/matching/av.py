@@ -136,7 +136,8 @@ def _agreeing_run(agree: np.ndarray, inside: np.ndarray, max_bad: int) -> np.nda
     return out
 
 
-def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMatchConfig) -> tuple[float, float, str] | None:
+def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes,
+                     cfg: VideoMatchConfig) -> tuple[float, float, str] | None:
     """(similarity, frame time, how) of the video frame closest to the image: straight, mirrored
     or the image's content region, whichever is nearest. Scored on matching.video.frame_grab_calibration,
     stricter than the image one: the nearest of hundreds of frames is closer than any one pair by chance."""

@@ -54,7 +54,7 @@ def cluster_members(listing_matches: DataFrame, cfg: Config) -> DataFrame:
     c = cfg.clustering
     edges = (listing_matches.where(F.col("similarity") >= c.min_similarity)
              .select(F.col("listing_id_a").alias("u"), F.col("listing_id_b").alias("v"), "similarity")).persist()
-    comps = connected_components(edges.select("u", "v"), c.max_iterations)
+    comps = connected_components(edges.select("u", "v"), c.max_iterations, c.local_max_edges)
     members = comps.select(F.col("node").alias("listing_id"), F.concat(F.lit("C:"), "component").alias("component"))
     judged = _judge(members, edges, cfg).persist()
     suspicious = judged.where(F.col("flag_reason").isNotNull()).select("component")
@@ -65,7 +65,7 @@ def cluster_members(listing_matches: DataFrame, cfg: Config) -> DataFrame:
         in_suspicious = members.join(suspicious, "component", "left_semi")
         strict = (edges.where(F.col("similarity") >= c.split_min_similarity)
                   .join(in_suspicious.select(F.col("listing_id").alias("u")), "u", "left_semi"))
-        resplit = connected_components(strict.select("u", "v"), c.max_iterations).select(
+        resplit = connected_components(strict.select("u", "v"), c.max_iterations, c.local_max_edges).select(
             F.col("node").alias("listing_id"), F.concat(F.lit("S:"), "component").alias("component"))
         members = members.join(suspicious, "component", "left_anti").unionByName(resplit)
         judged = _judge(members, edges, cfg)
