@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pyarrow as pa
 
 from medialayer.candidates import candidate_pairs_in_memory, media_keys
 from medialayer.config import load_config
@@ -34,7 +35,7 @@ from medialayer.synth import av as S
 from medialayer.synth.photos import all_photos, load_photo
 from medialayer.verification import pair_batch, verify_batch
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 FPS, SR = 10.0, 16000
 TARGET_PRECISION, TARGET_RECALL, TARGET_BOUNDARY_S = 0.99, 0.95, 1.0
 WORDS = ("this stainless steel kettle boils water in three minutes and switches off by itself the handle "
@@ -44,7 +45,7 @@ WORDS = ("this stainless steel kettle boils water in three minutes and switches 
          "zips and a hidden pocket for your passport").split()
 
 VIDEO_EDITS = ("excerpt", "reencode", "crop_90", "crop_80", "rescale", "letterbox", "logo", "faster_4pct",
-               "slower_4pct", "frame_grab")
+               "slower_4pct", "frame_grab", "frame_grab_cropped")
 AUDIO_EDITS = ("excerpt", "reencode_low", "quieter", "noise_10db", "music_bed_5db", "faster_3pct",
                "tempo_slower_3pct")
 
@@ -137,9 +138,14 @@ def build(cache: Path, n_sources: int, seed: int, log=print) -> list[Item]:
 
 
 def _video_query(out: Path, frames, sound, edit: str, start: float, end: float, rng: random.Random):
-    if edit == "frame_grab":
+    if edit.startswith("frame_grab"):
         t = round(rng.uniform(start, end), 1)
         img = frames[int(t * FPS)]
+        if edit == "frame_grab_cropped":                  # the seller trims the frame's edges
+            h, w = img.shape[:2]
+            keep = rng.uniform(0.8, 0.92)
+            y, x = int(h * (1 - keep) / 2), int(w * (1 - keep) / 2)
+            img = img[y:h - y, x:w - x]
         img = cv2.resize(img, (480, 360), interpolation=cv2.INTER_CUBIC)
         img = np.clip(img.astype(np.int16) + rng.randint(-15, 15), 0, 255).astype(np.uint8)
         path = out.with_suffix(".jpg")
@@ -184,16 +190,24 @@ def _audio_query(out: Path, sound, edit: str, start: float, end: float):
 
 def evaluate(items: list[Item], cfg, log=print) -> dict:
     fetcher = Fetcher(cfg.fetch, trusted_local=True)
-    t0 = time.process_time()
-    w0 = time.time()
-    fps = fingerprint_table([i.path for i in items], [i.media_type for i in items], cfg, fetcher, workers=2)
-    cpu_fp, wall_fp = time.process_time() - t0, time.time() - w0
+    # Fingerprint each media type on its own so its CPU cost can be read (process CPU time covers
+    # every thread; one thread here, so the rate is per core).
+    order, parts, speed = [], [], {}
+    for kind in ("video", "audio", "image"):
+        idx = [k for k, it in enumerate(items) if it.media_type == kind]
+        t0 = time.process_time()
+        table = fingerprint_table([items[k].path for k in idx], [kind] * len(idx), cfg, fetcher, workers=1)
+        cpu = time.process_time() - t0
+        secs = sum(d or 0.0 for d in table.column("duration_s").to_pylist())
+        if kind != "image":
+            speed[kind] = {"media_seconds": secs, "cpu_s": cpu, "realtime_per_core": secs / max(cpu, 1e-9)}
+        order += idx
+        parts.append(table)
+    fps = pa.concat_tables(parts).take(pa.array(np.argsort(order)))
     status = fps.column("status").to_pylist()
     bad = [(items[k].path, fps.column("error_code")[k].as_py()) for k, st in enumerate(status) if st != "ok"]
     if bad:
         log(f"fingerprinting failed on {len(bad)} items, e.g. {bad[:3]}")
-    seconds = sum((fps.column("duration_s")[k].as_py() or 0.0) for k, it in enumerate(items)
-                  if it.media_type != "image" and status[k] == "ok")
 
     refs = np.array([k for k, i in enumerate(items) if i.role == "reference"])
     queries = np.array([k for k, i in enumerate(items) if i.role in ("query", "negative")])
@@ -235,7 +249,7 @@ def evaluate(items: list[Item], cfg, log=print) -> dict:
             tp += 1
             e["found"] += 1
             seg = right[0][1]["matched_segments"][0]
-            if it.edit == "frame_grab":
+            if it.edit.startswith("frame_grab"):
                 e["boundary_errors"].append(abs(seg["reference_start"] - it.start))
             else:
                 e["boundary_errors"] += [abs(seg["reference_start"] - it.start), abs(seg["reference_end"] - it.end)]
@@ -249,12 +263,11 @@ def evaluate(items: list[Item], cfg, log=print) -> dict:
                          "mean_boundary_error_s": _stat(np.mean, v["boundary_errors"]),
                          "max_boundary_error_s": _stat(np.max, v["boundary_errors"])}
                      for k, v in sorted(per_edit.items())},
-        "speed": {"media_seconds": seconds, "fingerprint_cpu_s": cpu_fp, "fingerprint_wall_s": wall_fp,
-                  "media_seconds_per_cpu_second": seconds / max(cpu_fp, 1e-9),
-                  "candidates_s": t_cand, "verify_s": t_verify,
+        "speed": {**speed, "candidates_s": t_cand, "verify_s": t_verify,
                   "verify_ms_per_pair": 1000 * t_verify / max(1, q.size)},
     }
-    report["speed"].update(_decode_only(items, cfg))
+    for kind, decode in _decode_only(items, cfg).items():
+        report["speed"][kind]["decode_only_realtime_per_core"] = decode
     return report
 
 
@@ -266,19 +279,19 @@ def _is_video_source(items: list[Item], source: str) -> bool:
     return any(i.source == source and i.media_type == "video" for i in items)
 
 
-def _decode_only(items: list[Item], cfg) -> dict:
-    """The limit: decoding (PyAV, sampled frames + resampled track) without any fingerprinting."""
+def _decode_only(items: list[Item], cfg) -> dict[str, float]:
+    """The limit: decoding alone (PyAV, sampled frames + resampled track), seconds of media per CPU-second."""
     from medialayer.decoding.av import decode_av
 
-    t0 = time.process_time()
-    secs = 0.0
-    for it in items:
-        if it.media_type == "image":
-            continue
-        d = decode_av(Path(it.path).read_bytes(), it.media_type, cfg.video, cfg.audio)
-        secs += d.duration_s
-    cpu = time.process_time() - t0
-    return {"decode_only_cpu_s": cpu, "decode_only_media_seconds_per_cpu_second": secs / max(cpu, 1e-9)}
+    out = {}
+    for kind in ("video", "audio"):
+        t0 = time.process_time()
+        secs = 0.0
+        for it in items:
+            if it.media_type == kind:
+                secs += decode_av(Path(it.path).read_bytes(), kind, cfg.video, cfg.audio).duration_s
+        out[kind] = secs / max(time.process_time() - t0, 1e-9)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,10 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:32s} {v['recall']:7.3f} {found:>9s} {v['false_matches']:6d} {v['negatives']:9d} "
               f"{mean:>11s} {mx:>6s}")
     sp = rep["speed"]
-    print(f"\nspeed: {sp['media_seconds']:.0f} s of media fingerprinted in {sp['fingerprint_cpu_s']:.1f} CPU-s "
-          f"({sp['media_seconds_per_cpu_second']:.1f} media-s per CPU-s; decode alone "
-          f"{sp['decode_only_media_seconds_per_cpu_second']:.1f}); candidates {sp['candidates_s']:.2f} s, "
-          f"verify {sp['verify_s']:.2f} s ({sp['verify_ms_per_pair']:.1f} ms/pair)")
+    print("\nspeed (one core):")
+    for kind in ("video", "audio"):
+        v = sp[kind]
+        print(f"  {kind:5s} {v['media_seconds']:7.0f} s of media in {v['cpu_s']:6.1f} CPU-s: "
+              f"{v['realtime_per_core']:6.1f}x real time (decode alone {v['decode_only_realtime_per_core']:6.1f}x, "
+              f"fingerprinting keeps {v['realtime_per_core'] / v['decode_only_realtime_per_core']:.0%} of it)")
+    print(f"  candidates {sp['candidates_s']:.2f} s, verify {sp['verify_s']:.2f} s ({sp['verify_ms_per_pair']:.1f} ms/pair)")
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=2))
     return 0

@@ -12,14 +12,17 @@ import pyarrow as pa
 
 from .config import Config
 from .fingerprints import image as image_fp
+from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION
+from .fingerprints.video import VIDEO_FINGERPRINT_VERSION
 from .fingerprints.local import unpack_descriptors, unpack_xy
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalSide, match_local
 
 METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
-AV_METHODS = {"video": "video-v1:frames+landmarks", "audio": "audio-v1:landmarks",
-              "frame_grab": "video-v1:frame-grab"}
+AV_METHODS = {"video": f"{VIDEO_FINGERPRINT_VERSION}:frames+landmarks",
+              "audio": f"{AUDIO_FINGERPRINT_VERSION}:landmarks",
+              "frame_grab": f"{VIDEO_FINGERPRINT_VERSION}:frame-grab"}
 
 SEGMENT_TYPE = pa.struct([("query_start", pa.float64()), ("query_end", pa.float64()),
                           ("reference_start", pa.float64()), ("reference_end", pa.float64()),

@@ -139,8 +139,9 @@ def _agreeing_run(agree: np.ndarray, inside: np.ndarray, max_bad: int) -> np.nda
 def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes,
                      cfg: VideoMatchConfig) -> tuple[float, float, str] | None:
     """(similarity, frame time, how) of the video frame closest to the image: straight, mirrored
-    or the image's content region, whichever is nearest. Scored on matching.video.frame_grab_calibration,
-    stricter than the image one: the nearest of hundreds of frames is closer than any one pair by chance."""
+    or the image's content region, against each frame whole or its centre (a cropped grab),
+    whichever is nearest. Scored on matching.video.frame_grab_calibration, stricter than the image
+    one: the nearest of hundreds of frames is closer than any one pair by chance."""
     if r.times.size == 0:
         return None
     best = None
@@ -150,10 +151,11 @@ def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes,
             continue
         hp = np.uint64(np.int64(image_hashes[p]).view(np.uint64))
         hd = np.uint64(np.int64(image_hashes[d]).view(np.uint64))
-        dist = (np.bitwise_count(r.phash ^ hp).astype(np.float32) + np.bitwise_count(r.dhash ^ hd)) / 2.0
-        k = int(np.argmin(dist))
-        if best is None or dist[k] < best[0]:
-            best = (float(dist[k]), float(r.times[k]), how)
+        for crop, fp, fd in (("", r.phash, r.dhash), ("cropped ", r.centre_phash, r.centre_dhash)):
+            dist = (np.bitwise_count(fp ^ hp).astype(np.float32) + np.bitwise_count(fd ^ hd)) / 2.0
+            k = int(np.argmin(dist))
+            if best is None or dist[k] < best[0]:
+                best = (float(dist[k]), float(r.times[k]), crop + how if how else crop)
     if best is None:
         return None
     return piecewise(best[0] / 64.0, cfg.frame_grab_calibration), best[1], best[2]
