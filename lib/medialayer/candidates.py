@@ -86,9 +86,6 @@ class ImageKeys:
             object.__setattr__(self, "kind", np.where(self.word, KIND_WORD, KIND_BAND).astype(np.int8))
 
 
-MediaKeys = ImageKeys     # the same shape carries every media type's keys
-
-
 def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
     """Every join key of the image rows of `batch` (ok rows only; others emit nothing).
 
@@ -119,7 +116,9 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
         idx = np.flatnonzero(use)
         if idx.size == 0:
             continue
-        hashes = to_unsigned(batch.column(column).fill_null(0).to_numpy(zero_copy_only=False)[idx].astype(np.int64))
+        # fill_null first: a column with nulls (error rows) would come out as float64 and lose bits
+        values = batch.column(column).fill_null(0).to_numpy(zero_copy_only=False)
+        hashes = to_unsigned(values[idx].astype(np.int64))
         bk = band_keys(hashes, positions)
         emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight, True, False)
 
