@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: setup demo test test-unit test-e2e test-airflow browser bench-photos bench-accuracy bench-api bench-av lint clean
+.PHONY: setup demo test test-unit test-e2e test-airflow browser bench bench-photos bench-accuracy bench-api bench-av lint clean
 
 setup: $(STAMP)
 
@@ -70,6 +70,11 @@ bench-av: setup bench-photos
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null || \
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null; }; fi; }
 	$(PY) bench/bench_av.py $(AV_ARGS)
+
+# Cost curves: fingerprinting throughput, candidates/verify/clusters at growing N, the banding
+# join against MinHashLSH (SCALE_ARGS=--full for 100k, 300k and 1M media).
+bench: setup bench-photos
+	$(PY) bench/bench_scale.py $(SCALE_ARGS)
 
 bench-api: setup bench-photos
 	$(PY) bench/bench_api.py $(API_ARGS)

@@ -164,8 +164,33 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
                      np.concatenate(query), np.concatenate(word), np.concatenate(indexed))
 
 
+_PACK_KEY_BITS = 48                  # word keys (sampled bits, table, angle bin) fit below bit 48
+_PACK_KEY_MASK = (np.int64(1) << np.int64(_PACK_KEY_BITS)) - np.int64(1)
+_PACK_MAX_ROWS = 1 << (62 - _PACK_KEY_BITS)
+
+
+def _sorted_unique(x: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy 2's hash-based unique is several times slower on int64 keys)."""
+    x = np.sort(x)
+    keep = np.ones(x.size, dtype=bool)
+    keep[1:] = x[1:] != x[:-1]
+    return x[keep]
+
+
+def _packable(rows: np.ndarray, keys: np.ndarray) -> bool:
+    """(row, key) fits one int64 when rows are few and keys use no bits between 48 and 61."""
+    return rows.size == 0 or (int(rows.max()) < _PACK_MAX_ROWS and int(rows.min()) >= 0
+                              and not np.any((keys & ~(_PACK_KEY_MASK | WORD_FLAG)) != 0))
+
+
 def _unique_pairs(rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (row, key) pairs, sorted."""
+    """Distinct (row, key) pairs, sorted. One int64 sort when the pair packs (a Spark batch), else a lexsort."""
+    if _packable(rows, keys):
+        flag = keys & WORD_FLAG
+        if np.all(flag == flag[:1]) if flag.size else True:
+            packed = _sorted_unique((rows.astype(np.int64) << np.int64(_PACK_KEY_BITS)) | (keys & _PACK_KEY_MASK))
+            top = flag[0] if flag.size else np.int64(0)
+            return packed >> np.int64(_PACK_KEY_BITS), (packed & _PACK_KEY_MASK) | top
     order = np.lexsort((keys, rows))
     r, k = rows[order], keys[order]
     keep = np.ones(r.size, dtype=bool)
@@ -176,6 +201,16 @@ def _unique_pairs(rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.nd
 def _minus_pairs(rows: np.ndarray, keys: np.ndarray, drop_rows: np.ndarray,
                  drop_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct (row, key) pairs that are not among the distinct drop pairs."""
+    if _packable(np.concatenate([rows, drop_rows]), np.concatenate([keys, drop_keys])):
+        flags = np.concatenate([keys, drop_keys]) & WORD_FLAG
+        if flags.size and np.all(flags == flags[0]):
+            def pack(r: np.ndarray, k: np.ndarray) -> np.ndarray:
+                return (r.astype(np.int64) << np.int64(_PACK_KEY_BITS)) | (k & _PACK_KEY_MASK)
+            kept = _sorted_unique(pack(rows, keys))
+            drop = np.sort(pack(drop_rows, drop_keys))
+            at = np.minimum(np.searchsorted(drop, kept), max(drop.size - 1, 0))
+            kept = kept[drop[at] != kept] if drop.size else kept
+            return kept >> np.int64(_PACK_KEY_BITS), (kept & _PACK_KEY_MASK) | flags[0]
     all_r = np.concatenate([drop_rows, rows])
     all_k = np.concatenate([drop_keys, keys])
     tag = np.concatenate([np.zeros(drop_rows.size, dtype=bool), np.ones(rows.size, dtype=bool)])
@@ -232,12 +267,32 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
 
 # --- video and audio keys -------------------------------------------------------------------------
 
-def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config") -> ImageKeys:
+def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config", image_frames: bool = True) -> ImageKeys:
     """Every join key of every ok row of a fingerprint batch: image bands and words, frame bands
-    (videos' frames and images' pHashes, so a grabbed hero image meets its video) and landmarks."""
-    parts = [image_keys(batch, cfg.candidates), frame_keys(batch, cfg.candidates), landmark_keys(batch, cfg)]
+    (videos' frames and images' pHashes, so a grabbed hero image meets its video) and landmarks.
+
+    `image_frames=False` leaves out images' frame keys (about a quarter of an image's keys), which
+    only a video can use: for a catalog without videos."""
+    parts = [image_keys(batch, cfg.candidates), frame_keys(batch, cfg.candidates, image_frames),
+             landmark_keys(batch, cfg)]
     return ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                        ("row", "key", "query", "word", "indexed", "kind")))
+
+
+def distinct_keys(keys: ImageKeys) -> tuple[np.ndarray, ...]:
+    """(row, key, query, indexed, kind) with each (row, key) once, its flags OR-ed: a media can reach
+    one key twice (a symmetric picture's straight and mirrored hash, a region equal to the frame in
+    some bands), and bucket sizes must count media, not keys."""
+    order = np.lexsort((keys.row, keys.key))
+    row, key = keys.row[order], keys.key[order]
+    first = np.ones(row.size, dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (key[1:] != key[:-1])
+    starts = np.flatnonzero(first)
+    if starts.size == row.size:
+        return row, key, keys.query[order], keys.indexed[order], keys.kind[order]
+    query = np.logical_or.reduceat(keys.query[order], starts) if starts.size else keys.query[:0]
+    indexed = np.logical_or.reduceat(keys.indexed[order], starts) if starts.size else keys.indexed[:0]
+    return row[starts], key[starts], query, indexed, keys.kind[order][starts]
 
 
 def _empty_keys() -> ImageKeys:
@@ -254,9 +309,8 @@ def _keys(rows: list, keys: list, query: list, indexed: list, kind: int) -> Imag
                      np.full(r.size, kind, dtype=np.int8))
 
 
-def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
+def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig", image_frames: bool = True) -> ImageKeys:
     import pyarrow.compute as pc
-    from .fingerprints.bits import to_unsigned
     from .fingerprints.video import unpack_frames
 
     if "frame_hashes" not in batch.column_names:
@@ -269,36 +323,65 @@ def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
 
     flips = np.int64(1) << np.arange(vcfg.bits_per_band, dtype=np.int64)
 
-    def emit(row: int, hashes: np.ndarray, is_query: bool, probe: bool = False) -> None:
-        k = np.unique(band_keys(np.unique(hashes), positions).ravel() | FRAME_FLAG)
+    def emit(row: int, hashes: np.ndarray, is_query: bool) -> None:
+        k = _sorted_unique(band_keys(_sorted_unique(hashes), positions).ravel() | FRAME_FLAG)
         rows.append(np.full(k.size, row, dtype=np.int64))
         keys.append(k)
         query.append(np.full(k.size, is_query))
         indexed.append(np.ones(k.size, dtype=bool))
-        if probe:
-            # An image's one-bit neighbours in every band, probed from the query side only: a grabbed
-            # frame is a few bits from the nearest sampled frame, more than a 22-bit band forgives.
-            p = np.setdiff1d(np.unique((k[:, None] ^ flips[None, :]).ravel()), k, assume_unique=True)
-            rows.append(np.full(p.size, row, dtype=np.int64))
-            keys.append(p)
-            query.append(np.ones(p.size, dtype=bool))
-            indexed.append(np.zeros(p.size, dtype=bool))
 
     times = batch.column("frame_times").to_pylist()
     blobs = batch.column("frame_hashes").to_pylist()
     # fill_null keeps int64 (a column with nulls would otherwise come out as float64 and lose bits)
     img = {c: batch.column(c).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
            for c in ("phash", "phash_mirror", "region_phash")}
-    for i in np.flatnonzero(status):
+    is_image = np.array([t == "image" for t in types], dtype=bool)
+    for i in np.flatnonzero(status & ~is_image):
         if types[i] == "video" and blobs[i]:
             fh = unpack_frames(times[i], blobs[i])
             if fh.times.size:
                 emit(i, np.concatenate([fh.phash, fh.centre_phash]), True)
-        elif types[i] == "image":
-            emit(i, to_unsigned(np.array([img["phash"][i], img["region_phash"][i]], dtype=np.int64)), True,
-                 probe=vcfg.image_probes)
-            emit(i, to_unsigned(np.array([img["phash_mirror"][i]], dtype=np.int64)), False)
+    images = np.flatnonzero(status & is_image)
+    if images.size and image_frames:
+        _image_frame_keys(images, img, positions, flips if vcfg.image_probes else None, rows, keys, query, indexed)
     return _keys(rows, keys, query, indexed, KIND_FRAME)
+
+
+def _image_frame_keys(idx: np.ndarray, img: dict, positions: np.ndarray, flips: np.ndarray | None,
+                      rows: list, keys: list, query: list, indexed: list) -> None:
+    """Frame keys of many images at once: straight pHash and region pHash (query and index), their
+    one-bit probes (query only, minus the image's own keys), the mirrored pHash (index only).
+    Each (image, key) pair is packed into one int64 so per-image distinct sets are one sort."""
+    from .fingerprints.bits import to_unsigned
+
+    # A frame-band key below the flag: sampled bits (< 32) and the band id above bit 32.
+    key_bits = 32 + max(1, int(positions.shape[0] - 1).bit_length())
+    if int(idx.max()) >= 1 << (62 - key_bits):
+        raise ValueError(f"{idx.max() + 1} rows in one batch: too many to pack with {key_bits}-bit keys")
+    shift, mask = np.int64(key_bits), (np.int64(1) << np.int64(key_bits)) - np.int64(1)
+
+    def packed(owner: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return (owner.astype(np.int64) << shift) | (k & mask)
+
+    def emit(p: np.ndarray, is_query: bool, is_indexed: bool) -> None:
+        rows.append(p >> shift)
+        keys.append((p & mask) | FRAME_FLAG)
+        query.append(np.full(p.size, is_query))
+        indexed.append(np.full(p.size, is_indexed))
+
+    straight = np.stack([to_unsigned(img["phash"][idx]), to_unsigned(img["region_phash"][idx])], axis=1)
+    bk = band_keys(straight.ravel(), positions).reshape(idx.size, -1)          # (n, 2 * bands)
+    own = _sorted_unique(packed(np.repeat(idx, bk.shape[1]), bk.ravel()))
+    emit(own, True, True)
+    if flips is not None:
+        # An image's one-bit neighbours in every band, probed from the query side only: a grabbed
+        # frame is a few bits from the nearest sampled frame, more than a 22-bit band forgives.
+        probes = _sorted_unique(packed(np.repeat(idx, bk.shape[1] * flips.size),
+                                       (bk[:, :, None] ^ flips[None, None, :]).ravel()))
+        at = np.minimum(np.searchsorted(own, probes), own.size - 1)
+        emit(probes[own[at] != probes], True, False)
+    mk = band_keys(to_unsigned(img["phash_mirror"][idx]), positions)
+    emit(_sorted_unique(packed(np.repeat(idx, mk.shape[1]), mk.ravel())), False, True)
 
 
 def landmark_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config") -> ImageKeys:

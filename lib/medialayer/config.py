@@ -365,10 +365,13 @@ class ImageMatchConfig:
     calibration: list
     max_frame_flat_fraction: float
     local: LocalMatchConfig
+    local_min_words: int = 1
 
     def validate(self, path: str) -> None:
         _check_curve(self.calibration, f"{path}.calibration", increasing=False)
         _unit(self.max_frame_flat_fraction, f"{path}.max_frame_flat_fraction")
+        if self.local_min_words < 0:
+            raise ConfigError(f"{path}.local_min_words must be >= 0 (0 sends every candidate to keypoint matching)")
 
 
 @dataclass(frozen=True)

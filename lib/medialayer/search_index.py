@@ -29,7 +29,7 @@ from .candidates import WORD_FLAG, image_keys
 from .config import Config
 from .media import FINGERPRINT_SCHEMA
 from .tables import read_table
-from .verification import SIDE_COLUMNS, pair_batch, verify_batch
+from .verification import SIDE_COLUMNS, global_prefilter, pair_batch, verify_batch
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +160,20 @@ class SearchIndex:
     def candidates(self, query: pa.Table) -> np.ndarray:
         """Index rows sharing a band, or at least min_shared keypoint words, with the one query row
         (the batch join's rule), except that single-band rows beyond a budget are skipped."""
+        return self._candidates(query)[0]
+
+    def _candidates(self, query: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate rows, keypoint words each shares with the query)."""
+        none = (np.zeros(0, np.int32), np.zeros(0, np.int64))
         k = image_keys(_keyable(query), self.cfg.candidates)
         qkeys = np.unique(k.key[k.query])
         if qkeys.size == 0 or self.keys.size == 0:
-            return np.zeros(0, np.int32)
+            return none
         lo = np.searchsorted(self.keys, qkeys, "left")
         hi = np.searchsorted(self.keys, qkeys, "right")
         hit = hi > lo
         if not hit.any():
-            return np.zeros(0, np.int32)
+            return none
         lo, hi, qk = lo[hit], hi[hit], qkeys[hit]
         counts = hi - lo
         idx = np.repeat(lo - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
@@ -185,11 +190,13 @@ class SearchIndex:
         weak = np.flatnonzero((bands == 1) & ~strong)
         weak = weak[np.argsort(-words[weak], kind="stable")][: self.cfg.api.search_weak_candidates]
         self.last_skipped_weak = int(((bands == 1) & ~strong).sum()) - weak.size
-        return np.sort(np.concatenate([uniq[strong], uniq[weak]])).astype(np.int32)
+        chosen = np.concatenate([np.flatnonzero(strong), weak])
+        chosen = chosen[np.argsort(uniq[chosen], kind="stable")]
+        return uniq[chosen].astype(np.int32), words[chosen].astype(np.int64)
 
     def search(self, query: pa.Table, k: int) -> list[SearchHit]:
         """Top-k verified matches of a one-row fingerprint table (status ok), best first."""
-        cand = self.candidates(query)
+        cand, words = self._candidates(query)
         if cand.size == 0:
             return []
         sides = _side_schema()
@@ -202,7 +209,14 @@ class SearchIndex:
         swap = np.array([key < qkey for key in refs.column("media_key").to_pylist()], dtype=bool)
         pos = np.arange(1, n + 1)
         a, b = np.where(swap, pos, 0), np.where(swap, 0, pos)
-        verified = verify_batch(pair_batch(both, a, b), self.cfg, keep_below_record=True)
+        pairs = pair_batch(both, a, b)
+        # The batch job's prefilter (matching.image.local_min_words), so both agree on every pair.
+        worth = (words >= self.cfg.matching.image.local_min_words) | global_prefilter(pairs, self.cfg)
+        if not worth.all():
+            cand, pairs = cand[worth], pairs.filter(pa.array(worth))
+            if cand.size == 0:
+                return []
+        verified = verify_batch(pairs, self.cfg, keep_below_record=True)
         found = np.asarray(verified.column("match_found").to_numpy(zero_copy_only=False), dtype=bool)
         sims = verified.column("similarity").to_numpy(zero_copy_only=False)
         order = [i for i in np.argsort(-sims, kind="stable") if found[i]][:k]

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import Config
 from .fingerprints import image as image_fp
@@ -76,13 +77,34 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
     return pa.RecordBatch.from_arrays(arrays, schema=MATCH_SCHEMA)
 
 
+# Columns (per side) enough to score a pair on its global hashes alone.
+PREFILTER_COLUMNS = ("media_key", "media_type", *_HASHES, "region")
+
+
+def _global_scores(batch: pa.RecordBatch, cfg: Config):
+    side = {s: {c: batch.column(f"{c}_{s}").fill_null(0).to_numpy(zero_copy_only=False) for c in _HASHES}
+            for s in "ab"}
+    return score_global(side["a"], side["b"], cfg.matching,
+                        np.asarray(batch.column("region_a").is_valid()), np.asarray(batch.column("region_b").is_valid()))
+
+
+def global_prefilter(batch: pa.RecordBatch, cfg: Config) -> np.ndarray:
+    """Which pairs of a PREFILTER_COLUMNS batch deserve full verification without keypoint-word
+    evidence: any pair with a video or audio side, and image pairs whose global hashes alone reach
+    matching.record_threshold. (Keypoint matching could only rescue the others by luck; see
+    matching.image.local_min_words.)"""
+    images = pc.and_(pc.equal(batch.column("media_type_a"), "image"), pc.equal(batch.column("media_type_b"), "image"))
+    images = np.asarray(images.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    if not images.any():
+        return np.ones(batch.num_rows, dtype=bool)
+    return ~images | (_global_scores(batch, cfg).similarity >= cfg.matching.record_threshold)
+
+
 def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:
     """Envelope rows of image pairs (global hashes vectorised, keypoints pair by pair)."""
     n = batch.num_rows
     col = {name: batch.column(name) for name in batch.schema.names}
-    side = {s: {c: col[f"{c}_{s}"].fill_null(0).to_numpy(zero_copy_only=False) for c in _HASHES} for s in "ab"}
-    glob = score_global(side["a"], side["b"], cfg.matching,
-                        np.asarray(col["region_a"].is_valid()), np.asarray(col["region_b"].is_valid()))
+    glob = _global_scores(batch, cfg)
 
     py = {name: col[name].to_pylist() for name in col
           if name.rsplit("_", 1)[0] in ("content_sha256", "width", "height", "tone", "region", "kp_frame_w",

@@ -160,3 +160,20 @@ def test_video_excerpts_voice_overs_and_frame_grabs_become_candidates(av_clips, 
     a, b, _ = candidate_pairs_in_memory(keys, cfg.candidates, query_rows=np.array([2, 3, 4]))
     pairs = set(zip(a.tolist(), b.tolist()))
     assert {(0, 2), (0, 3), (0, 4)} <= pairs, pairs
+    # Without videos to meet, an image needs no frame keys (the batch job leaves them out then).
+    no_frames = media_keys(table, cfg, image_frames=False)
+    assert not (no_frames.kind[no_frames.row == 4] == KIND_FRAME).any()
+    assert (keys.kind[keys.row == 4] == KIND_FRAME).any()
+
+
+def test_distinct_keys_count_a_media_once_per_key_and_merge_its_flags():
+    from medialayer.candidates import ImageKeys, distinct_keys
+
+    rows = np.array([0, 0, 1, 0, 1], dtype=np.int64)
+    keys = np.array([5, 5, 5, 9, 5], dtype=np.int64)
+    query = np.array([True, False, False, False, False])
+    indexed = np.array([False, True, True, True, True])
+    row, key, q, ix, kind = distinct_keys(ImageKeys(rows, keys, query, np.zeros(5, dtype=bool), indexed))
+    got = {(int(r), int(k)): (bool(a), bool(b)) for r, k, a, b in zip(row, key, q, ix)}
+    assert got == {(0, 5): (True, True), (0, 9): (False, True), (1, 5): (False, True)}
+    assert kind.shape == row.shape

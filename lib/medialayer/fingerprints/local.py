@@ -184,10 +184,15 @@ def descriptor_words(descriptors: np.ndarray, tables: np.ndarray) -> np.ndarray:
     """
     if descriptors.shape[0] == 0:
         return np.zeros((0, tables.shape[0]), dtype=np.int64)
-    bits = np.unpackbits(descriptors, axis=1)                    # (n, 256)
-    sampled = bits[:, tables]                                    # (n, L, b)
-    weights = (1 << np.arange(tables.shape[1], dtype=np.int64))
-    words = (sampled.astype(np.int64) * weights).sum(axis=2)     # (n, L)
+    # Bit p of a descriptor as np.unpackbits numbers it (most significant bit of each byte first),
+    # gathered straight from the bytes: no (n, 256) bit matrix.
+    byte, shift = tables // 8, (7 - tables % 8).astype(np.uint8)
+    sampled = (descriptors[:, byte] >> shift) & np.uint8(1)                    # (n, L, b)
+    # Sampled bit k is the word's bit k: pack little-endian into bytes, then join the bytes.
+    packed = np.packbits(sampled, axis=2, bitorder="little").astype(np.int64)    # (n, L, ceil(b / 8))
+    words = np.zeros(packed.shape[:2], dtype=np.int64)
+    for byte in range(packed.shape[2]):
+        words |= packed[:, :, byte] << (8 * byte)
     return words | (np.arange(tables.shape[0], dtype=np.int64) << 40)[None, :]
 
 

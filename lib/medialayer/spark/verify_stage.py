@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from ..config import Config
-from ..verification import MATCH_SCHEMA, SIDE_COLUMNS, verify_batch
+from ..verification import MATCH_SCHEMA, PREFILTER_COLUMNS, SIDE_COLUMNS, global_prefilter, verify_batch
 
 MATCH_SPARK_SCHEMA = from_arrow_schema(MATCH_SCHEMA)
 _VERIFY_BATCH = 4096
@@ -17,8 +17,18 @@ _VERIFY_BATCH = 4096
 
 def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) -> DataFrame:
     """Every candidate pair is scored with the full fingerprints; pairs below
-    matching.record_threshold are dropped, the rest kept with match_found set."""
-    sides = fingerprints.where(F.col("status") == "ok").select(*SIDE_COLUMNS)
+    matching.record_threshold are dropped, the rest kept with match_found set.
+
+    When `pairs` carries shared_words, pairs with fewer than matching.image.local_min_words are first
+    scored on their global hashes alone (a join of a few int64 columns, not of ~17 KB fingerprints)
+    and only those reaching record_threshold go on: at scale most candidates are chance band hits."""
+    ok = fingerprints.where(F.col("status") == "ok")
+    min_words = cfg.matching.image.local_min_words
+    if "shared_words" in pairs.columns and min_words > 0:
+        sure = pairs.where(F.col("shared_words") >= min_words).select("media_key_a", "media_key_b")
+        doubtful = pairs.where(F.col("shared_words") < min_words).select("media_key_a", "media_key_b")
+        pairs = sure.unionByName(_prefilter(doubtful, ok, cfg))
+    sides = ok.select(*SIDE_COLUMNS)
     a = sides.select(*[F.col(c).alias(f"{c}_a") for c in SIDE_COLUMNS])
     b = sides.select(*[F.col(c).alias(f"{c}_b") for c in SIDE_COLUMNS])
     joined = pairs.join(a, "media_key_a").join(b, "media_key_b")
@@ -32,3 +42,18 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
                     yield out
 
     return ordered.mapInArrow(run, MATCH_SPARK_SCHEMA)
+
+
+def _prefilter(pairs: DataFrame, ok: DataFrame, cfg: Config) -> DataFrame:
+    """The pairs whose global hashes alone reach record_threshold (and every pair with a video or audio side)."""
+    sides = ok.select(*PREFILTER_COLUMNS)
+    a = sides.select(*[F.col(c).alias(f"{c}_a") for c in PREFILTER_COLUMNS])
+    b = sides.select(*[F.col(c).alias(f"{c}_b") for c in PREFILTER_COLUMNS])
+    joined = pairs.join(a, "media_key_a").join(b, "media_key_b")
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            keep = global_prefilter(batch, cfg)
+            yield batch.select(["media_key_a", "media_key_b"]).filter(pa.array(keep))
+
+    return joined.mapInArrow(run, "media_key_a string, media_key_b string")
