@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 from .config import Config
 from .errors import TRANSIENT_ERROR_CODES
 from .media import FINGERPRINT_VERSION, FINGERPRINT_VERSIONS
-from .spark.candidate_stage import candidate_pairs, media_join_keys, summarize_overflow
+from .spark.candidate_stage import candidate_pairs, media_ids, media_join_keys, summarize_overflow
 from .spark.clusters import build_clusters
 from .spark.fingerprint_stage import fingerprint_media, with_run_id
 from .spark.listing_stage import build_listing_matches
@@ -126,13 +126,13 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
                                                             staging, summary)
 
         with _timed(summary, "candidates"):
-            index_keys = media_join_keys(fingerprints, cfg).persist()
-            query_keys = index_keys.join(new_keys, "media_key", "left_semi")
-            pairs, oversized = candidate_pairs(index_keys, query_keys, cfg)
+            # Every media offers its keys; only the new ones ask (new x all, new x new).
+            keys = media_join_keys(fingerprints, cfg, new_keys)
+            pairs, oversized, buckets = candidate_pairs(keys, media_ids(fingerprints), cfg)
             pairs = _stage_frame(spark, pairs, staging / "candidates")
             summary.candidates = pairs.count()
             summary.oversized_buckets, summary.skipped_bucket_members = summarize_overflow(oversized)
-            index_keys.unpersist()
+            buckets.unpersist()
 
         with _timed(summary, "verify"), progress(spark.sparkContext, "verify"):
             new_matches = with_run_id(verify_candidates(pairs, fingerprints, cfg), run_id)

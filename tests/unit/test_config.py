@@ -44,3 +44,13 @@ def test_bad_values_are_refused_naming_the_key(override, message):
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_conf_default_is_the_packaged_default():
+    """conf/default.yaml is what people read and pass to --conf; the package loads its own copy.
+    A stale conf copy would silently override newer defaults, so the two must be identical."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "conf" / "default.yaml").read_text() == (root / "lib" / "medialayer" / "default.yaml").read_text(), \
+        "conf/default.yaml differs from lib/medialayer/default.yaml: copy the packaged one over it"

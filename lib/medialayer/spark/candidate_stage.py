@@ -1,20 +1,25 @@
-"""Candidate stage: join keys -> (key) equi-join -> distinct media pairs. Never all-pairs.
+"""Candidate stage: join keys -> buckets of media sharing a key -> distinct media pairs. Never all-pairs.
 
 Keys come from `candidates.media_keys`, the function the benchmarks and in-memory search use, so the
 semantics are shared. Each key has a kind with its own rule (`candidates.kind_rules`): image pHash
 bands (one shared key is enough), keypoint words (candidates.local.min_shared distinct words), frame
 bands of videos and images (candidates.video.min_shared) and audio landmarks
-(candidates.audio.min_shared). The query side (new media) joins with its straight keys and probes;
-the index side (all media) offers straight and mirrored keys, so a mirrored copy collides with its
-original in one join. Buckets larger than their kind's cap (near-blank images, logos, held tones)
+(candidates.audio.min_shared). The query side (new media) asks with its straight keys and probes;
+the index side (all media) offers straight and mirrored keys, so a mirrored copy meets its
+original in one bucket. Buckets larger than their kind's cap (near-blank images, logos, held tones)
 are skipped and counted.
+
+Cost: at scale the key table is billions of rows, so media travel in it as 64-bit ids (`media_id`),
+mapped back to media_key only for the surviving pairs.
 """
 from __future__ import annotations
 
 import logging
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
+from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -23,63 +28,101 @@ from ..config import Config
 
 log = logging.getLogger(__name__)
 
-KEY_SCHEMA = "media_key string, join_key long, query boolean, indexed boolean, kind tinyint"
-_KEY_INPUT = ("media_key", "status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
+KEY_SCHEMA = "media_id long, join_key long, query boolean, indexed boolean, kind tinyint"
+_KEY_INPUT = ("status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
               "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks")
 
 
-def media_join_keys(fingerprints: DataFrame, cfg: Config, image_frames: bool | None = None) -> DataFrame:
+def media_id(key: "str | F.Column" = "media_key") -> F.Column:
+    """The int64 stand-in for media_key in the key table: a long is a quarter of a 32-character key
+    to move, hash and compare. Collisions are checked (`media_ids`), not assumed away."""
+    return F.xxhash64(key)
+
+
+def media_ids(fingerprints: DataFrame) -> DataFrame:
+    """(media_id, media_key) of the ok fingerprints; fails if two keys share an id (at a million
+    media the odds are about 3e-8)."""
+    ids = fingerprints.where(F.col("status") == "ok").select(media_id().alias("media_id"), "media_key")
+    clash = ids.groupBy("media_id").agg(F.countDistinct("media_key").alias("n")).where(F.col("n") > 1)
+    if clash.limit(1).count():
+        raise RuntimeError("two media_keys share one 64-bit media_id (xxhash64); this should not happen "
+                           "in practice: please report it with the two keys")
+    return ids
+
+
+def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | None = None,
+                    image_frames: bool | None = None, counter: "Accumulator | None" = None) -> DataFrame:
     """One row per (media, join key) for every ok fingerprint (image, video or audio).
 
-    Images' frame keys serve only to meet videos; unless `image_frames` says otherwise they are
-    made only when the fingerprints hold a video (one cheap `limit(1)` query)."""
+    Only the media in `new_keys` (a media_key column; all media when None) ask with query keys; the
+    others only offer indexed keys. Images' frame keys serve only to meet videos; unless
+    `image_frames` says otherwise they are made only when the fingerprints hold a video (one cheap
+    `limit(1)` query). `counter`, an accumulator, adds up the key rows made (for reports)."""
     ok = fingerprints.where(F.col("status") == "ok")
     if image_frames is None:
         image_frames = bool(ok.where(F.col("media_type") == "video").limit(1).count())
         if not image_frames:
             log.info("no videos among the fingerprints: images' frame keys left out")
+    if new_keys is None:
+        ok = ok.withColumn("is_new", F.lit(True))
+    else:
+        marked = new_keys.select("media_key").distinct().withColumn("is_new", F.lit(True))
+        ok = ok.join(marked, "media_key", "left").withColumn("is_new", F.coalesce("is_new", F.lit(False)))
 
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             row, key, query, indexed, kind = distinct_keys(media_keys(batch, cfg, image_frames))
-            owner = batch.column("media_key").take(pa.array(row))
+            is_new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
+            query = query & is_new[row]
+            keep = query | indexed                    # an old media's probe keys ask nothing
+            row, key, query, indexed, kind = row[keep], key[keep], query[keep], indexed[keep], kind[keep]
+            if counter is not None:
+                counter.add(int(row.size))
+            owner = batch.column("media_id").take(pa.array(row))
             yield pa.RecordBatch.from_arrays(
                 [owner, pa.array(key), pa.array(query), pa.array(indexed), pa.array(kind, type=pa.int8())],
-                names=["media_key", "join_key", "query", "indexed", "kind"])
+                names=["media_id", "join_key", "query", "indexed", "kind"])
 
-    return ok.select(*_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
+    return ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
 
 
-def candidate_pairs(index_keys: DataFrame, query_keys: DataFrame, cfg: Config) -> tuple[DataFrame, DataFrame]:
-    """(pairs (media_key_a < media_key_b, shared_words), per-bucket overflow report).
+def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(pairs (media_key_a < media_key_b, shared_words), per-bucket overflow report, cached keys).
 
-    `index_keys` are all media's keys, `query_keys` the new media's (the same frame on a full run).
-    """
+    `keys` come from `media_join_keys` (query keys for the new media only), `ids` from `media_ids`.
+    Both results read the third frame, `keys` cached so that they are made once: unpersist it when
+    they have been used."""
     rules = kind_rules(cfg.candidates)
-    index_keys = index_keys.where(F.col("indexed"))
-    # A media's keys are distinct (media_join_keys), so a bucket's size is a plain count.
-    sizes = index_keys.groupBy("join_key").agg(F.count(F.lit(1)).alias("bucket_size"),
-                                               F.first("kind").alias("kind"))
+    keys = keys.persist(StorageLevel.MEMORY_AND_DISK)
     cap = F.lit(None)
     for kind, (_, limit) in rules.items():
         cap = F.when(F.col("kind") == kind, F.lit(limit)).otherwise(cap)
-    # Kept: the join uses it and the run's summary counts it (a few rows even at scale).
+    offered = keys.where(F.col("indexed"))
+    # A media's keys are distinct (media_join_keys), so a bucket's size is a plain count.
+    sizes = offered.groupBy("join_key").agg(F.count(F.lit(1)).alias("bucket_size"), F.first("kind").alias("kind"))
+    # Kept: the join uses it and the run's summary counts it (a few thousand rows even at scale).
     oversized = sizes.where(F.col("bucket_size") > cap).persist()
-    usable = index_keys.join(oversized.select("join_key"), "join_key", "left_anti")
-    left = query_keys.where(F.col("query")).select("join_key", "kind", F.col("media_key").alias("q"))
-    right = usable.select("join_key", F.col("media_key").alias("r"))
-    joined = left.join(right, "join_key").where(F.col("q") != F.col("r"))
-    hits = joined.select(F.least("q", "r").alias("media_key_a"), F.greatest("q", "r").alias("media_key_b"),
-                         "join_key", "kind").distinct()
-    counted = hits.groupBy("media_key_a", "media_key_b").agg(
+    usable = offered.join(F.broadcast(oversized.select("join_key")), "join_key", "left_anti")
+    left = keys.where(F.col("query")).select("join_key", "kind", F.col("media_id").alias("q"),
+                                             F.col("indexed").alias("q_offers"))
+    right = usable.select("join_key", F.col("media_id").alias("r"), F.col("query").alias("r_asks"))
+    hits = left.join(right, "join_key").where(
+        (F.col("q") != F.col("r"))
+        # When both ask and both offer (two new media), the key meets the pair twice: count it once.
+        & ~(F.col("r_asks") & F.col("q_offers") & (F.col("r") < F.col("q"))))
+    counted = hits.groupBy(F.least("q", "r").alias("id_x"), F.greatest("q", "r").alias("id_y")).agg(
         *[F.sum(F.when(F.col("kind") == kind, 1).otherwise(0)).alias(f"k{kind}") for kind in rules])
     enough = F.lit(False)
     for kind, (needed, _) in rules.items():
         enough = enough | (F.col(f"k{kind}") >= needed)
-    pairs = counted.where(enough)
+    x = ids.select(F.col("media_id").alias("id_x"), F.col("media_key").alias("key_x"))
+    y = ids.select(F.col("media_id").alias("id_y"), F.col("media_key").alias("key_y"))
+    named = counted.where(enough).join(x, "id_x").join(y, "id_y")
     # Shared keypoint words travel with the pair: verification sends only pairs with some to
     # keypoint matching (matching.image.local_min_words).
-    return pairs.select("media_key_a", "media_key_b", F.col(f"k{KIND_WORD}").alias("shared_words")), oversized
+    pairs = named.select(F.least("key_x", "key_y").alias("media_key_a"), F.greatest("key_x", "key_y").alias("media_key_b"),
+                         F.col(f"k{KIND_WORD}").alias("shared_words"))
+    return pairs, oversized, keys
 
 
 def summarize_overflow(oversized: DataFrame) -> tuple[int, int]:

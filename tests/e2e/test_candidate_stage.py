@@ -1,0 +1,56 @@
+"""The Spark candidate stage against its one-process twin (`candidate_pairs_in_memory`) on real
+fingerprints: the same pairs on a full run and on an incremental one (only new media ask), and the
+same count of oversized buckets."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from medialayer.candidates import candidate_pairs_in_memory, media_keys
+from medialayer.fetching import Fetcher
+from medialayer.media import fingerprint_table
+from medialayer.spark.candidate_stage import candidate_pairs, media_ids, media_join_keys, summarize_overflow
+from medialayer.synth.edits import crop_heavy, mirror, recompress, screenshot
+
+
+def _spark_pairs(spark, fps, cfg, new_keys=None):
+    pairs, oversized, buckets = candidate_pairs(media_join_keys(fps, cfg, new_keys), media_ids(fps), cfg)
+    got = {(r["media_key_a"], r["media_key_b"]) for r in pairs.collect()}       # a handful of rows
+    n_oversized = summarize_overflow(oversized)[0]
+    buckets.unpersist()
+    return got, n_oversized
+
+
+def test_spark_candidates_equal_the_in_memory_join(spark, spark_cfg, photos, tmp_path):
+    rng = np.random.default_rng(5)
+    images = []
+    for img in photos[:5]:
+        images += [img, crop_heavy(img, rng), mirror(img, rng), screenshot(img, rng)]
+    images += [recompress(photos[5], rng) for _ in range(4)]           # four near-copies: a hot bucket
+    paths = []
+    for k, img in enumerate(images):
+        p = tmp_path / f"m{k:02d}.jpg"
+        img.save(p, quality=88)
+        paths.append(str(p))
+    # A small bucket cap so that the four near-copies overflow some band buckets.
+    cfg = spark_cfg.with_overrides({"candidates": {"max_bucket_size": 3}})
+    table = fingerprint_table(paths, ["image"] * len(paths), cfg, Fetcher(cfg.fetch, trusted_local=True))
+    pq.write_table(table, tmp_path / "fps.parquet")
+    fps = spark.read.parquet(str(tmp_path / "fps.parquet"))
+    names = table.column("media_key").to_pylist()
+    keys = media_keys(table, cfg, image_frames=False)       # no videos: the stage leaves frame keys out
+
+    def in_memory(query_rows=None):
+        a, b, n_over = candidate_pairs_in_memory(keys, cfg.candidates, query_rows)
+        return {tuple(sorted((names[i], names[j]))) for i, j in zip(a.tolist(), b.tolist())}, n_over
+
+    want, want_over = in_memory()
+    got, got_over = _spark_pairs(spark, fps, cfg)
+    assert got == want and len(want) >= 15
+    assert got_over == want_over > 0
+
+    new_rows = np.arange(0, len(paths), 3)                  # an incremental run: these are new
+    new_keys = spark.createDataFrame([(names[i],) for i in new_rows.tolist()], "media_key string")
+    want_new, _ = in_memory(new_rows)
+    got_new, _ = _spark_pairs(spark, fps, cfg, new_keys)
+    assert got_new == want_new and 0 < len(want_new) < len(want)
