@@ -36,14 +36,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?")[0]
         if path == "/stall":
-            time.sleep(6)                                   # never answers within the deadline
+            time.sleep(12)                                  # never answers within the deadline
             return
         if path == "/trickle.jpg":
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
             self.end_headers()
             try:
-                for _ in range(60):
+                for _ in range(120):                        # 12 s: past the total deadline
                     self.wfile.write(b"\xff")
                     self.wfile.flush()
                     time.sleep(0.1)
@@ -238,8 +238,11 @@ def outcome(spark, spark_cfg, hostile, tmp_path_factory):
     cfg = spark_cfg.with_overrides({
         "manifest": {"null_media_url": "error_row"},
         "fetch": {"allow_hosts": [f"127.0.0.1:{hostile['port']}", f"127.0.0.1:{hostile['closed']}"],
-                  "local_roots": [str(hostile["files"])], "retries": 0, "connect_timeout_s": 1.0,
-                  "read_timeout_s": 1.0, "total_timeout_s": 2.5, "max_bytes": 2_000_000},
+                  "local_roots": [str(hostile["files"])], "retries": 0,
+                  # Generous for good rows on a busy 2-core CI machine, still far below the stall
+                  # and the trickle (12 s each).
+                  "connect_timeout_s": 3.0, "read_timeout_s": 3.0, "total_timeout_s": 6.0,
+                  "max_bytes": 2_000_000},
     })
     warehouse = tmp_path_factory.mktemp("hostile_wh")
     summary = run_pipeline(spark, cfg, str(hostile["manifest"]), str(warehouse), RUN)
