@@ -174,12 +174,13 @@ def run_matching(spark, cfg, table_dir: Path, work: Path) -> dict:
     # As the nightly job runs it (keys made once, shuffled once), with the key rows counted on the way.
     counter = spark.sparkContext.accumulator(0)
     keys = media_join_keys(fps, cfg, counter=counter)
-    pairs, oversized, buckets = candidate_pairs(keys, media_ids(fps), cfg)
+    pairs, oversized, cached_keys = candidate_pairs(keys, media_ids(fps), cfg)
     pairs.write.mode("overwrite").parquet(str(work / "pairs"))
     pairs = spark.read.parquet(str(work / "pairs"))
     n_pairs = pairs.count()
     n_oversized = oversized.count()
-    buckets.unpersist()
+    cached_keys.unpersist()
+    oversized.unpersist()
     n_keys = counter.value
     times["candidates"] = time.time() - t0
     t0 = time.time()

@@ -177,6 +177,14 @@ def _sorted_unique(x: np.ndarray) -> np.ndarray:
     return x[keep]
 
 
+def _pack(rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    return (rows.astype(np.int64) << np.int64(_PACK_KEY_BITS)) | (keys & _PACK_KEY_MASK)
+
+
+def _unpack(packed: np.ndarray, flag: np.int64) -> tuple[np.ndarray, np.ndarray]:
+    return packed >> np.int64(_PACK_KEY_BITS), (packed & _PACK_KEY_MASK) | flag
+
+
 def _packable(rows: np.ndarray, keys: np.ndarray) -> bool:
     """(row, key) fits one int64 when rows are few and keys use no bits between 48 and 61."""
     return rows.size == 0 or (int(rows.max()) < _PACK_MAX_ROWS and int(rows.min()) >= 0
@@ -188,9 +196,7 @@ def _unique_pairs(rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.nd
     if _packable(rows, keys):
         flag = keys & WORD_FLAG
         if np.all(flag == flag[:1]) if flag.size else True:
-            packed = _sorted_unique((rows.astype(np.int64) << np.int64(_PACK_KEY_BITS)) | (keys & _PACK_KEY_MASK))
-            top = flag[0] if flag.size else np.int64(0)
-            return packed >> np.int64(_PACK_KEY_BITS), (packed & _PACK_KEY_MASK) | top
+            return _unpack(_sorted_unique(_pack(rows, keys)), flag[0] if flag.size else np.int64(0))
     order = np.lexsort((keys, rows))
     r, k = rows[order], keys[order]
     keep = np.ones(r.size, dtype=bool)
@@ -204,13 +210,11 @@ def _minus_pairs(rows: np.ndarray, keys: np.ndarray, drop_rows: np.ndarray,
     if _packable(np.concatenate([rows, drop_rows]), np.concatenate([keys, drop_keys])):
         flags = np.concatenate([keys, drop_keys]) & WORD_FLAG
         if flags.size and np.all(flags == flags[0]):
-            def pack(r: np.ndarray, k: np.ndarray) -> np.ndarray:
-                return (r.astype(np.int64) << np.int64(_PACK_KEY_BITS)) | (k & _PACK_KEY_MASK)
-            kept = _sorted_unique(pack(rows, keys))
-            drop = np.sort(pack(drop_rows, drop_keys))
+            kept = _sorted_unique(_pack(rows, keys))
+            drop = np.sort(_pack(drop_rows, drop_keys))
             at = np.minimum(np.searchsorted(drop, kept), max(drop.size - 1, 0))
             kept = kept[drop[at] != kept] if drop.size else kept
-            return kept >> np.int64(_PACK_KEY_BITS), (kept & _PACK_KEY_MASK) | flags[0]
+            return _unpack(kept, flags[0])
     all_r = np.concatenate([drop_rows, rows])
     all_k = np.concatenate([drop_keys, keys])
     tag = np.concatenate([np.zeros(drop_rows.size, dtype=bool), np.ones(rows.size, dtype=bool)])

@@ -128,11 +128,12 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
         with _timed(summary, "candidates"):
             # Every media offers its keys; only the new ones ask (new x all, new x new).
             keys = media_join_keys(fingerprints, cfg, new_keys)
-            pairs, oversized, buckets = candidate_pairs(keys, media_ids(fingerprints), cfg)
+            pairs, oversized, cached_keys = candidate_pairs(keys, media_ids(fingerprints), cfg)
             pairs = _stage_frame(spark, pairs, staging / "candidates")
             summary.candidates = pairs.count()
             summary.oversized_buckets, summary.skipped_bucket_members = summarize_overflow(oversized)
-            buckets.unpersist()
+            cached_keys.unpersist()
+            oversized.unpersist()
 
         with _timed(summary, "verify"), progress(spark.sparkContext, "verify"):
             new_matches = with_run_id(verify_candidates(pairs, fingerprints, cfg), run_id)

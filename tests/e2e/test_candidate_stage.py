@@ -14,10 +14,10 @@ from medialayer.synth.edits import crop_heavy, mirror, recompress, screenshot
 
 
 def _spark_pairs(spark, fps, cfg, new_keys=None):
-    pairs, oversized, buckets = candidate_pairs(media_join_keys(fps, cfg, new_keys), media_ids(fps), cfg)
+    pairs, oversized, cached_keys = candidate_pairs(media_join_keys(fps, cfg, new_keys), media_ids(fps), cfg)
     got = {(r["media_key_a"], r["media_key_b"]) for r in pairs.collect()}       # a handful of rows
     n_oversized = summarize_overflow(oversized)[0]
-    buckets.unpersist()
+    cached_keys.unpersist()
     return got, n_oversized
 
 

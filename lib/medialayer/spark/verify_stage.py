@@ -28,10 +28,7 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
         sure = pairs.where(F.col("shared_words") >= min_words).select("media_key_a", "media_key_b")
         doubtful = pairs.where(F.col("shared_words") < min_words).select("media_key_a", "media_key_b")
         pairs = sure.unionByName(_prefilter(doubtful, ok, cfg))
-    sides = ok.select(*SIDE_COLUMNS)
-    a = sides.select(*[F.col(c).alias(f"{c}_a") for c in SIDE_COLUMNS])
-    b = sides.select(*[F.col(c).alias(f"{c}_b") for c in SIDE_COLUMNS])
-    joined = pairs.join(a, "media_key_a").join(b, "media_key_b")
+    joined = _with_sides(pairs, ok, SIDE_COLUMNS)
     ordered = joined.select(*[f"{c}_{s}" for s in "ab" for c in SIDE_COLUMNS])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -46,10 +43,7 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
 
 def _prefilter(pairs: DataFrame, ok: DataFrame, cfg: Config) -> DataFrame:
     """The pairs whose global hashes alone reach record_threshold (and every pair with a video or audio side)."""
-    sides = ok.select(*PREFILTER_COLUMNS)
-    a = sides.select(*[F.col(c).alias(f"{c}_a") for c in PREFILTER_COLUMNS])
-    b = sides.select(*[F.col(c).alias(f"{c}_b") for c in PREFILTER_COLUMNS])
-    joined = pairs.join(a, "media_key_a").join(b, "media_key_b")
+    joined = _with_sides(pairs, ok, PREFILTER_COLUMNS)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -57,3 +51,11 @@ def _prefilter(pairs: DataFrame, ok: DataFrame, cfg: Config) -> DataFrame:
             yield batch.select(["media_key_a", "media_key_b"]).filter(pa.array(keep))
 
     return joined.mapInArrow(run, "media_key_a string, media_key_b string")
+
+
+def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """`pairs` with `columns` of both media beside them, suffixed _a and _b."""
+    sides = ok.select(*columns)
+    a = sides.select(*[F.col(c).alias(f"{c}_a") for c in columns])
+    b = sides.select(*[F.col(c).alias(f"{c}_b") for c in columns])
+    return pairs.join(a, "media_key_a").join(b, "media_key_b")

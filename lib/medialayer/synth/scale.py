@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..fingerprints.image import HASH_COLUMNS, REGION_HASH_COLUMNS
+from ..fingerprints.local import DESCRIPTOR_BYTES
 
 MASKED_HASHES = (*HASH_COLUMNS, *REGION_HASH_COLUMNS)
 MASKED_DESCRIPTORS = ("kp_desc", "kp_desc_mirror")
-DESCRIPTOR_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def build_pool(photos: list[Path], cfg, workdir: Path, max_side: int = 800, n_bl
 
     from ..fetching import Fetcher
     from ..media import fingerprint_table
-    from .edits import COMBOS, EDITS
+    from .edits import apply_chain, family_of
     from .photos import load_photo
 
     rng = np.random.default_rng(seed)
@@ -196,9 +196,7 @@ def build_pool(photos: list[Path], cfg, workdir: Path, max_side: int = 800, n_bl
     for f, photo in enumerate(photos):
         img = load_photo(photo, max_side)
         for name in ("original", *POOL_EDITS):
-            out = img
-            for step in () if name == "original" else COMBOS.get(name, (name,)):
-                out = EDITS[step](out, rng)
+            out = img if name == "original" else apply_chain(img, family_of(name), rng)
             p = workdir / f"f{f:03d}_{name.replace('+', '_')}.jpg"
             out.convert("RGB").save(p, quality=88)
             paths.append(str(p))
