@@ -99,6 +99,7 @@ class RegionConfig:
     page_flat_fraction: float
     max_block_elongation: float
     min_side_px: int
+    min_photo_solidity: float
 
     def validate(self, path: str) -> None:
         _at_least(self.analysis_side, 64, f"{path}.analysis_side")
@@ -108,6 +109,7 @@ class RegionConfig:
                      "max_block_fraction", "page_flat_fraction"):
             _unit(getattr(self, name), f"{path}.{name}")
         _at_least(self.max_block_elongation, 1, f"{path}.max_block_elongation")
+        _unit(self.min_photo_solidity, f"{path}.min_photo_solidity")
         if self.min_area_fraction >= self.max_area_fraction:
             raise ConfigError(f"{path}.min_area_fraction must be below max_area_fraction")
 
@@ -328,6 +330,7 @@ class LocalMatchConfig:
     full_occupancy: float
     occupancy_penalty: float
     min_contained_fraction: float
+    min_photo_inliers: int
     aligned_shared: float
     aligned_max_rotation_deg: float
     aligned_max_frame_distance: float
@@ -352,6 +355,7 @@ class LocalMatchConfig:
         _unit(self.full_occupancy, f"{path}.full_occupancy")
         _unit(self.occupancy_penalty, f"{path}.occupancy_penalty")
         _unit(self.min_contained_fraction, f"{path}.min_contained_fraction")
+        _at_least(self.min_photo_inliers, 0, f"{path}.min_photo_inliers")
         _unit(self.aligned_shared, f"{path}.aligned_shared")
         _non_negative(self.aligned_max_rotation_deg, f"{path}.aligned_max_rotation_deg")
         _unit(self.aligned_max_frame_distance, f"{path}.aligned_max_frame_distance")

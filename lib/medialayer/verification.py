@@ -16,6 +16,7 @@ from .fingerprints import image as image_fp
 from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION
 from .fingerprints.video import VIDEO_FINGERPRINT_VERSION
 from .fingerprints.local import unpack_descriptors, unpack_xy
+from .fingerprints.region import BLOCK
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalSide, match_local
@@ -50,8 +51,12 @@ SIDE_COLUMNS = ("media_key", "media_type", "content_sha256", "width", "height", 
 _HASHES = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
 
 
-def local_side(xy: bytes | None, desc: bytes | None, desc_m: bytes | None, w: int | None, h: int | None) -> LocalSide:
-    return LocalSide(unpack_xy(xy), unpack_descriptors(desc), unpack_descriptors(desc_m), int(w or 0), int(h or 0))
+def local_side(xy: bytes | None, desc: bytes | None, desc_m: bytes | None, w: int | None, h: int | None,
+               region: list[float] | None = None) -> LocalSide:
+    """Stored keypoints of one side; `region` (the fingerprint's content region) marks a photo block."""
+    block = tuple(region[:4]) if region is not None and len(region) > 4 and int(region[4]) == BLOCK else None
+    return LocalSide(unpack_xy(xy), unpack_descriptors(desc), unpack_descriptors(desc_m), int(w or 0), int(h or 0),
+                     block)
 
 
 def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = False) -> pa.RecordBatch:
@@ -112,10 +117,9 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
     local_cfg = cfg.matching.image.local
     rows = []
     for i in range(n):
-        ev = match_local(local_side(py["kp_xy_a"][i], py["kp_desc_a"][i], py["kp_desc_mirror_a"][i],
-                                    py["kp_frame_w_a"][i], py["kp_frame_h_a"][i]),
-                         local_side(py["kp_xy_b"][i], py["kp_desc_b"][i], py["kp_desc_mirror_b"][i],
-                                    py["kp_frame_w_b"][i], py["kp_frame_h_b"][i]), local_cfg)
+        ev = match_local(*(local_side(py[f"kp_xy_{s}"][i], py[f"kp_desc_{s}"][i], py[f"kp_desc_mirror_{s}"][i],
+                                      py[f"kp_frame_w_{s}"][i], py[f"kp_frame_h_{s}"][i], py[f"region_{s}"][i])
+                           for s in "ab"), local_cfg)
         ev = check_aligned(ev, float(glob.frame_mirrored[i] if ev.mirrored else glob.frame_straight[i]), local_cfg,
                            bool(glob.page_like[i]))
         similarity, evidence = combine(float(glob.similarity[i]), ev)

@@ -20,7 +20,7 @@ from .bits import pack_bits
 from .local import LocalFeatures, extract_local_features, pack_angles, pack_xy, working_gray
 from .region import BLOCK, content_region, flat_fraction, off_background
 
-FINGERPRINT_VERSION = "image-v2"
+FINGERPRINT_VERSION = "image-v3"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
 # The same four hashes of the content region; equal to the frame's when no region was found.
 REGION_HASH_COLUMNS = tuple(f"region_{c}" for c in HASH_COLUMNS)
@@ -107,7 +107,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         off = off_background(thumb, cfg.region)
         box = content_region(thumb, cfg.region, off)
         gh, gw = gray.shape
-        within = None
+        within, only_within = None, True
         if box is None:
             fractions.append(None)
             region_grays.append(gray)
@@ -120,9 +120,10 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
             region_grays.append(gray[y0:y1, x0:x1])
             if box.kind == BLOCK:
                 within = (x0, y0, x1, y1)
+                only_within = box.solidity >= cfg.region.min_photo_solidity
         grays.append(gray)
         tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off)))
-        local.append(extract_local_features(gray, cfg.local, within))
+        local.append(extract_local_features(gray, cfg.local, within, only_within))
     hashes = global_hashes(grays, tones)
     region_hashes = global_hashes(region_grays, tones)
     for c in HASH_COLUMNS:

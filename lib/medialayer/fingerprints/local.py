@@ -81,29 +81,32 @@ def spread_keypoints(keypoints: list, w: int, h: int, keep: int, grid: int) -> l
 
 
 def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
-                           within: tuple[int, int, int, int] | None = None) -> LocalFeatures:
-    """Keypoints of a grey working frame (see `working_gray`), optionally only inside the box
-    `within` (x0, y0, x1, y1): a screenshot's photo, so page chrome and text never become evidence."""
+                           within: tuple[int, int, int, int] | None = None, only_within: bool = True) -> LocalFeatures:
+    """Keypoints of a grey working frame (see `working_gray`), from the box `within` (x0, y0, x1, y1:
+    a photo block on a page) when one is given.
+
+    `only_within`: a pasted photo (a solid rectangle) keeps every slot, so page chrome and text
+    never become evidence. Otherwise (a blob that may be one detailed patch of a smooth photo, or a
+    product on a plain background) the block's keypoints come first and the rest of the frame fills
+    the budget they leave.
+    """
     h, w = gray.shape
     if min(h, w) < 2 * cfg.edge_px + 8:
         return empty_features(w, h)
     orb = _orb(cfg)
-    mask = None
-    if within is not None:
-        mask = np.zeros((h, w), dtype=np.uint8)
+    if within is None:
+        chosen = spread_keypoints(_detect(orb, gray, None, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
+    else:
+        inside = np.zeros((h, w), dtype=np.uint8)
         x0, y0, x1, y1 = within
-        mask[y0:y1, x0:x1] = 255
-    detected = orb.detect(gray, mask)
-    # Smooth, low-texture pictures give FAST almost nothing at the default contrast threshold;
-    # retry lower, because a few weak corners are better evidence than none (RANSAC still decides).
-    threshold = cfg.fast_threshold
-    while len(detected) < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
-        threshold = max(cfg.min_fast_threshold, threshold // 2)
-        orb.setFastThreshold(threshold)
-        detected = orb.detect(gray, mask)
-    if not detected:
+        inside[y0:y1, x0:x1] = 255
+        chosen = spread_keypoints(_detect(orb, gray, inside, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
+        room = cfg.max_keypoints - len(chosen)
+        if room > 0 and not only_within:
+            rest = _detect(orb, gray, cv2.bitwise_not(inside), cfg)
+            chosen += spread_keypoints(rest, w, h, room, cfg.spread_grid)
+    if not chosen:
         return empty_features(w, h)
-    chosen = spread_keypoints(list(detected), w, h, cfg.max_keypoints, cfg.spread_grid)
     keypoints, desc = _described(orb, gray, chosen)
     if desc is None or not keypoints:
         return empty_features(w, h)
@@ -125,6 +128,20 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
     angles = np.array([k.angle for k in keypoints], dtype=np.float32)
     return LocalFeatures(xy, np.ascontiguousarray(desc, dtype=np.uint8),
                          np.ascontiguousarray(desc_m, dtype=np.uint8), w, h, angles)
+
+
+def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None, cfg: LocalFeatureConfig) -> list:
+    """ORB keypoints under `mask`. Smooth, low-texture pictures give FAST almost nothing at the
+    default contrast threshold; retry lower, because a few weak corners are better evidence than
+    none (RANSAC still decides)."""
+    orb.setFastThreshold(cfg.fast_threshold)
+    detected = orb.detect(gray, mask)
+    threshold = cfg.fast_threshold
+    while len(detected) < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
+        threshold = max(cfg.min_fast_threshold, threshold // 2)
+        orb.setFastThreshold(threshold)
+        detected = orb.detect(gray, mask)
+    return list(detected)
 
 
 def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, np.ndarray | None]:

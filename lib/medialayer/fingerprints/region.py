@@ -29,6 +29,7 @@ class Box:
     x1: int
     y1: int
     kind: int = BORDERS       # BORDERS: flat margins trimmed (padding, letterbox); BLOCK: a photo on a page
+    solidity: float = 1.0     # share of the box the block itself covers (a pasted photo: ~1; a blob: less)
 
     @property
     def width(self) -> int:
@@ -96,13 +97,13 @@ def largest_block(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = N
     if areas.max() == 0:
         return None
     best = 1 + int(np.argmax(areas))
-    x, y, bw, bh, _ = (int(v) for v in stats[best])
+    x, y, bw, bh, area = (int(v) for v in stats[best])
     # A page is mostly background around the photo; a photo's own texture around a blob is not.
     outside = np.ones((h, w), dtype=bool)
     outside[y:y + bh, x:x + bw] = False
     if outside.any() and 1.0 - off[outside].mean() < cfg.page_flat_fraction:
         return None
-    return Box(x, y, x + bw, y + bh, BLOCK)
+    return Box(x, y, x + bw, y + bh, BLOCK, area / float(bw * bh))
 
 
 def flat_fraction(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> float:
@@ -131,7 +132,8 @@ def content_region(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = 
         block = largest_block(inner, cfg, off[box.y0:box.y1, box.x0:box.x1])
         if block is not None and cfg.min_area_fraction <= block.area_fraction(inner.shape[1], inner.shape[0]) \
                 <= cfg.max_block_fraction:
-            box = Box(box.x0 + block.x0, box.y0 + block.y0, box.x0 + block.x1, box.y0 + block.y1, BLOCK)
+            box = Box(box.x0 + block.x0, box.y0 + block.y0, box.x0 + block.x1, box.y0 + block.y1, BLOCK,
+                      block.solidity)
     frac = box.area_fraction(w, h)
     if frac > cfg.max_area_fraction or frac < cfg.min_area_fraction or min(box.width, box.height) < cfg.min_side_px:
         return None

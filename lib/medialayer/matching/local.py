@@ -5,7 +5,9 @@ The guards are what keep local matching honest on marketplace images:
 - collapsed fits (a shared logo, watermark text or page chrome): the inliers must spread over the
   detailed parts of the area the two pictures share (grid occupancy) on at least one side;
 - partial overlaps (two halves of one photograph, two different crops): one picture must lie mostly
-  inside the other.
+  inside the other;
+- two pages (screenshots of one shop template, each with its own photo): some inliers must lie on
+  a photo, not only on the page's text and chrome around it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class LocalSide:
     mirrored: np.ndarray      # (n, 32) uint8
     frame_w: int
     frame_h: int
+    block: tuple[float, float, float, float] | None = None   # the photo on a page (frame fractions), if any
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,12 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
             break                       # a strong straight fit: the mirrored reading cannot win
         desc_b = b.mirrored if mirrored else b.descriptors
         xy_b = b.xy.copy()
+        block_b = b.block
         if mirrored:
             xy_b[:, 0] = (b.frame_w - 1) - xy_b[:, 0]
-        ev = _fit(a, xy_b, desc_b, b.frame_w, b.frame_h, mirrored, cfg)
+            if block_b is not None:
+                block_b = (1.0 - block_b[2], block_b[1], 1.0 - block_b[0], block_b[3])
+        ev = _fit(a, xy_b, desc_b, b.frame_w, b.frame_h, mirrored, cfg, block_b)
         if (ev.similarity, ev.inliers) > (best.similarity, best.inliers):
             best = ev
     return best
@@ -81,7 +87,7 @@ def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig) -
 
 
 def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, mirrored: bool,
-         cfg: LocalMatchConfig) -> LocalEvidence:
+         cfg: LocalMatchConfig, block_b: tuple[float, float, float, float] | None = None) -> LocalEvidence:
     ia, ib = _descriptor_matches(a.descriptors, desc_b, cfg)
     if ia.shape[0] < cfg.min_inliers:
         return LocalEvidence(mirrored=mirrored, rejected="too few descriptor matches")
@@ -101,6 +107,12 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
         return LocalEvidence(**base, rejected="degenerate scale")
     if abs(rotation) > cfg.max_rotation_deg:
         return LocalEvidence(**base, rejected="large rotation")
+    # Two pages: the shared text and chrome of one shop template fit each other perfectly (shifted by
+    # the photos' heights), so the photo of at least one side must carry some of the inliers.
+    if a.block is not None and block_b is not None:
+        on_photo = max(_inside(src[inl], a.block, a.frame_w, a.frame_h), _inside(dst[inl], block_b, wb, hb))
+        if on_photo < cfg.min_photo_inliers:
+            return LocalEvidence(**base, rejected="inliers on page chrome only")
 
     box_a = _shared_box(model, a.frame_w, a.frame_h, wb, hb, inverse=True)
     box_b = _shared_box(model, a.frame_w, a.frame_h, wb, hb, inverse=False)
@@ -151,6 +163,11 @@ def _hull_fraction(points: np.ndarray, box: tuple[float, float, float, float]) -
         return 0.0
     hull = cv2.convexHull(points.astype(np.float32).reshape(-1, 1, 2))
     return float(cv2.contourArea(hull)) / _area(box)
+
+
+def _inside(points: np.ndarray, block: tuple[float, float, float, float], w: int, h: int) -> int:
+    x0, y0, x1, y1 = block[0] * w, block[1] * h, block[2] * w, block[3] * h
+    return int(((points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)).sum())
 
 
 def _area(box: tuple[float, float, float, float]) -> float:

@@ -81,3 +81,21 @@ def test_empty_batch_has_every_column(cfg):
     fp = image_fingerprints([], cfg.image)
     assert set(fp.hashes) == {*HASH_COLUMNS, *REGION_HASH_COLUMNS, TONE_COLUMN}
     assert fp.local == [] and fp.region_fractions == []
+
+
+def test_keypoints_stay_on_a_pasted_photo_and_spill_past_a_blob(photos, cfg):
+    from medialayer.fingerprints.local import extract_local_features, working_gray
+
+    gray = working_gray(np.asarray(photos[0].convert("RGB")), cfg.image.local.max_side)
+    h, w = gray.shape
+    box = (w // 3, h // 3, w // 2, h // 2)       # a small box: fewer corners than the budget
+    inside = extract_local_features(gray, cfg.image.local, box, only_within=True)
+    spilled = extract_local_features(gray, cfg.image.local, box, only_within=False)
+    in_box = lambda f: ((f.xy[:, 0] >= box[0]) & (f.xy[:, 0] < box[2])  # noqa: E731
+                        & (f.xy[:, 1] >= box[1]) & (f.xy[:, 1] < box[3]))
+    assert inside.count > 0 and in_box(inside).all()
+    assert inside.count < cfg.image.local.max_keypoints
+    # The block's keypoints come first; the rest of the frame fills the budget after them.
+    assert spilled.count == cfg.image.local.max_keypoints
+    k = int(in_box(spilled).sum())
+    assert k >= inside.count - 2 and in_box(spilled)[:k].all() and not in_box(spilled)[k:].any()

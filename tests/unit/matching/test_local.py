@@ -61,3 +61,22 @@ def test_aligned_fit_with_different_frames_is_a_template(cfg):
     assert check_aligned(cropped, 0.40, local_cfg).found           # crops are not aligned fits
     paged = LocalEvidence(inliers=120, similarity=0.98, shared_a=0.97, shared_b=0.98, occupancy=0.5)
     assert not check_aligned(paged, 0.05, local_cfg, page_like=True).found
+
+
+def test_two_pages_must_share_inliers_on_a_photo(photos, cfg):
+    # Screenshots of one shop template agree on their text and chrome; the fit is only a copy when
+    # some inliers lie on the photo block of either side.
+    from dataclasses import replace
+
+    lc = cfg.matching.image.local
+    page = photos[3]
+    side = _side(page, cfg)
+    copy = _side(page.resize((page.width * 3 // 4, page.height * 3 // 4)), cfg)
+    assert match_local(side, copy, lc).found
+    corner = (0.0, 0.0, 0.02, 0.02)          # "photos" where no keypoint lies: the fit is all chrome
+    ev = match_local(replace(side, block=corner), replace(copy, block=corner), lc)
+    assert not ev.found and ev.rejected == "inliers on page chrome only", ev
+    whole = (0.0, 0.0, 1.0, 1.0)
+    assert match_local(replace(side, block=corner), replace(copy, block=whole), lc).found
+    # One page and one plain photo: the rule does not apply.
+    assert match_local(replace(side, block=corner), copy, lc).found
