@@ -100,6 +100,7 @@ class RegionConfig:
     max_block_elongation: float
     min_side_px: int
     min_photo_solidity: float
+    badge_corner_margin: float
 
     def validate(self, path: str) -> None:
         _at_least(self.analysis_side, 64, f"{path}.analysis_side")
@@ -110,6 +111,7 @@ class RegionConfig:
             _unit(getattr(self, name), f"{path}.{name}")
         _at_least(self.max_block_elongation, 1, f"{path}.max_block_elongation")
         _unit(self.min_photo_solidity, f"{path}.min_photo_solidity")
+        _unit(self.badge_corner_margin, f"{path}.badge_corner_margin")
         if self.min_area_fraction >= self.max_area_fraction:
             raise ConfigError(f"{path}.min_area_fraction must be below max_area_fraction")
 

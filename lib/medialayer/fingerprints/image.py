@@ -120,7 +120,10 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
             region_grays.append(gray[y0:y1, x0:x1])
             if box.kind == BLOCK:
                 within = (x0, y0, x1, y1)
-                only_within = box.solidity >= cfg.region.min_photo_solidity
+                # A solid block in a corner of the frame is a badge stuck on the photo, not a photo on a page.
+                m = cfg.region.badge_corner_margin
+                corner = (frac[0] <= m or frac[2] >= 1 - m) and (frac[1] <= m or frac[3] >= 1 - m)
+                only_within = box.solidity >= cfg.region.min_photo_solidity and not corner
         grays.append(gray)
         tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off)))
         local.append(extract_local_features(gray, cfg.local, within, only_within))

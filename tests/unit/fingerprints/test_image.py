@@ -99,3 +99,27 @@ def test_keypoints_stay_on_a_pasted_photo_and_spill_past_a_blob(photos, cfg):
     assert spilled.count == cfg.image.local.max_keypoints
     k = int(in_box(spilled).sum())
     assert k >= inside.count - 2 and in_box(spilled)[:k].all() and not in_box(spilled)[k:].any()
+
+
+def test_a_solid_block_in_a_corner_is_a_badge_and_keypoints_spill_past_it(photos, cfg):
+    from PIL import ImageDraw
+
+    def page(at: tuple[int, int]) -> Image.Image:
+        canvas = Image.new("RGB", (640, 480), (255, 255, 255))
+        canvas.paste(photos[1].resize((120, 90)), at)   # small: fewer corners than the budget
+        draw = ImageDraw.Draw(canvas)
+        for i in range(6):               # text elsewhere, so border trimming keeps the page
+            draw.text((330, 300 + 22 * i), "Product title goes here", fill=(20, 20, 20))
+        return canvas
+
+    def inside_share(img: Image.Image) -> float:
+        fp = _fp(img, cfg)
+        region, local = fp.region_fractions[0], fp.local[0]
+        assert region is not None and int(region[4]) == 1, region        # found as a block
+        x = local.xy[:, 0] / local.frame_w
+        y = local.xy[:, 1] / local.frame_h
+        ok = (x >= region[0] - 0.01) & (x <= region[2] + 0.01) & (y >= region[1] - 0.01) & (y <= region[3] + 0.01)
+        return float(ok.mean())
+
+    assert inside_share(page((60, 60))) == 1.0       # a photo on a page: its keypoints only
+    assert inside_share(page((0, 0))) < 0.95         # a corner block: the rest of the frame too
