@@ -333,6 +333,7 @@ class LocalMatchConfig:
     occupancy_penalty: float
     min_contained_fraction: float
     min_photo_inliers: int
+    confined_spread: float
     aligned_shared: float
     aligned_max_rotation_deg: float
     aligned_max_frame_distance: float
@@ -358,6 +359,7 @@ class LocalMatchConfig:
         _unit(self.occupancy_penalty, f"{path}.occupancy_penalty")
         _unit(self.min_contained_fraction, f"{path}.min_contained_fraction")
         _at_least(self.min_photo_inliers, 0, f"{path}.min_photo_inliers")
+        _unit(self.confined_spread, f"{path}.confined_spread")
         _unit(self.aligned_shared, f"{path}.aligned_shared")
         _non_negative(self.aligned_max_rotation_deg, f"{path}.aligned_max_rotation_deg")
         _unit(self.aligned_max_frame_distance, f"{path}.aligned_max_frame_distance")

@@ -135,6 +135,11 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     base.update(occupancy=occ)
     if occ < cfg.min_occupancy:
         return LocalEvidence(**base, rejected="inliers clustered")
+    # A small cluster of inliers is a copy only when it is where all of one picture's detail is (a
+    # smooth photo's one textured patch); a badge or watermark word shared by two photos leaves
+    # both photos' own detail uncovered.
+    if spread < cfg.confined_spread and occ < cfg.full_occupancy:
+        return LocalEvidence(**base, rejected="confined inliers leave detail uncovered")
     xs = [float(p[0]) for p in cfg.calibration]
     ys = [float(p[1]) for p in cfg.calibration]
     # Fewer covered cells than a clean copy shows: part of the agreement may be a shared overlay.

@@ -80,3 +80,32 @@ def test_two_pages_must_share_inliers_on_a_photo(photos, cfg):
     assert match_local(replace(side, block=corner), replace(copy, block=whole), lc).found
     # One page and one plain photo: the rule does not apply.
     assert match_local(replace(side, block=corner), copy, lc).found
+
+
+def _badge(img: Image.Image, r: int, at: tuple[int, int]) -> Image.Image:
+    from PIL import ImageDraw
+
+    from medialayer.synth.edits import font
+
+    out = img.copy()
+    draw = ImageDraw.Draw(out)
+    x, y = at
+    draw.rectangle((x, y, x + 2 * r, y + 2 * r), fill=(200, 30, 30))
+    draw.text((x + r * 0.2, y + r * 0.7), "SALE -30%", fill=(255, 255, 255), font=font(r * 0.4))
+    draw.text((x + r * 0.2, y + r * 1.2), "HOT DEAL", fill=(255, 255, 255), font=font(r * 0.3))
+    return out
+
+
+def test_a_badge_shared_by_two_photos_is_not_a_copy(photos, cfg):
+    # One shop's "SALE" badge on two different products: the badges fit each other, in a small cluster
+    # that leaves both photos' own detail uncovered.
+    from dataclasses import replace
+
+    a, b = photos[13], photos[16]
+    a = _badge(a, 70, (a.width - 145, 5))
+    b = _badge(b, 70, (b.width - 145, b.height - 145))
+    lc = cfg.matching.image.local
+    unguarded = match_local(_side(a, cfg), _side(b, cfg), replace(lc, confined_spread=0.0))
+    assert unguarded.found and unguarded.spread < lc.confined_spread, unguarded
+    ev = match_local(_side(a, cfg), _side(b, cfg), lc)
+    assert not ev.found and ev.rejected == "confined inliers leave detail uncovered", ev
