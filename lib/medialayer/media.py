@@ -47,7 +47,7 @@ FINGERPRINT_SCHEMA = pa.schema([
     *[(c, pa.int64()) for c in image_fp.HASH_COLUMNS],
     *[(c, pa.int64()) for c in image_fp.REGION_HASH_COLUMNS],
     (image_fp.TONE_COLUMN, pa.int64()),
-    ("region", pa.list_(pa.float32())),     # content region [x0, y0, x1, y1] as frame fractions
+    ("region", pa.list_(pa.float32())),     # content region [x0, y0, x1, y1, kind, pasted] (frame fractions)
     ("kp_count", pa.int32()),
     ("kp_frame_w", pa.int32()),
     ("kp_frame_h", pa.int32()),

@@ -55,8 +55,9 @@ def local_side(xy: bytes | None, desc: bytes | None, desc_m: bytes | None, w: in
                region: list[float] | None = None) -> LocalSide:
     """Stored keypoints of one side; `region` (the fingerprint's content region) marks a photo block."""
     block = tuple(region[:4]) if region is not None and len(region) > 4 and int(region[4]) == BLOCK else None
+    pasted = block is not None and (len(region) < 6 or region[5] >= 0.5)   # image-v2 rows: every block was
     return LocalSide(unpack_xy(xy), unpack_descriptors(desc), unpack_descriptors(desc_m), int(w or 0), int(h or 0),
-                     block)
+                     block, pasted)
 
 
 def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = False) -> pa.RecordBatch:

@@ -90,7 +90,9 @@ def global_hashes(grays: Sequence[np.ndarray], tones: Sequence[int]) -> dict[str
 @dataclass(frozen=True)
 class ImageFingerprints:
     hashes: dict[str, np.ndarray]          # HASH_COLUMNS, REGION_HASH_COLUMNS, TONE_COLUMN: uint64 (n,)
-    region_fractions: list[tuple[float, ...] | None]   # content region [x0, y0, x1, y1, kind], frame fractions
+    # content region [x0, y0, x1, y1, kind, pasted]: frame fractions, BORDERS/BLOCK, and 1.0 for a
+    # pasted photo (a solid block away from the corners, the only source of its keypoints)
+    region_fractions: list[tuple[float, ...] | None]
     local: list[LocalFeatures]
 
 
@@ -114,7 +116,6 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         else:
             th, tw = thumb.shape[:2]
             frac = (box.x0 / tw, box.y0 / th, box.x1 / tw, box.y1 / th)
-            fractions.append((*frac, float(box.kind)))
             x0, y0 = int(frac[0] * gw), int(frac[1] * gh)
             x1, y1 = max(x0 + 1, int(round(frac[2] * gw))), max(y0 + 1, int(round(frac[3] * gh)))
             region_grays.append(gray[y0:y1, x0:x1])
@@ -124,6 +125,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
                 m = cfg.region.badge_corner_margin
                 corner = (frac[0] <= m or frac[2] >= 1 - m) and (frac[1] <= m or frac[3] >= 1 - m)
                 only_within = box.solidity >= cfg.region.min_photo_solidity and not corner
+            fractions.append((*frac, float(box.kind), float(box.kind == BLOCK and only_within)))
         grays.append(gray)
         tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off)))
         local.append(extract_local_features(gray, cfg.local, within, only_within))

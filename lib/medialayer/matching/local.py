@@ -26,6 +26,7 @@ class LocalSide:
     frame_w: int
     frame_h: int
     block: tuple[float, float, float, float] | None = None   # the photo on a page (frame fractions), if any
+    pasted: bool = False      # the block is a pasted photo (solid, away from the corners), not a blob
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
             break                       # a strong straight fit: the mirrored reading cannot win
         desc_b = b.mirrored if mirrored else b.descriptors
         xy_b = b.xy.copy()
-        block_b = b.block
+        # The two-pages guard needs a block on both sides, one of them a pasted photo: two blobs (a
+        # smooth photo's one detailed patch, found again in its copy) say nothing about pages.
+        block_b = b.block if a.block is not None and (a.pasted or b.pasted) else None
         if mirrored:
             xy_b[:, 0] = (b.frame_w - 1) - xy_b[:, 0]
             if block_b is not None:

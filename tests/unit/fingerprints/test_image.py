@@ -53,7 +53,7 @@ def test_padded_photo_has_a_region_whose_hash_matches_the_photo(photos, cfg):
     canvas = Image.new("RGB", (img.width + 300, img.height + 200), (255, 255, 255))
     canvas.paste(img, (150, 100))
     plain, padded = _fp(img, cfg), _fp(canvas, cfg)
-    x0, y0, x1, y1, _ = padded.region_fractions[0]
+    x0, y0, x1, y1 = padded.region_fractions[0][:4]
     assert abs(x0 - 150 / canvas.width) < 0.03 and abs(x1 - (150 + img.width) / canvas.width) < 0.03
     assert abs(y0 - 100 / canvas.height) < 0.03 and abs(y1 - (100 + img.height) / canvas.height) < 0.03
     assert hamming(plain.hashes["phash"], padded.hashes["region_phash"])[0] <= 8
@@ -116,10 +116,13 @@ def test_a_solid_block_in_a_corner_is_a_badge_and_keypoints_spill_past_it(photos
         fp = _fp(img, cfg)
         region, local = fp.region_fractions[0], fp.local[0]
         assert region is not None and int(region[4]) == 1, region        # found as a block
+        inside_share.pasted = region[5]
         x = local.xy[:, 0] / local.frame_w
         y = local.xy[:, 1] / local.frame_h
         ok = (x >= region[0] - 0.01) & (x <= region[2] + 0.01) & (y >= region[1] - 0.01) & (y <= region[3] + 0.01)
         return float(ok.mean())
 
     assert inside_share(page((60, 60))) == 1.0       # a photo on a page: its keypoints only
+    assert inside_share.pasted == 1.0                # ... and recorded as a pasted photo
     assert inside_share(page((0, 0))) < 0.95         # a corner block: the rest of the frame too
+    assert inside_share.pasted == 0.0

@@ -74,12 +74,15 @@ def test_two_pages_must_share_inliers_on_a_photo(photos, cfg):
     copy = _side(page.resize((page.width * 3 // 4, page.height * 3 // 4)), cfg)
     assert match_local(side, copy, lc).found
     corner = (0.0, 0.0, 0.02, 0.02)          # "photos" where no keypoint lies: the fit is all chrome
-    ev = match_local(replace(side, block=corner), replace(copy, block=corner), lc)
+    ev = match_local(replace(side, block=corner, pasted=True), replace(copy, block=corner), lc)
+    assert not ev.found and ev.rejected == "inliers on page chrome only", ev
+    ev = match_local(replace(side, block=corner), replace(copy, block=corner, pasted=True), lc)
     assert not ev.found and ev.rejected == "inliers on page chrome only", ev
     whole = (0.0, 0.0, 1.0, 1.0)
-    assert match_local(replace(side, block=corner), replace(copy, block=whole), lc).found
-    # One page and one plain photo: the rule does not apply.
-    assert match_local(replace(side, block=corner), copy, lc).found
+    assert match_local(replace(side, block=corner, pasted=True), replace(copy, block=whole), lc).found
+    # One page and one plain photo, or two blobs (no pasted photo on either side): the rule does not apply.
+    assert match_local(replace(side, block=corner, pasted=True), copy, lc).found
+    assert match_local(replace(side, block=corner), replace(copy, block=corner), lc).found
 
 
 def _badge(img: Image.Image, r: int, at: tuple[int, int]) -> Image.Image:
