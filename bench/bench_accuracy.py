@@ -28,7 +28,9 @@ from medialayer.candidates import candidate_pairs_in_memory, image_keys  # noqa:
 from medialayer.config import load_config  # noqa: E402
 from medialayer.fetching import Fetcher  # noqa: E402
 from medialayer.media import fingerprint_table  # noqa: E402
-from medialayer.verification import pair_batch, verify_batch  # noqa: E402
+from medialayer.matching.image import check_aligned  # noqa: E402
+from medialayer.matching.local import match_local  # noqa: E402
+from medialayer.verification import global_scores, local_side, pair_batch, verify_batch  # noqa: E402
 
 TARGET_PRECISION, TARGET_RECALL, TARGET_FAMILY = 0.99, 0.95, 0.85
 
@@ -47,6 +49,28 @@ def verify_pairs(fps, a, b, cfg, chunk=2048):
         sims[k:k + chunk] = out.column("similarity").to_numpy()
         types[k:k + chunk] = out.column("match_type").to_pylist()
     return sims, types
+
+
+def why_missed(fps, a, b, in_candidates, cfg) -> list[str]:
+    """Where each missed positive pair was lost: not a candidate, a keypoint guard (by name), or a
+    similarity under the threshold. Re-runs the verifier's keypoint step on these pairs only."""
+    out = ["not a candidate"] * len(a)
+    idx = np.flatnonzero(in_candidates)
+    if idx.size == 0:
+        return out
+    batch = pair_batch(fps, a[idx], b[idx])
+    glob = global_scores(batch, cfg)
+    col = {c: batch.column(c).to_pylist() for c in batch.schema.names
+           if c.rsplit("_", 1)[0] in ("kp_xy", "kp_desc", "kp_desc_mirror", "kp_frame_w", "kp_frame_h", "region")}
+    lc = cfg.matching.image.local
+    for n, k in enumerate(idx):
+        sides = [local_side(col[f"kp_xy_{s}"][n], col[f"kp_desc_{s}"][n], col[f"kp_desc_mirror_{s}"][n],
+                            col[f"kp_frame_w_{s}"][n], col[f"kp_frame_h_{s}"][n], col[f"region_{s}"][n]) for s in "ab"]
+        ev = match_local(sides[0], sides[1], lc)
+        frame = glob.frame_mirrored[n] if ev.mirrored else glob.frame_straight[n]
+        ev = check_aligned(ev, float(frame), lc, bool(glob.page_like[n]))
+        out[k] = f"keypoints: {ev.rejected}" if ev.rejected else "similarity under the threshold"
+    return out
 
 
 def labels_matrix(items):
@@ -138,6 +162,7 @@ def main() -> int:
     ap.add_argument("--conf", default=None, help="a conf file over the defaults (the targets use none)")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--dump", default=None, help="write every scored pair as JSON lines here")
+    ap.add_argument("--why", action="store_true", help="per edit family, where the missed copies were lost")
     args = ap.parse_args()
     cfg = load_config(args.conf)
 
@@ -220,6 +245,18 @@ def main() -> int:
         r = found[sel].mean()
         worst = min(worst, r)
         print(f"{f:<34}{int(sel.sum()):>5}{r:>12.3f}" + "".join(f"{baselines[b][3].get(f, 0):>9.3f}" for b in baselines))
+
+    if args.why:
+        missed = np.flatnonzero(pos & ~found)
+        reasons = why_missed(fps, ii[missed], jj[missed], is_cand[missed], cfg)
+        print("\nwhere missed copies were lost (--why):")
+        by_family = collections.defaultdict(collections.Counter)
+        for f, r in zip(fam[missed], reasons):
+            by_family[f][r] += 1
+        for f in sorted(by_family):
+            print(f"  {f:<32}" + "; ".join(f"{r} {c}" for r, c in by_family[f].most_common()))
+        total = collections.Counter(reasons)
+        print("  " + f"{'all':<32}" + "; ".join(f"{r} {c}" for r, c in total.most_common()))
 
     fp_rate, vr = speed(items, cfg)
     pairs_per_s = len(ca) / t_verify if t_verify > 0 else float("inf")

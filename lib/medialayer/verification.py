@@ -18,7 +18,7 @@ from .fingerprints.video import VIDEO_FINGERPRINT_VERSION
 from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK
 from .matching.av_envelope import AVSide, verify_av_pair
-from .matching.image import ImageSide, check_aligned, combine, describe_image_match, score_global
+from .matching.image import GlobalScores, ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalSide, match_local
 
 METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
@@ -87,7 +87,8 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
 PREFILTER_COLUMNS = ("media_key", "media_type", *_HASHES, "region")
 
 
-def _global_scores(batch: pa.RecordBatch, cfg: Config):
+def global_scores(batch: pa.RecordBatch, cfg: Config) -> GlobalScores:
+    """Global-hash evidence of every pair of a batch (image columns of both sides)."""
     side = {s: {c: batch.column(f"{c}_{s}").fill_null(0).to_numpy(zero_copy_only=False) for c in _HASHES}
             for s in "ab"}
     return score_global(side["a"], side["b"], cfg.matching,
@@ -103,14 +104,14 @@ def global_prefilter(batch: pa.RecordBatch, cfg: Config) -> np.ndarray:
     images = np.asarray(images.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
     if not images.any():
         return np.ones(batch.num_rows, dtype=bool)
-    return ~images | (_global_scores(batch, cfg).similarity >= cfg.matching.record_threshold)
+    return ~images | (global_scores(batch, cfg).similarity >= cfg.matching.record_threshold)
 
 
 def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:
     """Envelope rows of image pairs (global hashes vectorised, keypoints pair by pair)."""
     n = batch.num_rows
     col = {name: batch.column(name) for name in batch.schema.names}
-    glob = _global_scores(batch, cfg)
+    glob = global_scores(batch, cfg)
 
     py = {name: col[name].to_pylist() for name in col
           if name.rsplit("_", 1)[0] in ("content_sha256", "width", "height", "tone", "region", "kp_frame_w",

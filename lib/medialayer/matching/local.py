@@ -3,7 +3,8 @@
 The guards are what keep local matching honest on marketplace images:
 - degenerate fits: too few inliers, absurd scale, large rotation;
 - collapsed fits (a shared logo, watermark text or page chrome): the inliers must spread over the
-  detailed parts of the area the two pictures share (grid occupancy) on at least one side;
+  detailed parts of the area the two pictures share (grid occupancy) on at least one side, and a
+  small cluster of inliers must cover all of them;
 - partial overlaps (two halves of one photograph, two different crops): one picture must lie mostly
   inside the other;
 - two pages (screenshots of one shop template, each with its own photo): some inliers must lie on
