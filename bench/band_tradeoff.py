@@ -21,22 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scale import CACHE, POOL_VERSION, pool_truth  # noqa: E402
 
-from medialayer.candidates import KIND_WORD, candidate_pairs_in_memory, image_keys  # noqa: E402
-from medialayer.config import load_config  # noqa: E402
+from medialayer.candidates import (KIND_WORD, ImageKeys, candidate_pairs_in_memory,  # noqa: E402
+                                  collision_probability, image_keys)
+from medialayer.config import BandConfig, load_config  # noqa: E402
 from medialayer.fingerprints.bits import to_unsigned  # noqa: E402
 from medialayer.synth.scale import load_pool  # noqa: E402
 
 LAYOUTS = [(64, 16), (48, 18), (64, 18), (64, 20), (96, 20), (128, 22), (128, 24), (0, 0)]
 QUERY = ("phash", "region_phash")
 INDEXED = ("phash", "phash_mirror", "region_phash", "region_phash_mirror")
-
-
-def band_probability(d: np.ndarray, bands: int, bits: int) -> np.ndarray:
-    """P(at least one of `bands` bit-sampled bands agrees) at Hamming distance d (64-bit hashes)."""
-    p = np.ones_like(d, dtype=np.float64)
-    for i in range(bits):
-        p *= np.clip((64 - d - i) / (64 - i), 0, None)
-    return 1 - (1 - p) ** bands
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     t = p.table
     keys = image_keys(t, cfg.candidates)
     words_only = keys.kind == KIND_WORD
-    from medialayer.candidates import ImageKeys
     wk = ImageKeys(keys.row[words_only], keys.key[words_only], keys.query[words_only], keys.word[words_only],
                    keys.indexed[words_only], keys.kind[words_only])
     a, b, _ = candidate_pairs_in_memory(wk, cfg.candidates)
@@ -96,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in range(dists.shape[1]):
                 d = dists[:, k]
                 ok = np.isfinite(d)
-                miss[ok] *= 1 - band_probability(d[ok], bands, bits)
+                miss[ok] *= 1 - collision_probability(d[ok], BandConfig(bands, bits, 0))
             p_band = 1 - miss
             chance = chance_pairings * bands * 2.0 ** -bits
         recall_any = np.where(word, 1.0, p_band).mean()

@@ -28,9 +28,7 @@ from medialayer.candidates import candidate_pairs_in_memory, image_keys  # noqa:
 from medialayer.config import load_config  # noqa: E402
 from medialayer.fetching import Fetcher  # noqa: E402
 from medialayer.media import fingerprint_table  # noqa: E402
-from medialayer.matching.image import check_aligned  # noqa: E402
-from medialayer.matching.local import match_local  # noqa: E402
-from medialayer.verification import global_scores, local_side, pair_batch, verify_batch  # noqa: E402
+from medialayer.verification import local_evidence, pair_batch, verify_batch  # noqa: E402
 
 TARGET_PRECISION, TARGET_RECALL, TARGET_FAMILY = 0.99, 0.95, 0.85
 
@@ -53,23 +51,12 @@ def verify_pairs(fps, a, b, cfg, chunk=2048):
 
 def why_missed(fps, a, b, in_candidates, cfg) -> list[str]:
     """Where each missed positive pair was lost: not a candidate, a keypoint guard (by name), or a
-    similarity under the threshold. Re-runs the verifier's keypoint step on these pairs only."""
+    similarity under the threshold. Reruns the verifier's keypoint step on these pairs only."""
     out = ["not a candidate"] * len(a)
     idx = np.flatnonzero(in_candidates)
-    if idx.size == 0:
-        return out
-    batch = pair_batch(fps, a[idx], b[idx])
-    glob = global_scores(batch, cfg)
-    col = {c: batch.column(c).to_pylist() for c in batch.schema.names
-           if c.rsplit("_", 1)[0] in ("kp_xy", "kp_desc", "kp_desc_mirror", "kp_frame_w", "kp_frame_h", "region")}
-    lc = cfg.matching.image.local
-    for n, k in enumerate(idx):
-        sides = [local_side(col[f"kp_xy_{s}"][n], col[f"kp_desc_{s}"][n], col[f"kp_desc_mirror_{s}"][n],
-                            col[f"kp_frame_w_{s}"][n], col[f"kp_frame_h_{s}"][n], col[f"region_{s}"][n]) for s in "ab"]
-        ev = match_local(sides[0], sides[1], lc)
-        frame = glob.frame_mirrored[n] if ev.mirrored else glob.frame_straight[n]
-        ev = check_aligned(ev, float(frame), lc, bool(glob.page_like[n]))
-        out[k] = f"keypoints: {ev.rejected}" if ev.rejected else "similarity under the threshold"
+    if idx.size:
+        for k, ev in zip(idx, local_evidence(pair_batch(fps, a[idx], b[idx]), cfg)):
+            out[k] = f"keypoints: {ev.rejected}" if ev.rejected else "similarity under the threshold"
     return out
 
 

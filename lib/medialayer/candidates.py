@@ -44,12 +44,15 @@ def band_keys(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return (buckets | band_ids[None, :]).view(np.int64)
 
 
-def collision_probability(distance: float, cfg: BandConfig, nbits: int = 64) -> float:
-    """Probability that two hashes `distance` bits apart share at least one band."""
-    p_band = 1.0
+def collision_probability(distance: "float | np.ndarray", cfg: BandConfig, nbits: int = 64) -> "float | np.ndarray":
+    """Probability that two hashes `distance` bits apart share at least one band (a float, or an
+    array for an array of distances)."""
+    d = np.asarray(distance, dtype=np.float64)
+    p_band = np.ones_like(d)
     for i in range(cfg.bits_per_band):
-        p_band *= max(0.0, (nbits - distance - i) / (nbits - i))
-    return 1.0 - (1.0 - p_band) ** cfg.bands
+        p_band = p_band * np.clip((nbits - d - i) / (nbits - i), 0.0, None)
+    p = 1.0 - (1.0 - p_band) ** cfg.bands
+    return float(p) if p.ndim == 0 else p
 
 
 # --- all candidate keys of an image fingerprint batch -------------------------------------------

@@ -19,7 +19,7 @@ from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import GlobalScores, ImageSide, check_aligned, combine, describe_image_match, score_global
-from .matching.local import LocalSide, match_local
+from .matching.local import LocalEvidence, LocalSide, match_local
 
 METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
 AV_METHODS = {"video": f"{VIDEO_FINGERPRINT_VERSION}:frames+landmarks",
@@ -107,23 +107,31 @@ def global_prefilter(batch: pa.RecordBatch, cfg: Config) -> np.ndarray:
     return ~images | (global_scores(batch, cfg).similarity >= cfg.matching.record_threshold)
 
 
+_LOCAL_COLUMNS = ("kp_xy", "kp_desc", "kp_desc_mirror", "kp_frame_w", "kp_frame_h", "region")
+
+
+def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None = None) -> list[LocalEvidence]:
+    """Keypoint evidence of every image pair of a batch, after the aligned-template check: the
+    verifier's per-pair step, which the accuracy benchmark also asks to explain its misses."""
+    glob = global_scores(batch, cfg) if glob is None else glob
+    py = {f"{c}_{s}": batch.column(f"{c}_{s}").to_pylist() for c in _LOCAL_COLUMNS for s in "ab"}
+    local_cfg = cfg.matching.image.local
+    out = []
+    for i in range(batch.num_rows):
+        ev = match_local(*(local_side(*(py[f"{c}_{s}"][i] for c in _LOCAL_COLUMNS)) for s in "ab"), local_cfg)
+        frame = glob.frame_mirrored[i] if ev.mirrored else glob.frame_straight[i]
+        out.append(check_aligned(ev, float(frame), local_cfg, bool(glob.page_like[i])))
+    return out
+
+
 def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:
     """Envelope rows of image pairs (global hashes vectorised, keypoints pair by pair)."""
-    n = batch.num_rows
-    col = {name: batch.column(name) for name in batch.schema.names}
     glob = global_scores(batch, cfg)
-
-    py = {name: col[name].to_pylist() for name in col
-          if name.rsplit("_", 1)[0] in ("content_sha256", "width", "height", "tone", "region", "kp_frame_w",
-                                        "kp_frame_h", "kp_xy", "kp_desc", "kp_desc_mirror")}
-    local_cfg = cfg.matching.image.local
+    evidence_of = local_evidence(batch, cfg, glob)
+    py = {f"{c}_{s}": batch.column(f"{c}_{s}").to_pylist()
+          for c in ("content_sha256", "width", "height", "tone", "region") for s in "ab"}
     rows = []
-    for i in range(n):
-        ev = match_local(*(local_side(py[f"kp_xy_{s}"][i], py[f"kp_desc_{s}"][i], py[f"kp_desc_mirror_{s}"][i],
-                                      py[f"kp_frame_w_{s}"][i], py[f"kp_frame_h_{s}"][i], py[f"region_{s}"][i])
-                           for s in "ab"), local_cfg)
-        ev = check_aligned(ev, float(glob.frame_mirrored[i] if ev.mirrored else glob.frame_straight[i]), local_cfg,
-                           bool(glob.page_like[i]))
+    for i, ev in enumerate(evidence_of):
         similarity, evidence = combine(float(glob.similarity[i]), ev)
         if not keep_below_record and similarity < cfg.matching.record_threshold:
             continue

@@ -112,17 +112,17 @@ def test_a_solid_block_in_a_corner_is_a_badge_and_keypoints_spill_past_it(photos
             draw.text((330, 300 + 22 * i), "Product title goes here", fill=(20, 20, 20))
         return canvas
 
-    def inside_share(img: Image.Image) -> float:
+    def keypoints_inside(img: Image.Image) -> tuple[float, float]:
+        """(share of the keypoints on the block, the region's pasted-photo flag)."""
         fp = _fp(img, cfg)
         region, local = fp.region_fractions[0], fp.local[0]
         assert region is not None and int(region[4]) == 1, region        # found as a block
-        inside_share.pasted = region[5]
         x = local.xy[:, 0] / local.frame_w
         y = local.xy[:, 1] / local.frame_h
         ok = (x >= region[0] - 0.01) & (x <= region[2] + 0.01) & (y >= region[1] - 0.01) & (y <= region[3] + 0.01)
-        return float(ok.mean())
+        return float(ok.mean()), region[5]
 
-    assert inside_share(page((60, 60))) == 1.0       # a photo on a page: its keypoints only
-    assert inside_share.pasted == 1.0                # ... and recorded as a pasted photo
-    assert inside_share(page((0, 0))) < 0.95         # a corner block: the rest of the frame too
-    assert inside_share.pasted == 0.0
+    share, pasted = keypoints_inside(page((60, 60)))
+    assert share == 1.0 and pasted == 1.0            # a photo on a page: its keypoints only
+    share, pasted = keypoints_inside(page((0, 0)))
+    assert share < 0.95 and pasted == 0.0            # a corner block: the rest of the frame too
