@@ -89,11 +89,14 @@ class ImageKeys:
             object.__setattr__(self, "kind", np.where(self.word, KIND_WORD, KIND_BAND).astype(np.int8))
 
 
-def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
+def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
+               mirrored_probes: bool = False) -> ImageKeys:
     """Every join key of the image rows of `batch` (ok rows only; others emit nothing).
 
     Frame and region pHashes share one band-key space, so a screenshot's region meets the original's
     frame. Keypoint words come from the strongest keypoints, straight and mirrored.
+    `mirrored_probes` adds the mirrored words' neighbouring-bin probes (query side): for the search
+    index, which stores straight keys only and lets the query bring both orientations.
     """
     import pyarrow.compute as pc
     from .fingerprints.bits import to_unsigned
@@ -151,7 +154,7 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> I
                 r, k = _unique_pairs(np.repeat(owner, lw.tables),
                                      (words | (exact[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
                 emit(r, k, straight, True, True)
-                if straight:
+                if straight or mirrored_probes:
                     pr, pk = _unique_pairs(np.repeat(owner, lw.tables),
                                            (words | (probe[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
                     pr, pk = _minus_pairs(pr, pk, r, k)

@@ -546,6 +546,7 @@ class ApiConfig:
     search_default_k: int
     search_max_k: int
     search_weak_candidates: int
+    search_band_probes: bool
     reload_interval_s: float
 
     def validate(self, path: str) -> None:

@@ -1,19 +1,30 @@
 """One-to-many search: the catalog's image fingerprints indexed by the batch job's own join keys.
 
-A query is fingerprinted like any media, its query-side keys (`candidates.image_keys`) are looked
-up in the index's sorted key array, the rows that share a band (or `candidates.local.min_shared`
-keypoint words) are verified with `verification.verify_batch`, and the best matches come back.
-Keys, bucket caps and verification are the batch job's, so the API and the job agree on a pair.
-One difference, for latency at scale: rows that share only one band with the query (what
-unrelated hashes produce by chance) are verified up to api.search_weak_candidates per query.
+A query is fingerprinted like any media, its keys (`candidates.image_keys`) are looked up in the
+index's sorted entry store (`search_keys`), the rows that share two bands (or
+`candidates.local.min_shared` keypoint words) are verified with `verification.verify_batch`, and
+the best matches come back. Keys, bucket caps and verification are the batch job's, so the API and
+the job agree on a pair. Where search differs from the job's candidate join:
+- The index stores each media's straight keys only and the query brings both orientations (with
+  the neighbouring-bin probes of both), which finds the same mirrored copies with half the entries.
+- Rows that share one band, or only a one-bit neighbour of a band (`api.search_band_probes`), are
+  weak: what unrelated hashes produce by chance, thousands per query in a million-media index.
+  Those whose global hashes could not pass verification (and that share no keypoint word) are
+  dropped, as verification's prefilter would drop them; the closest of the rest are verified, up
+  to `api.search_weak_candidates`. The probes find copies whose pHashes are 12-20 bits apart and
+  share no band, which the job leaves to keypoint words.
 
-Memory: the index keeps its key array in RAM (12 bytes per key; `bytes_per_media` reports the
-measured figure, about 2,000 keys per image with the default 256 keypoint words straight and
-mirrored) and memory-maps the verification columns from an Arrow IPC cache file beside the
-warehouse, so resident memory grows only with the rows queries actually touch.
+Memory: the entries (8 bytes per key, about 1,100 keys per image with the default 256 keypoint
+words; `bytes_per_media` reports the figure), their directory and the verification columns are
+files beside the warehouse, memory-mapped: resident memory is what queries touch, shared with the
+page cache, and a restart or a reload maps them again instead of rebuilding. Only the global
+hashes (72 bytes per media) are read into RAM.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -27,14 +38,19 @@ import pyarrow.compute as pc
 
 from .candidates import WORD_FLAG, image_keys
 from .config import Config
+from .fingerprints import image as image_fp
+from .matching.image import score_global
 from .media import FINGERPRINT_SCHEMA
-from .tables import read_table
+from .search_keys import (EntryWriter, directory_path, entry_rows, in_memory_store, lookup, open_store,
+                          pack_entries, row_bits, store_exists)
+from .tables import read_table, scan_table
 from .verification import SIDE_COLUMNS, global_prefilter, pair_batch, verify_batch
 
 log = logging.getLogger(__name__)
 
 LISTING_FIELDS = ("listing_id", "seller_id", "sku_id", "brand_id")
 _BUILD_BATCH = 2048
+_HIT_WORD, _HIT_BAND, _HIT_PROBE = 0, 1, 2     # what kind of query key met an index entry
 
 
 class IndexNotFound(FileNotFoundError):
@@ -56,6 +72,8 @@ class SearchHit:
                 "seller_id": self.seller_id, "sku_id": self.sku_id, "brand_id": self.brand_id, **self.envelope}
 
 
+GLOBAL_HASHES = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
+
 # Verification's columns, plus the keypoint orientations the candidate keys are binned by.
 INDEX_COLUMNS = (*SIDE_COLUMNS, "kp_angle")
 
@@ -66,65 +84,82 @@ def _side_schema() -> pa.Schema:
 
 
 class SearchIndex:
-    """Sorted (key, row) arrays over an Arrow table of the indexed media's verification columns."""
+    """A sorted entry array (`search_keys`) over an Arrow table of the indexed media's verification columns."""
 
-    def __init__(self, table: pa.Table, cfg: Config, version: str = "memory"):
+    def __init__(self, table: pa.Table, cfg: Config, version: str = "memory", entries_path: Path | None = None):
         self.cfg = cfg
         self.version = version
         self.table = table
         # Row lookups go batch by batch: ChunkedArray.take would concatenate whole (mapped) columns.
         self._batches = table.to_batches()
         self._batch_starts = np.cumsum([0] + [b.num_rows for b in self._batches])[:-1]
-        started = time.monotonic()
-        keys, rows = [], []
-        for start in range(0, table.num_rows, _BUILD_BATCH):
-            part = table.slice(start, _BUILD_BATCH)
-            k = image_keys(_keyable(part), cfg.candidates)
-            keep = k.indexed
-            keys.append(k.key[keep])
-            rows.append((k.row[keep] + start).astype(np.int32))
-        key = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-        row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
-        order = np.lexsort((row, key))
-        key, row = key[order], row[order]
-        distinct = np.ones(key.size, dtype=bool)          # one entry per (key, row)
-        distinct[1:] = (key[1:] != key[:-1]) | (row[1:] != row[:-1])
-        key, row = key[distinct], row[distinct]
-        # Bucket caps, as in the batch join: common words and crowded bands are not evidence.
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        sizes = np.diff(np.r_[starts, key.size])
-        is_word = (key[starts] & WORD_FLAG) != 0
-        cap = np.where(is_word, cfg.candidates.local.max_bucket_size, cfg.candidates.max_bucket_size)
-        ok_bucket = np.repeat(sizes <= cap, sizes)
-        self.keys, self.rows = key[ok_bucket], row[ok_bucket]
-        self.oversized_buckets = int((sizes > cap).sum())
+        self.rbits = row_bits(table.num_rows)
         self.last_skipped_weak = 0
+        # Global hashes in RAM (72 bytes per media): single-band rows are ranked by them.
+        self._global = {c: table.column(c).fill_null(0).to_numpy().astype(np.int64) for c in GLOBAL_HASHES}
+        self._region = np.asarray(table.column("region").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        started = time.monotonic()
+        if entries_path is not None and store_exists(entries_path):
+            self.entries, self.directory = open_store(entries_path)
+            how = "mapped"
+        else:
+            self.entries, self.directory = self._build(entries_path)
+            how = "built"
         self.build_seconds = time.monotonic() - started
-        log.info("search index %s: %d media, %d keys (%d oversized buckets skipped) in %.1fs", version,
-                 table.num_rows, self.keys.size, self.oversized_buckets, self.build_seconds)
+        log.info("search index %s: %d media, %d entries %s in %.1fs", version, table.num_rows,
+                 self.entries.size, how, self.build_seconds)
+
+    def _build(self, path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        """Index-side keys of every row: straight keypoint words and straight band keys (a query
+        brings both orientations, so a mirrored copy still meets them; half the entries)."""
+        c = self.cfg.candidates
+        per_media = c.local.keypoints * c.local.tables + 2 * c.image.bands
+        n = self.table.num_rows
+        writer = EntryWriter(path, n * per_media, self.rbits) if path is not None else None
+        parts = []
+        next_log = time.monotonic() + 15
+        try:
+            for start in range(0, n, _BUILD_BATCH):
+                k = image_keys(_keyable(self.table.slice(start, _BUILD_BATCH)), c)
+                keep = k.query & k.indexed
+                packed = pack_entries(k.key[keep], k.row[keep] + start, self.rbits)
+                if writer is not None:
+                    writer.add(packed)
+                else:
+                    parts.append(packed)
+                if time.monotonic() >= next_log:
+                    log.info("search index %s: keys of %d/%d media", self.version, start + _BUILD_BATCH, n)
+                    next_log = time.monotonic() + 15
+            if writer is not None:
+                return writer.finish()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        return in_memory_store(parts, self.rbits)
 
     # --- building from a warehouse ------------------------------------------------------
 
     @classmethod
     def from_warehouse(cls, root: str | Path, cfg: Config) -> "SearchIndex":
         """The current `fingerprints` (ok images) of a Parquet or Delta warehouse, with the first
-        listing of each media. The verification columns are cached as Arrow IPC and memory-mapped."""
+        listing of each media. The verification columns are cached as Arrow IPC and the key entries
+        as a sorted uint64 file, both memory-mapped; a restart maps them again without a rebuild."""
         root = Path(root).resolve()
         version = warehouse_version(root)
         cache_dir = root / ".search_index"
         cache = cache_dir / f"{version}.arrow"
         if not cache.exists():
-            table = _load_table(root)
             cache_dir.mkdir(exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table, max_chunksize=_BUILD_BATCH)
-            os.replace(tmp, cache)
-            for old in cache_dir.glob("*.arrow"):
-                if old != cache:
-                    old.unlink(missing_ok=True)
+            _write_cache(root, cache)
+        entries = cache_dir / f"{version}.{_keys_digest(cfg)}.keys"
+        keep = (cache, entries, directory_path(entries))
+        for old in [*cache_dir.glob("*.arrow"), *cache_dir.glob("*.keys"), *cache_dir.glob("*.npy"),
+                    *cache_dir.glob("*.tmp")]:
+            if old not in keep:
+                old.unlink(missing_ok=True)
         mapped = pa.ipc.open_file(pa.memory_map(str(cache), "r")).read_all()
-        return cls(mapped, cfg, version)
+        return cls(mapped, cfg, version, entries)
 
     # --- querying -----------------------------------------------------------------------
 
@@ -134,8 +169,9 @@ class SearchIndex:
 
     @property
     def bytes_per_media(self) -> float:
-        """Resident bytes of the key arrays per indexed media (the mapped columns are on disk)."""
-        return (self.keys.nbytes + self.rows.nbytes) / max(1, self.size)
+        """Bytes of key entries and directory per indexed media (memory-mapped, as the verification
+        columns are; the global hashes, 72 bytes per media, are in RAM)."""
+        return (self.entries.nbytes + self.directory.nbytes) / max(1, self.size)
 
     def take_rows(self, rows: np.ndarray, columns: list[str] | tuple[str, ...]) -> pa.Table:
         """Index rows `rows` (in that order) with `columns`, touching only the batches that hold them."""
@@ -165,34 +201,54 @@ class SearchIndex:
     def _candidates(self, query: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(candidate rows, keypoint words each shares with the query)."""
         none = (np.zeros(0, np.int32), np.zeros(0, np.int64))
-        k = image_keys(_keyable(query), self.cfg.candidates)
-        qkeys = np.unique(k.key[k.query])
-        if qkeys.size == 0 or self.keys.size == 0:
+        c = self.cfg.candidates
+        k = image_keys(_keyable(query), c, mirrored_probes=True)
+        qkeys = np.unique(k.key)          # straight and mirrored, exact bins and probes
+        if qkeys.size == 0 or self.entries.size == 0:
             return none
-        lo = np.searchsorted(self.keys, qkeys, "left")
-        hi = np.searchsorted(self.keys, qkeys, "right")
-        hit = hi > lo
-        if not hit.any():
+        is_word = (qkeys & WORD_FLAG) != 0
+        probes = np.zeros(0, np.int64)
+        if self.cfg.api.search_band_probes:
+            flips = np.int64(1) << np.arange(c.image.bits_per_band, dtype=np.int64)
+            probes = np.setdiff1d((qkeys[~is_word][:, None] ^ flips[None, :]).ravel(), qkeys)
+        kind = np.concatenate([np.where(is_word, _HIT_WORD, _HIT_BAND), np.full(probes.size, _HIT_PROBE)])
+        lo, hi = lookup(self.entries, self.directory, np.concatenate([qkeys, probes]), self.rbits)
+        # Bucket caps, as in the batch join: common words and crowded bands are not evidence.
+        cap = np.where(kind == _HIT_WORD, c.local.max_bucket_size, c.max_bucket_size)
+        use = (hi > lo) & (hi - lo <= cap)
+        if not use.any():
             return none
-        lo, hi, qk = lo[hit], hi[hit], qkeys[hit]
-        counts = hi - lo
-        idx = np.repeat(lo - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
-        rows = self.rows[idx]
-        word = (np.repeat(qk, counts) & WORD_FLAG) != 0
+        rows, which = entry_rows(self.entries, lo[use], hi[use], self.rbits)
+        hit = kind[use][which]
         uniq, inverse = np.unique(rows, return_inverse=True)
-        bands = np.bincount(inverse, weights=(~word).astype(np.float64), minlength=uniq.size)
-        words = np.bincount(inverse, weights=word.astype(np.float64), minlength=uniq.size)
-        min_shared = self.cfg.candidates.local.min_shared
-        strong = (bands >= 2) | (words >= min_shared)
+        bands, words, probed = (np.bincount(inverse, weights=(hit == h).astype(np.float64), minlength=uniq.size)
+                                for h in (_HIT_BAND, _HIT_WORD, _HIT_PROBE))
+        strong = (bands >= 2) | (words >= c.local.min_shared)
         # A single shared band is what unrelated hashes produce by chance (about 2^-16 per band and
-        # media: thousands per query in a million-media index). Those are verified only up to
-        # api.search_weak_candidates, most shared words first; near-duplicates share many bands.
-        weak = np.flatnonzero((bands == 1) & ~strong)
-        weak = weak[np.argsort(-words[weak], kind="stable")][: self.cfg.api.search_weak_candidates]
-        self.last_skipped_weak = int(((bands == 1) & ~strong).sum()) - weak.size
+        # media: thousands per query in a million-media index), and band probes many more.
+        # Verification would drop those whose global hashes are far apart and that share no keypoint
+        # word (its prefilter), so they are dropped here; of the rest, up to
+        # api.search_weak_candidates are verified, the closest first.
+        weak = np.flatnonzero(((bands == 1) | (probed > 0)) & ~strong)
+        n_weak = weak.size
+        if weak.size:
+            sim = self._global_similarity(query, uniq[weak])
+            m = self.cfg.matching
+            plausible = (sim >= m.record_threshold) | ((bands[weak] == 1) & (words[weak] >= m.image.local_min_words))
+            weak, sim = weak[plausible], sim[plausible]
+            weak = weak[np.lexsort((-words[weak], -sim))][: self.cfg.api.search_weak_candidates]
+        self.last_skipped_weak = n_weak - weak.size
         chosen = np.concatenate([np.flatnonzero(strong), weak])
         chosen = chosen[np.argsort(uniq[chosen], kind="stable")]
         return uniq[chosen].astype(np.int32), words[chosen].astype(np.int64)
+
+    def _global_similarity(self, query: pa.Table, rows: np.ndarray) -> np.ndarray:
+        """Global-hash similarity of the query with each of `rows` (verification's global score)."""
+        n = rows.size
+        q = {c: np.full(n, query.column(c).fill_null(0).to_numpy()[0], dtype=np.int64) for c in GLOBAL_HASHES}
+        r = {c: self._global[c][rows] for c in GLOBAL_HASHES}
+        q_region = np.full(n, query.column("region").is_valid().to_numpy(zero_copy_only=False)[0], dtype=bool)
+        return score_global(q, r, self.cfg.matching, q_region, self._region[rows]).similarity
 
     def search(self, query: pa.Table, k: int) -> list[SearchHit]:
         """Top-k verified matches of a one-row fingerprint table (status ok), best first."""
@@ -232,6 +288,13 @@ class SearchIndex:
         return out
 
 
+def _keys_digest(cfg: Config) -> str:
+    """Names the entry file by the settings its keys depend on: a changed conf rebuilds it."""
+    c = cfg.candidates
+    spec = json.dumps([dataclasses.asdict(c.image), dataclasses.asdict(c.local)], sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:12]
+
+
 def _keyable(table: pa.Table) -> pa.Table:
     """image_keys reads status and media_type; indexed rows are all ok images."""
     if "status" in table.column_names:
@@ -253,22 +316,39 @@ def warehouse_version(root: Path) -> str:
     raise IndexNotFound(f"no fingerprints table in warehouse {root}: run the pipeline first")
 
 
-def _load_table(root: Path) -> pa.Table:
-    fps = read_table(root, "fingerprints", list(dict.fromkeys([*INDEX_COLUMNS, "media_url", "status"])))
-    keep = pc.and_(pc.equal(fps.column("status"), "ok"), pc.equal(fps.column("media_type"), "image"))
-    fps = fps.filter(keep.fill_null(False)).drop_columns(["status"])
-    listing = pa.table({"media_key": pa.array([], pa.string()), **{f: pa.array([], pa.string()) for f in LISTING_FIELDS}})
+def _write_cache(root: Path, path: Path) -> None:
+    """The ok images of `fingerprints` with the first listing of each media, written batch by batch
+    to an Arrow IPC file: a million media's keypoint blobs never sit in memory at once."""
+    import pandas as pd
+
+    schema = _side_schema()
+    listing = {f: pa.array([], pa.string()) for f in ("media_key", *LISTING_FIELDS)}
     if (root / "listing_media").exists():
         lm = read_table(root, "listing_media", ["media_key", *LISTING_FIELDS])
         # The first listing (by id) stands for a media item listed several times.
         lm = lm.sort_by([("media_key", "ascending"), ("listing_id", "ascending")])
         keys = lm.column("media_key").to_numpy(zero_copy_only=False)
         first = np.r_[True, keys[1:] != keys[:-1]] if keys.size else np.zeros(0, bool)
-        listing = lm.filter(pa.array(first))
-    at = pc.index_in(fps.column("media_key"), value_set=listing.column("media_key").combine_chunks())
-    for f in LISTING_FIELDS:       # (Arrow's join cannot carry the list columns)
-        fps = fps.append_column(f, listing.column(f).take(at))
-    return fps.select(_side_schema().names).cast(_side_schema()).combine_chunks()
+        lm = lm.filter(pa.array(first))
+        listing = {f: lm.column(f).combine_chunks() for f in ("media_key", *LISTING_FIELDS)}
+    lookup_index = pd.Index(listing["media_key"].to_numpy(zero_copy_only=False))
+    columns = list(dict.fromkeys([*INDEX_COLUMNS, "media_url", "status"]))
+    tmp = path.with_suffix(".tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for batch in scan_table(root, "fingerprints", columns, batch_size=_BUILD_BATCH):
+            keep = pc.and_(pc.equal(batch.column("status"), "ok"),
+                           pc.equal(batch.column("media_type"), "image")).fill_null(False)
+            batch = batch.filter(keep)
+            if batch.num_rows == 0:
+                continue
+            at = lookup_index.get_indexer(batch.column("media_key").to_numpy(zero_copy_only=False))
+            at = pa.array(at, mask=at < 0)          # a media without a listing gets nulls
+            arrays = {name: batch.column(name) for name in batch.schema.names if name != "status"}
+            for f in LISTING_FIELDS:
+                arrays[f] = listing[f].take(at)
+            writer.write_batch(pa.RecordBatch.from_arrays([arrays[f.name].cast(f.type) for f in schema],
+                                                          schema=schema))
+    os.replace(tmp, path)
 
 
 class IndexHolder:

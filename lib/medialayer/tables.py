@@ -1,6 +1,7 @@
 """Reading a warehouse's tables without Spark (pyarrow / delta-rs): for the API, the report and notebooks."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +16,19 @@ def table_path(root: str | Path, name: str) -> Path:
 
 def is_delta(path: Path) -> bool:
     return (path / "_delta_log").is_dir()
+
+
+def scan_table(root: str | Path, name: str, columns: list[str] | None = None,
+               batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
+    """The current version of table `name`, batch by batch: for tables too large to hold at once."""
+    path = table_path(root, name)
+    if is_delta(path):
+        from deltalake import DeltaTable
+        dataset = DeltaTable(str(path)).to_pyarrow_dataset()
+    else:
+        import pyarrow.dataset as ds
+        dataset = ds.dataset(str(path), format="parquet")
+    yield from dataset.to_batches(columns=columns, batch_size=batch_size)
 
 
 def read_table(root: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:

@@ -1,0 +1,79 @@
+"""The search index over a small warehouse of real photographs: its entry file is built once and
+mapped on restart, rebuilt when the key settings change, and finds mirrored copies although it
+stores straight keys only."""
+from __future__ import annotations
+
+import numpy as np
+
+from medialayer.config import load_config
+from medialayer.fetching import Fetcher
+from medialayer.media import fingerprint_table
+from medialayer.search_index import SearchIndex
+
+
+def _query(path: str, cfg):
+    return fingerprint_table([path], ["image"], cfg, Fetcher(cfg.fetch, trusted_local=True), 1)
+
+
+def test_a_restart_maps_the_saved_entries_instead_of_rebuilding(catalog):
+    cfg = load_config()
+    first = SearchIndex.from_warehouse(catalog["warehouse"], cfg)
+    files = sorted((catalog["warehouse"] / ".search_index").glob("*.keys"))
+    assert len(files) == 1 and files[0].stat().st_size == first.entries.size * 8 > 0
+    stamp = files[0].stat().st_mtime_ns
+    again = SearchIndex.from_warehouse(catalog["warehouse"], cfg)
+    assert files[0].stat().st_mtime_ns == stamp                    # mapped, not written again
+    assert np.array_equal(np.asarray(again.entries), np.asarray(first.entries))
+    q = _query(catalog["copies"][(1, "crop")], cfg)
+    assert [h.to_dict() for h in again.search(q, 3)] == [h.to_dict() for h in first.search(q, 3)]
+
+
+def test_changed_key_settings_rebuild_the_entries_and_drop_the_old_file(catalog):
+    default = SearchIndex.from_warehouse(catalog["warehouse"], load_config())
+    fewer = SearchIndex.from_warehouse(catalog["warehouse"],
+                                       load_config(overrides={"candidates": {"local": {"tables": 2}}}))
+    files = list((catalog["warehouse"] / ".search_index").glob("*.keys"))
+    assert len(files) == 1                                          # the stale entry file is gone
+    assert 0 < fewer.entries.size < default.entries.size
+
+
+def test_straight_entries_find_mirrored_copies_through_the_querys_mirrored_keys(catalog):
+    """Every original of the warehouse shares keypoint words with its mirrored copy (the query's
+    mirrored words meet the original's straight ones), though the index holds no mirrored key."""
+    cfg = load_config()
+    index = SearchIndex.from_warehouse(catalog["warehouse"], cfg)
+    per_media = cfg.candidates.local.keypoints * cfg.candidates.local.tables + 2 * cfg.candidates.image.bands
+    assert index.entries.size <= index.size * per_media
+    keys = index.table.column("media_key").to_pylist()
+    originals = fingerprint_table(catalog["originals"], ["image"] * len(catalog["originals"]), cfg,
+                                  Fetcher(cfg.fetch, trusted_local=True), 8).column("media_key").to_pylist()
+    for i in range(len(catalog["originals"])):
+        rows, words = index._candidates(_query(catalog["copies"][(i, "mirror")], cfg))
+        at = rows.tolist().index(keys.index(originals[i]))
+        # Keypoint words, not only the pHash bands a mirrored hash also meets.
+        assert words[at] >= cfg.candidates.local.min_shared, f"mirrored copy of photo {i}: {words[at]} words"
+
+
+def test_the_index_keeps_ok_images_only_and_a_media_without_listing_has_null_ids(catalog, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    wh = tmp_path / "warehouse"
+    shutil.copytree(catalog["warehouse"], wh, ignore=shutil.ignore_patterns(".search_index"))
+    fps = pq.read_table(wh / "fingerprints" / "part-0.parquet")
+    error = fps.slice(0, 1).to_pylist()[0] | {"media_key": "broken", "status": "error", "error_code": "decode_error"}
+    pq.write_table(pa.Table.from_pylist([error], schema=fps.schema), wh / "fingerprints" / "part-1.parquet")
+    listing = pq.read_table(wh / "listing_media" / "part-0.parquet")
+    pq.write_table(listing.filter(pc.not_equal(listing.column("listing_id"), "L0")),
+                   wh / "listing_media" / "part-0.parquet")
+    cfg = load_config()
+    index = SearchIndex.from_warehouse(wh, cfg)
+    assert index.size == len(catalog["originals"])                   # the error row is not indexed
+    hits = index.search(_query(catalog["originals"][0], cfg), 1)
+    assert hits and hits[0].media_key == fps.column("media_key")[0].as_py()
+    assert hits[0].listing_id is None and hits[0].seller_id is None
+    other = index.search(_query(catalog["originals"][1], cfg), 1)
+    assert other[0].listing_id == "L1" and other[0].sku_id == "sku-1"
