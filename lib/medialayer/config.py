@@ -546,7 +546,9 @@ class ApiConfig:
     search_default_k: int
     search_max_k: int
     search_weak_candidates: int
+    search_weak_min_words: int
     search_band_probes: bool
+    search_prefetch: bool
     reload_interval_s: float
 
     def validate(self, path: str) -> None:
@@ -560,6 +562,7 @@ class ApiConfig:
         _positive(self.search_default_k, f"{path}.search_default_k")
         _at_least(self.search_max_k, self.search_default_k, f"{path}.search_max_k")
         _non_negative(self.search_weak_candidates, f"{path}.search_weak_candidates")
+        _positive(self.search_weak_min_words, f"{path}.search_weak_min_words")
         _positive(self.reload_interval_s, f"{path}.reload_interval_s")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -196,13 +197,28 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
     return pa.RecordBatch.from_arrays(arrays, schema=FINGERPRINT_SCHEMA)
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide fetch pool of `workers` threads, kept for the life of the process: the API
+    fingerprints two media per request, and starting fresh threads each time (waiting for each to
+    get the GIL from busy request threads) cost more than the fetch itself."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medialayer-fetch")
+        return pool
+
+
 def fingerprint_table(urls: Sequence[str | None], declared_types: Sequence[str | None], cfg: Config,
                       fetcher: Fetcher, batch_rows: int = 64, workers: int | None = None) -> pa.Table:
     """FINGERPRINT_SCHEMA rows for many URLs in one process (CLI, API, benchmarks): batches of
-    `batch_rows`, fetched on a pool of `workers` threads (default fetch.concurrency)."""
-    with ThreadPoolExecutor(max_workers=workers or cfg.fetch.concurrency) as pool:
-        batches = [fingerprint_rows(urls[i:i + batch_rows], declared_types[i:i + batch_rows], cfg, fetcher, pool)
-                   for i in range(0, len(urls), batch_rows)]
+    `batch_rows`, fetched on a shared pool of `workers` threads (default fetch.concurrency)."""
+    pool = shared_pool(workers or cfg.fetch.concurrency)
+    batches = [fingerprint_rows(urls[i:i + batch_rows], declared_types[i:i + batch_rows], cfg, fetcher, pool)
+               for i in range(0, len(urls), batch_rows)]
     return pa.Table.from_batches(batches, schema=FINGERPRINT_SCHEMA)
 
 

@@ -7,8 +7,9 @@ the best matches come back. Keys, bucket caps and verification are the batch job
 the job agree on a pair. Where search differs from the job's candidate join:
 - The index stores each media's straight keys only and the query brings both orientations (with
   the neighbouring-bin probes of both), which finds the same mirrored copies with half the entries.
-- Rows that share one band, or only a one-bit neighbour of a band (`api.search_band_probes`), are
-  weak: what unrelated hashes produce by chance, thousands per query in a million-media index.
+- Rows that share one band, or one-bit neighbours of two of the query's bands
+  (`api.search_band_probes`), are weak: what unrelated hashes produce by chance, thousands per
+  query in a million-media index.
   Those whose global hashes could not pass verification (and that share no keypoint word) are
   dropped, as verification's prefilter would drop them; the closest of the rest are verified, up
   to `api.search_weak_candidates`. The probes find copies whose pHashes are 12-20 bits apart and
@@ -41,7 +42,7 @@ from .config import Config
 from .fingerprints import image as image_fp
 from .matching.image import score_global
 from .media import FINGERPRINT_SCHEMA
-from .search_keys import (EntryWriter, directory_path, entry_rows, in_memory_store, lookup, open_store,
+from .search_keys import (EntryWriter, directory_path, in_memory_store, lookup, open_store,
                           pack_entries, row_bits, store_exists)
 from .tables import read_table, scan_table
 from .verification import SIDE_COLUMNS, global_prefilter, pair_batch, verify_batch
@@ -86,7 +87,8 @@ def _side_schema() -> pa.Schema:
 class SearchIndex:
     """A sorted entry array (`search_keys`) over an Arrow table of the indexed media's verification columns."""
 
-    def __init__(self, table: pa.Table, cfg: Config, version: str = "memory", entries_path: Path | None = None):
+    def __init__(self, table: pa.Table, cfg: Config, version: str = "memory", entries_path: Path | None = None,
+                 populate: bool = False):
         self.cfg = cfg
         self.version = version
         self.table = table
@@ -100,51 +102,25 @@ class SearchIndex:
         self._region = np.asarray(table.column("region").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         started = time.monotonic()
         if entries_path is not None and store_exists(entries_path):
-            self.entries, self.directory = open_store(entries_path)
+            self.entries, self.directory = open_store(entries_path, populate)
             how = "mapped"
         else:
-            self.entries, self.directory = self._build(entries_path)
+            self.entries, self.directory = build_entries(table, cfg, version, entries_path)
+            if entries_path is not None:
+                self.entries, self.directory = open_store(entries_path, populate)
             how = "built"
         self.build_seconds = time.monotonic() - started
         log.info("search index %s: %d media, %d entries %s in %.1fs", version, table.num_rows,
                  self.entries.size, how, self.build_seconds)
 
-    def _build(self, path: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        """Index-side keys of every row: straight keypoint words and straight band keys (a query
-        brings both orientations, so a mirrored copy still meets them; half the entries)."""
-        c = self.cfg.candidates
-        per_media = c.local.keypoints * c.local.tables + 2 * c.image.bands
-        n = self.table.num_rows
-        writer = EntryWriter(path, n * per_media, self.rbits) if path is not None else None
-        parts = []
-        next_log = time.monotonic() + 15
-        try:
-            for start in range(0, n, _BUILD_BATCH):
-                k = image_keys(_keyable(self.table.slice(start, _BUILD_BATCH)), c)
-                keep = k.query & k.indexed
-                packed = pack_entries(k.key[keep], k.row[keep] + start, self.rbits)
-                if writer is not None:
-                    writer.add(packed)
-                else:
-                    parts.append(packed)
-                if time.monotonic() >= next_log:
-                    log.info("search index %s: keys of %d/%d media", self.version, start + _BUILD_BATCH, n)
-                    next_log = time.monotonic() + 15
-            if writer is not None:
-                return writer.finish()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        return in_memory_store(parts, self.rbits)
-
     # --- building from a warehouse ------------------------------------------------------
 
     @classmethod
-    def from_warehouse(cls, root: str | Path, cfg: Config) -> "SearchIndex":
+    def from_warehouse(cls, root: str | Path, cfg: Config, populate: bool = False) -> "SearchIndex":
         """The current `fingerprints` (ok images) of a Parquet or Delta warehouse, with the first
         listing of each media. The verification columns are cached as Arrow IPC and the key entries
-        as a sorted uint64 file, both memory-mapped; a restart maps them again without a rebuild."""
+        as a sorted uint64 file, both memory-mapped; a restart maps them again without a rebuild.
+        `populate` (a server: api.search_prefetch) reads the key files into memory at load."""
         root = Path(root).resolve()
         version = warehouse_version(root)
         cache_dir = root / ".search_index"
@@ -153,13 +129,20 @@ class SearchIndex:
             cache_dir.mkdir(exist_ok=True)
             _write_cache(root, cache)
         entries = cache_dir / f"{version}.{_keys_digest(cfg)}.keys"
+        if not store_exists(entries):
+            # Built from a mapping of its own, closed afterwards: the Arrow file's pages, read once
+            # from end to end, are then dropped from the page cache, so that they do not push out
+            # the key entries that every query reads (queries touch only their candidates' rows).
+            with pa.memory_map(str(cache), "r") as source:
+                build_entries(pa.ipc.open_file(source).read_all(), cfg, version, entries)
+            _drop_from_page_cache(cache)
         keep = (cache, entries, directory_path(entries))
         for old in [*cache_dir.glob("*.arrow"), *cache_dir.glob("*.keys"), *cache_dir.glob("*.npy"),
                     *cache_dir.glob("*.tmp")]:
             if old not in keep:
                 old.unlink(missing_ok=True)
         mapped = pa.ipc.open_file(pa.memory_map(str(cache), "r")).read_all()
-        return cls(mapped, cfg, version, entries)
+        return cls(mapped, cfg, version, entries, populate)
 
     # --- querying -----------------------------------------------------------------------
 
@@ -174,28 +157,22 @@ class SearchIndex:
         return (self.entries.nbytes + self.directory.nbytes) / max(1, self.size)
 
     def take_rows(self, rows: np.ndarray, columns: list[str] | tuple[str, ...]) -> pa.Table:
-        """Index rows `rows` (in that order) with `columns`, touching only the batches that hold them."""
+        """Index rows `rows` (in that order) with `columns`: one zero-copy slice per row, then one
+        copy of just those rows (a take per batch and column costs more than the rows at 1M media,
+        and ChunkedArray.take would concatenate whole mapped columns)."""
         rows = np.asarray(rows, dtype=np.int64)
         names = list(columns)
         if rows.size == 0:
             return self.table.schema.empty_table().select(names)
         which = np.searchsorted(self._batch_starts, rows, side="right") - 1
-        parts, order = [], []
-        for b in np.unique(which):
-            sel = np.flatnonzero(which == b)
-            local = rows[sel] - self._batch_starts[b]
-            batch = self._batches[b]
-            parts.append(pa.RecordBatch.from_arrays([batch.column(n).take(pa.array(local)) for n in names],
-                                                    names=names))
-            order.append(sel)
-        out = pa.Table.from_batches(parts)
-        inverse = np.empty(rows.size, dtype=np.int64)
-        inverse[np.concatenate(order)] = np.arange(rows.size)
-        return out.take(pa.array(inverse)).combine_chunks()
+        local = rows - self._batch_starts[which]
+        slices = [self._batches[b].select(names).slice(i, 1) for b, i in zip(which.tolist(), local.tolist())]
+        return pa.Table.from_batches(slices).combine_chunks()
 
     def candidates(self, query: pa.Table) -> np.ndarray:
-        """Index rows sharing a band, or at least min_shared keypoint words, with the one query row
-        (the batch join's rule), except that single-band rows beyond a budget are skipped."""
+        """Index rows worth verifying against the one query row: sharing two bands or min_shared
+        keypoint words (the batch join's rule), or weak ones (see the module docstring) within the
+        budget; rows that verification's prefilter would drop are left out."""
         return self._candidates(query)[0]
 
     def _candidates(self, query: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -212,33 +189,43 @@ class SearchIndex:
             flips = np.int64(1) << np.arange(c.image.bits_per_band, dtype=np.int64)
             probes = np.setdiff1d((qkeys[~is_word][:, None] ^ flips[None, :]).ravel(), qkeys)
         kind = np.concatenate([np.where(is_word, _HIT_WORD, _HIT_BAND), np.full(probes.size, _HIT_PROBE)])
-        lo, hi = lookup(self.entries, self.directory, np.concatenate([qkeys, probes]), self.rbits)
+        rows, which = lookup(self.entries, self.directory, np.concatenate([qkeys, probes]), self.rbits)
         # Bucket caps, as in the batch join: common words and crowded bands are not evidence.
         cap = np.where(kind == _HIT_WORD, c.local.max_bucket_size, c.max_bucket_size)
-        use = (hi > lo) & (hi - lo <= cap)
-        if not use.any():
+        use = (np.bincount(which, minlength=kind.size) <= cap)[which]
+        rows, which = rows[use], which[use]
+        if rows.size == 0:
             return none
-        rows, which = entry_rows(self.entries, lo[use], hi[use], self.rbits)
-        hit = kind[use][which]
+        hit = kind[which]
         uniq, inverse = np.unique(rows, return_inverse=True)
         bands, words, probed = (np.bincount(inverse, weights=(hit == h).astype(np.float64), minlength=uniq.size)
                                 for h in (_HIT_BAND, _HIT_WORD, _HIT_PROBE))
         strong = (bands >= 2) | (words >= c.local.min_shared)
         # A single shared band is what unrelated hashes produce by chance (about 2^-16 per band and
-        # media: thousands per query in a million-media index), and band probes many more.
-        # Verification would drop those whose global hashes are far apart and that share no keypoint
-        # word (its prefilter), so they are dropped here; of the rest, up to
+        # media: thousands per query in a million-media index); one probe hit, tens of thousands.
+        # Verification's prefilter would drop those whose global hashes are far apart and that share
+        # no keypoint word; here they must share api.search_weak_min_words (one shared word is what
+        # unrelated media produce by chance, ~80 rows per query at a million). Of the rest, up to
         # api.search_weak_candidates are verified, the closest first.
-        weak = np.flatnonzero(((bands == 1) | (probed > 0)) & ~strong)
+        weak = np.flatnonzero(((bands == 1) | (probed >= 2)) & ~strong)
         n_weak = weak.size
         if weak.size:
             sim = self._global_similarity(query, uniq[weak])
             m = self.cfg.matching
-            plausible = (sim >= m.record_threshold) | ((bands[weak] == 1) & (words[weak] >= m.image.local_min_words))
+            plausible = (sim >= m.record_threshold) | (words[weak] >= self.cfg.api.search_weak_min_words)
             weak, sim = weak[plausible], sim[plausible]
             weak = weak[np.lexsort((-words[weak], -sim))][: self.cfg.api.search_weak_candidates]
         self.last_skipped_weak = n_weak - weak.size
-        chosen = np.concatenate([np.flatnonzero(strong), weak])
+        # Verification's prefilter, on the global hashes in RAM: a pair sharing fewer than
+        # matching.image.local_min_words words is verified only when its global hashes could pass,
+        # so such rows are dropped before their keypoints are read from disk.
+        strong = np.flatnonzero(strong)
+        few_words = words[strong] < self.cfg.matching.image.local_min_words
+        if few_words.any():
+            sim = self._global_similarity(query, uniq[strong[few_words]])
+            drop = strong[few_words][sim < self.cfg.matching.record_threshold]
+            strong = np.setdiff1d(strong, drop)
+        chosen = np.concatenate([strong, weak])
         chosen = chosen[np.argsort(uniq[chosen], kind="stable")]
         return uniq[chosen].astype(np.int32), words[chosen].astype(np.int64)
 
@@ -248,7 +235,10 @@ class SearchIndex:
         q = {c: np.full(n, query.column(c).fill_null(0).to_numpy()[0], dtype=np.int64) for c in GLOBAL_HASHES}
         r = {c: self._global[c][rows] for c in GLOBAL_HASHES}
         q_region = np.full(n, query.column("region").is_valid().to_numpy(zero_copy_only=False)[0], dtype=bool)
-        return score_global(q, r, self.cfg.matching, q_region, self._region[rows]).similarity
+        # Both orientations: verification scores a pair with the smaller media_key first, and the
+        # mirrored pairings are not exactly symmetric; the larger score never drops what it keeps.
+        return np.maximum(score_global(q, r, self.cfg.matching, q_region, self._region[rows]).similarity,
+                          score_global(r, q, self.cfg.matching, self._region[rows], q_region).similarity)
 
     def search(self, query: pa.Table, k: int) -> list[SearchHit]:
         """Top-k verified matches of a one-row fingerprint table (status ok), best first."""
@@ -286,6 +276,48 @@ class SearchIndex:
             out.append(SearchHit(row["media_key"], row["media_url"], row["listing_id"], row["seller_id"],
                                  row["sku_id"], row["brand_id"], envelope))
         return out
+
+
+def build_entries(table: pa.Table, cfg: Config, version: str = "memory",
+                  path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The key store of `table`'s rows: straight keypoint words and straight band keys (a query
+    brings both orientations, so a mirrored copy still meets them; half the entries). Written to
+    `path` when given (batch by batch, memory-mapped), else built in RAM."""
+    c = cfg.candidates
+    rbits = row_bits(table.num_rows)
+    per_media = c.local.keypoints * c.local.tables + 2 * c.image.bands
+    n = table.num_rows
+    writer = EntryWriter(path, n * per_media, rbits) if path is not None else None
+    parts = []
+    next_log = time.monotonic() + 15
+    try:
+        for start in range(0, n, _BUILD_BATCH):
+            k = image_keys(_keyable(table.slice(start, _BUILD_BATCH)), c)
+            keep = k.query & k.indexed
+            packed = pack_entries(k.key[keep], k.row[keep] + start, rbits)
+            if writer is not None:
+                writer.add(packed)
+            else:
+                parts.append(packed)
+            if time.monotonic() >= next_log:
+                log.info("search index %s: keys of %d/%d media", version, min(n, start + _BUILD_BATCH), n)
+                next_log = time.monotonic() + 15
+        if writer is not None:
+            return writer.finish()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return in_memory_store(parts, rbits)
+
+
+def _drop_from_page_cache(path: Path) -> None:
+    if hasattr(os, "posix_fadvise"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def _keys_digest(cfg: Config) -> str:
@@ -360,7 +392,7 @@ class IndexHolder:
         self.cfg = cfg
         self.interval_s = interval_s
         self._lock = threading.Lock()
-        self._index = SearchIndex.from_warehouse(self.root, cfg)
+        self._index = SearchIndex.from_warehouse(self.root, cfg, cfg.api.search_prefetch)
         self._checked = time.monotonic()
 
     @property
@@ -370,7 +402,7 @@ class IndexHolder:
                 self._checked = time.monotonic()
                 if warehouse_version(self.root) != self._index.version:
                     log.info("a newer run landed in %s: reloading the search index", self.root)
-                    self._index = SearchIndex.from_warehouse(self.root, self.cfg)
+                    self._index = SearchIndex.from_warehouse(self.root, self.cfg, self.cfg.api.search_prefetch)
             except Exception:  # noqa: BLE001 - a failed reload keeps serving the old index
                 log.exception("search index reload failed; still serving version %s", self._index.version)
             finally:
