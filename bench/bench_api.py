@@ -283,11 +283,13 @@ def main() -> int:
     if args.only in (None, "search"):
         # Filler Parquet, the Arrow cache and the key entries: about 45 KB per media on disk (memory
         # stays bounded: the index is built batch by batch into memory-mapped files).
-        need_gb = args.index_size * 45e3 / 1e9
+        where = Path(args.search_dir) if args.search_dir else CACHE
+        kept = sum(f.stat().st_size for f in where.rglob("*") if f.is_file()) if args.search_dir and where.exists() else 0
+        need_gb = max(0.0, args.index_size * 45e3 - kept) / 1e9
         CACHE.mkdir(parents=True, exist_ok=True)
-        free_gb = shutil.disk_usage(CACHE).free / 1e9
+        free_gb = shutil.disk_usage(where if where.exists() else CACHE).free / 1e9
         if need_gb > 0.9 * free_gb:
-            print(f"search over {args.index_size} fingerprints needs about {need_gb:.0f} GB of disk under {CACHE}; "
+            print(f"search over {args.index_size} fingerprints needs about {need_gb:.0f} GB more disk under {where}; "
                   f"{free_gb:.0f} GB are free. Use a smaller --index-size.", file=sys.stderr)
             return 2
         print(f"search over {args.index_size} fingerprints ...", flush=True)

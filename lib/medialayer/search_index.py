@@ -23,13 +23,16 @@ hashes (72 bytes per media) are read into RAM.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,22 +128,25 @@ class SearchIndex:
         version = warehouse_version(root)
         cache_dir = root / ".search_index"
         cache = cache_dir / f"{version}.arrow"
-        if not cache.exists():
-            cache_dir.mkdir(exist_ok=True)
-            _write_cache(root, cache)
         entries = cache_dir / f"{version}.{_keys_digest(cfg)}.keys"
-        if not store_exists(entries):
-            # Built from a mapping of its own, closed afterwards: the Arrow file's pages, read once
-            # from end to end, are then dropped from the page cache, so that they do not push out
-            # the key entries that every query reads (queries touch only their candidates' rows).
-            with pa.memory_map(str(cache), "r") as source:
-                build_entries(pa.ipc.open_file(source).read_all(), cfg, version, entries)
-            _drop_from_page_cache(cache)
-        keep = (cache, entries, directory_path(entries))
-        for old in [*cache_dir.glob("*.arrow"), *cache_dir.glob("*.keys"), *cache_dir.glob("*.npy"),
-                    *cache_dir.glob("*.tmp")]:
-            if old not in keep:
-                old.unlink(missing_ok=True)
+        cache_dir.mkdir(exist_ok=True)
+        # One builder at a time: the server's workers start together, and the second maps what the
+        # first built instead of writing the same files (and deleting each other's temporaries).
+        with _build_lock(cache_dir):
+            if not cache.exists():
+                _write_cache(root, cache)
+            if not store_exists(entries):
+                # Built from a mapping of its own, closed afterwards: the Arrow file's pages, read
+                # once from end to end, are then dropped from the page cache, so that they do not
+                # push out the key entries that every query reads (queries touch only their rows).
+                with pa.memory_map(str(cache), "r") as source:
+                    build_entries(pa.ipc.open_file(source).read_all(), cfg, version, entries)
+                _drop_from_page_cache(cache)
+            keep = (cache, entries, directory_path(entries))
+            for old in [*cache_dir.glob("*.arrow"), *cache_dir.glob("*.keys"), *cache_dir.glob("*.npy"),
+                        *cache_dir.glob("*.tmp")]:
+                if old not in keep:
+                    old.unlink(missing_ok=True)
         mapped = pa.ipc.open_file(pa.memory_map(str(cache), "r")).read_all()
         return cls(mapped, cfg, version, entries, populate)
 
@@ -309,6 +315,20 @@ def build_entries(table: pa.Table, cfg: Config, version: str = "memory",
             writer.abort()
         raise
     return in_memory_store(parts, rbits)
+
+
+@contextlib.contextmanager
+def _build_lock(cache_dir: Path) -> Iterator[None]:
+    with open(cache_dir / "build.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is building the search index in %s: waiting for it", cache_dir)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _drop_from_page_cache(path: Path) -> None:

@@ -3,6 +3,8 @@ mapped on restart, rebuilt when the key settings change, and finds mirrored copi
 stores straight keys only."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from medialayer.config import load_config
@@ -77,3 +79,33 @@ def test_the_index_keeps_ok_images_only_and_a_media_without_listing_has_null_ids
     assert hits[0].listing_id is None and hits[0].seller_id is None
     other = index.search(_query(catalog["originals"][1], cfg), 1)
     assert other[0].listing_id == "L1" and other[0].sku_id == "sku-1"
+
+
+def test_workers_starting_together_build_the_index_once(catalog, tmp_path):
+    """Two processes (a server's workers) load a warehouse with no index files at the same time:
+    one builds, the other waits and maps the same files."""
+    import fcntl
+    import shutil
+    import subprocess
+    import sys
+
+    wh = tmp_path / "warehouse"
+    shutil.copytree(catalog["warehouse"], wh, ignore=shutil.ignore_patterns(".search_index"))
+    (wh / ".search_index").mkdir()
+    child = ("import os, sys; from medialayer.config import load_config; "
+             "from medialayer.search_index import SearchIndex; "
+             "i = SearchIndex.from_warehouse(sys.argv[1], load_config()); "
+             "k = [p for p in os.listdir(sys.argv[1] + '/.search_index') if p.endswith('.keys')]; "
+             "print(i.size, i.entries.size, os.stat(sys.argv[1] + '/.search_index/' + k[0]).st_ino)")
+    with open(wh / ".search_index" / "build.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)          # both children start while a build is "running"
+        procs = [subprocess.Popen([sys.executable, "-c", child, str(wh)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        time.sleep(1.0)
+        assert all(p.poll() is None for p in procs)        # both are waiting for the lock
+        fcntl.flock(held, fcntl.LOCK_UN)
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    first, second = (o[0].split() for o in outs)
+    assert first == second and int(first[0]) == len(catalog["originals"]) and int(first[1]) > 0
+    assert not list((wh / ".search_index").glob("*.tmp"))
