@@ -203,8 +203,8 @@ _POOLS_LOCK = threading.Lock()
 
 def shared_pool(workers: int) -> ThreadPoolExecutor:
     """A process-wide fetch pool of `workers` threads, kept for the life of the process: the API
-    fingerprints two media per request, and starting fresh threads each time (waiting for each to
-    get the GIL from busy request threads) cost more than the fetch itself."""
+    fingerprints two media per request and would otherwise start (and wait for) new threads on
+    every one of them."""
     with _POOLS_LOCK:
         pool = _POOLS.get(workers)
         if pool is None:
