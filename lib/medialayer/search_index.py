@@ -95,12 +95,13 @@ class SearchIndex:
         self.cfg = cfg
         self.version = version
         self.table = table
-        # Row lookups go batch by batch: ChunkedArray.take would concatenate whole (mapped) columns.
+        # Candidate rows are sliced from their batch (see take_rows).
         self._batches = table.to_batches()
         self._batch_starts = np.cumsum([0] + [b.num_rows for b in self._batches])[:-1]
         self.rbits = row_bits(table.num_rows)
         self.last_skipped_weak = 0
-        # Global hashes in RAM (72 bytes per media): single-band rows are ranked by them.
+        # Global hashes in RAM (72 bytes per media): weak rows are ranked by them, and rows that
+        # verification's prefilter would drop are dropped before their keypoints are read.
         self._global = {c: table.column(c).fill_null(0).to_numpy().astype(np.int64) for c in GLOBAL_HASHES}
         self._region = np.asarray(table.column("region").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         started = time.monotonic()
