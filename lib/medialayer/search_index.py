@@ -42,13 +42,12 @@ import pyarrow.compute as pc
 
 from .candidates import WORD_FLAG, image_keys
 from .config import Config
-from .fingerprints import image as image_fp
 from .matching.image import score_global
 from .media import FINGERPRINT_SCHEMA
 from .search_keys import (EntryWriter, directory_path, in_memory_store, lookup, open_store,
                           pack_entries, row_bits, store_exists)
 from .tables import read_table, scan_table
-from .verification import SIDE_COLUMNS, global_prefilter, pair_batch, verify_batch
+from .verification import GLOBAL_HASH_COLUMNS, SIDE_COLUMNS, global_prefilter, pair_batch, verify_batch
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,6 @@ class SearchHit:
                 "seller_id": self.seller_id, "sku_id": self.sku_id, "brand_id": self.brand_id, **self.envelope}
 
 
-GLOBAL_HASHES = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
-
 # Verification's columns, plus the keypoint orientations the candidate keys are binned by.
 INDEX_COLUMNS = (*SIDE_COLUMNS, "kp_angle")
 
@@ -88,7 +85,10 @@ def _side_schema() -> pa.Schema:
 
 
 class SearchIndex:
-    """A sorted entry array (`search_keys`) over an Arrow table of the indexed media's verification columns."""
+    """A sorted entry array (`search_keys`) over an Arrow table of the indexed media's verification columns.
+
+    `entries_path` names a finished key store for `table` (from_warehouse builds it first); without
+    one the store is built in memory (tests, small indexes)."""
 
     def __init__(self, table: pa.Table, cfg: Config, version: str = "memory", entries_path: Path | None = None,
                  populate: bool = False):
@@ -102,17 +102,15 @@ class SearchIndex:
         self.last_skipped_weak = 0
         # Global hashes in RAM (72 bytes per media): weak rows are ranked by them, and rows that
         # verification's prefilter would drop are dropped before their keypoints are read.
-        self._global = {c: table.column(c).fill_null(0).to_numpy().astype(np.int64) for c in GLOBAL_HASHES}
+        self._global = {c: table.column(c).fill_null(0).to_numpy().astype(np.int64) for c in GLOBAL_HASH_COLUMNS}
         self._region = np.asarray(table.column("region").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         started = time.monotonic()
-        if entries_path is not None and store_exists(entries_path):
+        if entries_path is not None:       # built by from_warehouse
             self.entries, self.directory = open_store(entries_path, populate)
             how = "mapped"
         else:
-            self.entries, self.directory = build_entries(table, cfg, version, entries_path)
-            if entries_path is not None:
-                self.entries, self.directory = open_store(entries_path, populate)
-            how = "built"
+            self.entries, self.directory = build_entries(table, cfg, version)
+            how = "built in memory"
         self.build_seconds = time.monotonic() - started
         log.info("search index %s: %d media, %d entries %s in %.1fs", version, table.num_rows,
                  self.entries.size, how, self.build_seconds)
@@ -239,8 +237,8 @@ class SearchIndex:
     def _global_similarity(self, query: pa.Table, rows: np.ndarray) -> np.ndarray:
         """Global-hash similarity of the query with each of `rows` (verification's global score)."""
         n = rows.size
-        q = {c: np.full(n, query.column(c).fill_null(0).to_numpy()[0], dtype=np.int64) for c in GLOBAL_HASHES}
-        r = {c: self._global[c][rows] for c in GLOBAL_HASHES}
+        q = {c: np.full(n, query.column(c).fill_null(0).to_numpy()[0], dtype=np.int64) for c in GLOBAL_HASH_COLUMNS}
+        r = {c: self._global[c][rows] for c in GLOBAL_HASH_COLUMNS}
         q_region = np.full(n, query.column("region").is_valid().to_numpy(zero_copy_only=False)[0], dtype=bool)
         # Both orientations: verification scores a pair with the smaller media_key first, and the
         # mirrored pairings are not exactly symmetric; the larger score never drops what it keeps.

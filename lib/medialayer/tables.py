@@ -21,21 +21,19 @@ def is_delta(path: Path) -> bool:
 def scan_table(root: str | Path, name: str, columns: list[str] | None = None,
                batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
     """The current version of table `name`, batch by batch: for tables too large to hold at once."""
-    path = table_path(root, name)
-    if is_delta(path):
-        from deltalake import DeltaTable
-        dataset = DeltaTable(str(path)).to_pyarrow_dataset()
-    else:
-        import pyarrow.dataset as ds
-        dataset = ds.dataset(str(path), format="parquet")
-    yield from dataset.to_batches(columns=columns, batch_size=batch_size)
+    yield from _dataset(root, name).to_batches(columns=columns, batch_size=batch_size)
 
 
 def read_table(root: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
     """The current version of table `name` of the warehouse at `root`, Parquet or Delta."""
+    return pa.table(_dataset(root, name).to_table(columns=columns))
+
+
+def _dataset(root: str | Path, name: str):
+    """A pyarrow dataset over the current files of table `name` (Delta snapshot or Parquet)."""
     path = table_path(root, name)
     if is_delta(path):
         from deltalake import DeltaTable
-        return pa.table(DeltaTable(str(path)).to_pyarrow_dataset().to_table(columns=columns))
+        return DeltaTable(str(path)).to_pyarrow_dataset()
     import pyarrow.dataset as ds
-    return ds.dataset(str(path), format="parquet").to_table(columns=columns)
+    return ds.dataset(str(path), format="parquet")

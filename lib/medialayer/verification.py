@@ -48,7 +48,8 @@ MATCH_SCHEMA = pa.schema([
 SIDE_COLUMNS = ("media_key", "media_type", "content_sha256", "width", "height", *image_fp.HASH_COLUMNS,
                 *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN, "region", "kp_frame_w", "kp_frame_h",
                 "kp_xy", "kp_desc", "kp_desc_mirror", "duration_s", "frame_times", "frame_hashes", "audio_peaks")
-_HASHES = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
+# The hashes the global score reads (verification's prefilter, and search's ranking of weak rows).
+GLOBAL_HASH_COLUMNS = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
 
 
 def local_side(xy: bytes | None, desc: bytes | None, desc_m: bytes | None, w: int | None, h: int | None,
@@ -84,12 +85,12 @@ def verify_batch(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool = F
 
 
 # Columns (per side) enough to score a pair on its global hashes alone.
-PREFILTER_COLUMNS = ("media_key", "media_type", *_HASHES, "region")
+PREFILTER_COLUMNS = ("media_key", "media_type", *GLOBAL_HASH_COLUMNS, "region")
 
 
 def global_scores(batch: pa.RecordBatch, cfg: Config) -> GlobalScores:
     """Global-hash evidence of every pair of a batch (image columns of both sides)."""
-    side = {s: {c: batch.column(f"{c}_{s}").fill_null(0).to_numpy(zero_copy_only=False) for c in _HASHES}
+    side = {s: {c: batch.column(f"{c}_{s}").fill_null(0).to_numpy(zero_copy_only=False) for c in GLOBAL_HASH_COLUMNS}
             for s in "ab"}
     return score_global(side["a"], side["b"], cfg.matching,
                         np.asarray(batch.column("region_a").is_valid()), np.asarray(batch.column("region_b").is_valid()))
