@@ -45,6 +45,9 @@ def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
         raise MediaError("decode_error", f"invalid dimensions {width}x{height}")
     if width * height > cfg.max_pixels:
         raise MediaError("decompression_bomb", f"{width}x{height} exceeds image.max_pixels={cfg.max_pixels}")
+    fast = _decode_plain_jpeg(data, img, cfg.decode_max_side)
+    if fast is not None:
+        return DecodedImage(rgb=fast, width=width, height=height, format=fmt)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. palette-transparency notices; failures raise below
@@ -65,6 +68,34 @@ def decode_image(data: bytes, cfg: ImageConfig) -> DecodedImage:
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise MediaError("decode_error", f"unexpected decoded shape {arr.shape}")
     return DecodedImage(rgb=arr, width=oriented_w, height=oriented_h, format=fmt)
+
+
+# OpenCV's reduced-size JPEG reads (DCT scaling in libjpeg-turbo), as RGB, EXIF ignored (checked first).
+_CV_REDUCED = {1: cv2.IMREAD_COLOR_RGB, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+               8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _decode_plain_jpeg(data: bytes, img: Image.Image, max_side: int) -> np.ndarray | None:
+    """The common case, fast: an upright RGB or grey JPEG, decoded by OpenCV at 1/2, 1/4 or 1/8 scale.
+
+    Twice as fast as Pillow's draft mode here, and it reduces by the long side (Pillow's draft only
+    reduces when both sides allow it, so a 1000x750 photo was decoded in full). Anything else (CMYK,
+    EXIF rotation, trailing bytes after the end marker, a stream OpenCV refuses) returns None and
+    takes the Pillow path, which also words the errors.
+    """
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+        return None
+    if img.getexif().get(_EXIF_ORIENTATION, 1) not in (None, 1):
+        return None
+    long_side = max(img.size)
+    factor = next((k for k in (8, 4, 2) if -(-long_side // k) >= max_side), 1)
+    flags = _CV_REDUCED[factor]
+    if factor > 1:
+        flags = (flags & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB
+    rgb = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
+        return None
+    return shrink(rgb, max_side)
 
 
 def shrink(arr: np.ndarray, max_side: int) -> np.ndarray:

@@ -112,7 +112,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         within, only_within = None, True
         if box is None:
             fractions.append(None)
-            region_grays.append(gray)
+            region_grays.append(None)
         else:
             th, tw = thumb.shape[:2]
             frac = (box.x0 / tw, box.y0 / th, box.x1 / tw, box.y1 / th)
@@ -130,9 +130,13 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off)))
         local.append(extract_local_features(gray, cfg.local, within, only_within))
     hashes = global_hashes(grays, tones)
-    region_hashes = global_hashes(region_grays, tones)
+    # Without a region the region hashes are the frame's: hash only the frames that have one.
+    with_region = [i for i, f in enumerate(fractions) if f is not None]
+    region_hashes = global_hashes([region_grays[i] for i in with_region], [tones[i] for i in with_region])
     for c in HASH_COLUMNS:
-        hashes[f"region_{c}"] = region_hashes[c]
+        column = hashes[c].copy()
+        column[with_region] = region_hashes[c]
+        hashes[f"region_{c}"] = column
     return ImageFingerprints(hashes, fractions, local)
 
 

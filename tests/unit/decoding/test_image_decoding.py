@@ -94,3 +94,21 @@ def test_sniffing_trusts_content_over_names():
     assert infer_media_type("https://x.test/a/b.JPG?x=1") == "image"
     assert infer_media_type("https://x.test/clip.mp4") == "video"
     assert infer_media_type("https://x.test/noext") is None
+
+
+def test_fast_jpeg_path_agrees_with_the_pillow_path(photos, cfg):
+    # Bytes after the end marker send the same picture through Pillow instead of OpenCV.
+    data = _bytes(photos[3].resize((1000, 750)), "JPEG", quality=90)
+    fast = decode_image(data, cfg.image)
+    slow = decode_image(data + b"trailing", cfg.image)
+    assert fast.rgb.shape == slow.rgb.shape == (300, 400, 3)
+    assert (fast.width, fast.height) == (slow.width, slow.height) == (1000, 750)
+    assert np.abs(fast.rgb.astype(int) - slow.rgb.astype(int)).mean() < 3.0
+    # Channel order: the fast path must return RGB, not OpenCV's BGR.
+    assert np.allclose(fast.rgb.reshape(-1, 3).mean(0), slow.rgb.reshape(-1, 3).mean(0), atol=2.0)
+
+
+def test_grey_jpeg_decodes_to_three_equal_channels(photos, cfg):
+    out = decode_image(_bytes(photos[0].convert("L").resize((900, 600)), "JPEG"), cfg.image)
+    assert out.rgb.shape == (267, 400, 3)
+    assert (out.rgb[..., 0] == out.rgb[..., 1]).all() and (out.rgb[..., 1] == out.rgb[..., 2]).all()
