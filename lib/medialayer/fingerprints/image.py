@@ -59,7 +59,8 @@ def grayscale_thumbs(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def phash_from_thumbs(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, 32, 32) grey -> (phash, phash_mirror) as uint64 arrays."""
-    coeffs = np.einsum("ij,njk,lk->nil", _D, thumbs.astype(np.float64), _D, optimize=True)
+    # Two batched matmuls (D X D^T); einsum would plan its contraction afresh on every call.
+    coeffs = _D @ thumbs.astype(np.float64) @ _D.T
     low = coeffs[:, _ROWS, _COLS]                       # (n, 64)
     mirrored = low * _MIRROR_SIGN
     bits = low > np.median(low, axis=1, keepdims=True)
