@@ -165,6 +165,10 @@ class VideoConfig:
     max_trim_fraction: float
     min_frame_contrast: float
     centre_crop: float
+    keyframe_interval_s: float
+    keyframe_side: int
+    keyframe_keypoints: int
+    max_keyframes: int
 
     def validate(self, path: str) -> None:
         _positive(self.max_duration_s, f"{path}.max_duration_s")
@@ -175,6 +179,10 @@ class VideoConfig:
         _in_range(self.max_trim_fraction, 0, 0.45, f"{path}.max_trim_fraction")
         _non_negative(self.min_frame_contrast, f"{path}.min_frame_contrast")
         _in_range(self.centre_crop, 0.5, 0.95, f"{path}.centre_crop")
+        _positive(self.keyframe_interval_s, f"{path}.keyframe_interval_s")
+        _in_range(self.keyframe_side, 96, 1024, f"{path}.keyframe_side")
+        _non_negative(self.keyframe_keypoints, f"{path}.keyframe_keypoints")
+        _non_negative(self.max_keyframes, f"{path}.max_keyframes")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from .fetching import Fetcher
 from .fingerprints import image as image_fp
 from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION, pack_peaks, spectral_peaks
 from .fingerprints.bits import to_signed
-from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, frame_hashes, pack_frames
+from .fingerprints.video import (VIDEO_FINGERPRINT_VERSION, frame_hashes, keyframe_features, pack_frames,
+                                 pack_keyframes)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ FINGERPRINT_SCHEMA = pa.schema([
     ("frame_count", pa.int32()),             # video: sampled frames kept (near-blank ones dropped)
     ("frame_times", pa.binary()),            # video: float32 seconds per kept frame
     ("frame_hashes", pa.binary()),           # video: uint64 pHash, dHash, centre pHash, centre dHash per frame
+    ("kf_times", pa.binary()),               # video: float32 seconds per keyframe (its keypoints are in kp_*)
+    ("kf_counts", pa.binary()),              # video: uint16 keypoints per keyframe, in kp_* order
     ("peak_count", pa.int32()),              # audio (and videos' sound tracks): spectral peaks
     ("audio_peaks", pa.binary()),            # (uint32 hop, uint16 1/16-bin frequency) per peak
     ("fingerprint_version", pa.string()),
@@ -81,6 +84,7 @@ class AVPrint:
     frame_hashes: bytes | None
     peak_count: int | None
     audio_peaks: bytes | None
+    keyframes: dict | None = None    # video: pack_keyframes() columns (kf_* and the kp_* they reuse)
 
 
 @dataclass
@@ -122,12 +126,15 @@ def av_print(data: bytes, media_type: str, cfg: Config) -> AVPrint:
     from .decoding.av import decode_av
 
     decoded = decode_av(data, media_type, cfg.video, cfg.audio)
-    times = hashes = None
+    times = hashes = keyframes = None
     n_frames = None
     if decoded.frames is not None:
         fh = frame_hashes(decoded.frame_times, decoded.frames, cfg.video)
         times, hashes = pack_frames(fh)
         n_frames = int(fh.times.size)
+        if decoded.keyframes:
+            keyframes = pack_keyframes(keyframe_features(decoded.keyframe_times, decoded.keyframes, cfg.video,
+                                                         cfg.image.local))
         if n_frames == 0 and decoded.audio is None:
             raise MediaError("decode_error", "every sampled frame is blank and there is no sound track")
     peaks_blob, n_peaks = None, None
@@ -135,7 +142,7 @@ def av_print(data: bytes, media_type: str, cfg: Config) -> AVPrint:
         peaks = spectral_peaks(decoded.audio, cfg.audio)
         peaks_blob, n_peaks = pack_peaks(peaks), peaks.size
     return AVPrint(round(decoded.duration_s, 3), decoded.width, decoded.height, n_frames, times, hashes,
-                   n_peaks, peaks_blob)
+                   n_peaks, peaks_blob, keyframes)
 
 
 def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | None], cfg: Config,
@@ -168,6 +175,11 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
             extra[name][i] = v
     for i, frac in zip(ok, fps.region_fractions):
         extra["region"][i] = None if frac is None else list(frac)
+    extra["kf_times"], extra["kf_counts"] = [None] * n, [None] * n
+    for i, item in enumerate(loaded):
+        if item.av is not None and item.av.keyframes:
+            for name, value in item.av.keyframes.items():
+                extra[name][i] = value
 
     now = datetime.now(timezone.utc)
     columns = {

@@ -46,7 +46,7 @@ from .matching.image import score_global
 from .media import FINGERPRINT_SCHEMA
 from .search_keys import (EntryWriter, directory_path, in_memory_store, lookup, open_store,
                           pack_entries, row_bits, store_exists)
-from .tables import read_table, scan_table
+from .tables import read_table, scan_table, table_columns
 from .verification import GLOBAL_HASH_COLUMNS, SIDE_COLUMNS, global_prefilter, pair_batch, verify_batch
 
 log = logging.getLogger(__name__)
@@ -383,7 +383,8 @@ def _write_cache(root: Path, path: Path) -> None:
         lm = lm.filter(pa.array(first))
         listing = {f: lm.column(f).combine_chunks() for f in ("media_key", *LISTING_FIELDS)}
     lookup_index = pd.Index(listing["media_key"].to_numpy(zero_copy_only=False))
-    columns = list(dict.fromkeys([*INDEX_COLUMNS, "media_url", "status"]))
+    present = set(table_columns(root, "fingerprints"))
+    columns = [c for c in dict.fromkeys([*INDEX_COLUMNS, "media_url", "status"]) if c in present]
     tmp = path.with_suffix(".tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for batch in scan_table(root, "fingerprints", columns, batch_size=_BUILD_BATCH):
@@ -397,8 +398,10 @@ def _write_cache(root: Path, path: Path) -> None:
             arrays = {name: batch.column(name) for name in batch.schema.names if name != "status"}
             for f in LISTING_FIELDS:
                 arrays[f] = listing[f].take(at)
-            writer.write_batch(pa.RecordBatch.from_arrays([arrays[f.name].cast(f.type) for f in schema],
-                                                          schema=schema))
+            # Columns the warehouse's version predates are null (video keyframes, say).
+            writer.write_batch(pa.RecordBatch.from_arrays(
+                [arrays[f.name].cast(f.type) if f.name in arrays else pa.nulls(batch.num_rows, f.type)
+                 for f in schema], schema=schema))
     os.replace(tmp, path)
 
 

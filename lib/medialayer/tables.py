@@ -24,6 +24,12 @@ def scan_table(root: str | Path, name: str, columns: list[str] | None = None,
     yield from _dataset(root, name).to_batches(columns=columns, batch_size=batch_size)
 
 
+def table_columns(root: str | Path, name: str) -> list[str]:
+    """Column names of the current version of table `name` (a warehouse written by an older
+    version may lack columns added since)."""
+    return list(_dataset(root, name).schema.names)
+
+
 def read_table(root: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
     """The current version of table `name` of the warehouse at `root`, Parquet or Delta."""
     return pa.table(_dataset(root, name).to_table(columns=columns))

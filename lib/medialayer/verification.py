@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from .config import Config
 from .fingerprints import image as image_fp
 from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION
-from .fingerprints.video import VIDEO_FINGERPRINT_VERSION
+from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, unpack_keyframes
 from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK
 from .matching.av_envelope import AVSide, verify_av_pair
@@ -47,7 +47,8 @@ MATCH_SCHEMA = pa.schema([
 # Columns a verify batch must carry for each side (suffix _a / _b).
 SIDE_COLUMNS = ("media_key", "media_type", "content_sha256", "width", "height", *image_fp.HASH_COLUMNS,
                 *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN, "region", "kp_frame_w", "kp_frame_h",
-                "kp_xy", "kp_desc", "kp_desc_mirror", "duration_s", "frame_times", "frame_hashes", "audio_peaks")
+                "kp_xy", "kp_desc", "kp_desc_mirror", "duration_s", "frame_times", "frame_hashes", "audio_peaks",
+                "kf_times", "kf_counts")
 # The hashes the global score reads (verification's prefilter, and search's ranking of weak rows).
 GLOBAL_HASH_COLUMNS = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
 
@@ -148,22 +149,33 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
 
 _AV_COLUMNS = ("media_type", "duration_s", "content_sha256", "frame_times", "frame_hashes", "audio_peaks",
                "phash", "dhash", "phash_mirror", "dhash_mirror", "region_phash", "region_dhash")
+# Keypoints: an image's (for a frame grab) or a video's keyframes'.
+_AV_LOCAL_COLUMNS = ("kp_xy", "kp_desc", "kp_desc_mirror", "kp_frame_w", "kp_frame_h", "region", "kf_times",
+                     "kf_counts")
 
 
 def _av_rows(batch: pa.RecordBatch, idx: np.ndarray, cfg: Config, keep_below_record: bool) -> list[dict]:
     """Envelope rows of pairs with a video or audio side (one small numpy alignment per pair)."""
     take = pa.array(idx.astype(np.int64))
-    py = {f"{c}_{s}": batch.column(f"{c}_{s}").take(take).to_pylist() for c in _AV_COLUMNS for s in "ab"}
+    local = [c for c in _AV_LOCAL_COLUMNS if f"{c}_a" in batch.column_names]
+    py = {f"{c}_{s}": batch.column(f"{c}_{s}").take(take).to_pylist() for c in (*_AV_COLUMNS, *local) for s in "ab"}
     rows = []
     for k, i in enumerate(idx):
         sides = []
         for s in "ab":
-            image_hashes = None
-            if py[f"media_type_{s}"][k] == "image":
+            image_hashes = image_local = keyframes = None
+            mtype = py[f"media_type_{s}"][k]
+            if mtype == "image":
                 image_hashes = {c: py[f"{c}_{s}"][k] for c in _AV_COLUMNS[6:]}
-            sides.append(AVSide(py[f"media_type_{s}"][k], py[f"duration_s_{s}"][k] or 0.0,
+                if local:
+                    image_local = local_side(*(py[f"{c}_{s}"][k] for c in _LOCAL_COLUMNS))
+            elif mtype == "video" and "kf_times" in local and py[f"kf_times_{s}"][k]:
+                keyframes = unpack_keyframes(*(py[f"{c}_{s}"][k] for c in
+                                               ("kf_times", "kf_counts", "kp_xy", "kp_desc", "kp_frame_w",
+                                                "kp_frame_h")))
+            sides.append(AVSide(mtype, py[f"duration_s_{s}"][k] or 0.0,
                                 py[f"content_sha256_{s}"][k], py[f"frame_times_{s}"][k], py[f"frame_hashes_{s}"][k],
-                                py[f"audio_peaks_{s}"][k], image_hashes))
+                                py[f"audio_peaks_{s}"][k], image_hashes, image_local, keyframes))
         result = verify_av_pair(sides[0], sides[1], cfg)
         if not keep_below_record and result.similarity < cfg.matching.record_threshold:
             continue

@@ -109,3 +109,20 @@ def test_workers_starting_together_build_the_index_once(catalog, tmp_path):
     first, second = (o[0].split() for o in outs)
     assert first == second and int(first[0]) == len(catalog["originals"]) and int(first[1]) > 0
     assert not list((wh / ".search_index").glob("*.tmp"))
+
+
+def test_a_warehouse_written_before_a_column_existed_still_loads(catalog, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    wh = tmp_path / "warehouse"
+    shutil.copytree(catalog["warehouse"], wh, ignore=shutil.ignore_patterns(".search_index"))
+    part = wh / "fingerprints" / "part-0.parquet"
+    fps = pq.read_table(part)
+    pq.write_table(fps.drop_columns(["kf_times", "kf_counts"]), part)    # as video-v1 warehouses were
+    cfg = load_config()
+    index = SearchIndex.from_warehouse(wh, cfg)
+    assert index.size == len(catalog["originals"])
+    hits = index.search(_query(catalog["copies"][(2, "crop")], cfg), 3)
+    assert hits and hits[0].media_key == fps.column("media_key")[2].as_py()

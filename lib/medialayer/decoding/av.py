@@ -26,6 +26,8 @@ class DecodedAV:
     height: int | None = None
     frame_times: np.ndarray | None = None        # (n,) float64 seconds
     frames: list[np.ndarray] | None = None       # n grey uint8 frames, long side <= video.frame_side
+    keyframe_times: np.ndarray | None = None     # (k,) seconds: every video.keyframe_interval_s
+    keyframes: list[np.ndarray] | None = None    # k grey uint8 frames, long side <= video.keyframe_side
     audio: np.ndarray | None = None              # mono float32 at audio.sample_rate, or None (no track)
 
 
@@ -52,7 +54,8 @@ def decode_av(data: bytes, media_type: str, video_cfg: VideoConfig, audio_cfg: A
             out = DecodedAV(media_type, duration or 0.0)
             if media_type == "video":
                 out.width, out.height = int(vstream.codec_context.width or 0), int(vstream.codec_context.height or 0)
-                out.frame_times, out.frames = _sample_frames(container, vstream, video_cfg)
+                out.frame_times, out.frames, out.keyframe_times, out.keyframes = _sample_frames(
+                    container, vstream, video_cfg, duration)
                 if not out.frames:
                     raise MediaError("decode_error", "no decodable video frame")
                 container.seek(0)
@@ -78,14 +81,22 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def _sample_frames(container, stream, cfg: VideoConfig) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Frames at cfg.sample_fps (the first frame at or after each tick), grey, long side <= frame_side."""
+def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None = None
+                   ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray]]:
+    """Frames at cfg.sample_fps (the first frame at or after each tick), grey, long side <= frame_side;
+    and keyframes: one of those frames every keyframe_interval_s (spaced out so that a video of the
+    declared `duration` fits max_keyframes), grey, long side <= keyframe_side."""
     stream.thread_type = "AUTO"
     step = 1.0 / cfg.sample_fps
     times: list[float] = []
     frames: list[np.ndarray] = []
-    next_t = 0.0
-    size = None
+    key_times: list[float] = []
+    keys: list[np.ndarray] = []
+    key_step = cfg.keyframe_interval_s
+    if duration and cfg.max_keyframes > 0:
+        key_step = max(key_step, duration / cfg.max_keyframes)
+    next_t = next_key = 0.0
+    size = key_size = None
     for frame in container.decode(stream):
         t = frame.time if frame.time is not None else (len(times) * step)
         if t > cfg.max_duration_s:
@@ -93,16 +104,25 @@ def _sample_frames(container, stream, cfg: VideoConfig) -> tuple[np.ndarray, lis
         if t + 1e-6 < next_t:
             continue
         if size is None:
-            scale = cfg.frame_side / max(frame.width, frame.height, 1)
-            scale = min(1.0, scale)
-            size = (max(8, int(round(frame.width * scale))), max(8, int(round(frame.height * scale))))
+            size = _fit(frame.width, frame.height, cfg.frame_side)
+            key_size = _fit(frame.width, frame.height, cfg.keyframe_side)
         frames.append(frame.to_ndarray(format="gray", width=size[0], height=size[1]))
         times.append(float(t))
         next_t = max(next_t + step, t + step * 0.5)
+        if t + 1e-6 >= next_key and len(keys) < cfg.max_keyframes and cfg.keyframe_keypoints > 0:
+            keys.append(frame.to_ndarray(format="gray", width=key_size[0], height=key_size[1]))
+            key_times.append(float(t))
+            next_key = max(next_key + key_step, t + key_step * 0.5)
         if len(frames) >= cfg.max_frames:
             log.info("video sampling stopped at video.max_frames=%d (%.0f s)", cfg.max_frames, t)
             break
-    return np.asarray(times, dtype=np.float64), frames
+    return np.asarray(times, dtype=np.float64), frames, np.asarray(key_times, dtype=np.float64), keys
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    """(w, h) with the long side at most `side`, never upscaled, at least 8 pixels each."""
+    scale = min(1.0, side / max(width, height, 1))
+    return max(8, int(round(width * scale))), max(8, int(round(height * scale)))
 
 
 def _decode_audio(container, stream, cfg: AudioConfig, max_duration_s: float) -> np.ndarray | None:

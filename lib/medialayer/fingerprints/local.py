@@ -81,7 +81,8 @@ def spread_order(xy: np.ndarray, response: np.ndarray, w: int, h: int, keep: int
 
 
 def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
-                           within: tuple[int, int, int, int] | None = None, only_within: bool = True) -> LocalFeatures:
+                           within: tuple[int, int, int, int] | None = None, only_within: bool = True,
+                           mirrored: bool = True) -> LocalFeatures:
     """Keypoints of a grey working frame (see `working_gray`), from the box `within` (x0, y0, x1, y1:
     a photo block on a page) when one is given.
 
@@ -89,6 +90,9 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
     never become evidence. Otherwise (a blob that may be one detailed patch of a smooth photo, or a
     product on a plain background) the block's keypoints come first and the rest of the frame fills
     the budget they leave.
+
+    `mirrored=False` skips the mirrored descriptors (left empty): video keyframes, which are only
+    ever compared with images, and an image brings its own mirror.
     """
     h, w = gray.shape
     if min(h, w) < 2 * cfg.edge_px + 8:
@@ -109,6 +113,10 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
                 desc = more_desc if desc is None else np.concatenate([desc, more_desc])
     if not keypoints or desc is None:
         return empty_features(w, h)
+    if not mirrored:
+        return LocalFeatures(cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2),
+                             np.ascontiguousarray(desc, dtype=np.uint8), np.zeros((0, DESCRIPTOR_BYTES), np.uint8),
+                             w, h, np.array([k.angle for k in keypoints], dtype=np.float32))
     flipped = cv2.flip(gray, 1)
     mirrored_kps = [cv2.KeyPoint(w - 1 - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave)
                     for k in keypoints]

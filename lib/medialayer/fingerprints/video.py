@@ -16,10 +16,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import VideoConfig
-from .image import dhash_from_thumbs, grayscale_thumbs, phash_from_thumbs
+import dataclasses
 
-VIDEO_FINGERPRINT_VERSION = "video-v1"
+from ..config import LocalFeatureConfig, VideoConfig
+from .image import dhash_from_thumbs, grayscale_thumbs, phash_from_thumbs
+from .local import (DESCRIPTOR_BYTES, LocalFeatures, extract_local_features, pack_angles, pack_xy, unpack_angles,
+                    unpack_descriptors, unpack_xy)
+
+# v2: keyframe keypoints (frame grabs that were cropped or overlaid)
+VIDEO_FINGERPRINT_VERSION = "video-v2"
 
 
 @dataclass(frozen=True)
@@ -87,3 +92,66 @@ def unpack_frames(times: bytes | None, hashes: bytes | None) -> FrameHashes:
     h = np.frombuffer(hashes or b"", dtype="<u8").reshape(-1, 4)
     n = min(t.size, h.shape[0])
     return FrameHashes(t[:n], *(h[:n, k].astype(np.uint64) for k in range(4)))
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    """Keypoints of a video's keyframes, concatenated: keyframe k owns rows offsets[k]:offsets[k+1]."""
+    times: np.ndarray         # (k,) float32 seconds
+    counts: np.ndarray        # (k,) keypoints per keyframe
+    xy: np.ndarray            # (n, 2) float32 in the keyframe's working frame
+    descriptors: np.ndarray   # (n, 32) uint8
+    angles: np.ndarray        # (n,) float32 degrees
+    frame_w: int
+    frame_h: int
+
+    def features(self, k: int) -> LocalFeatures:
+        lo = int(self.counts[:k].sum())
+        hi = lo + int(self.counts[k])
+        return LocalFeatures(self.xy[lo:hi], self.descriptors[lo:hi], np.zeros((0, DESCRIPTOR_BYTES), np.uint8),
+                             self.frame_w, self.frame_h, self.angles[lo:hi])
+
+
+def keyframe_features(times: np.ndarray, frames: Sequence[np.ndarray], cfg: VideoConfig,
+                      local: LocalFeatureConfig) -> Keyframes:
+    """ORB keypoints (video.keyframe_keypoints, straight only) of the informative keyframes."""
+    kcfg = dataclasses.replace(local, max_keypoints=cfg.keyframe_keypoints)
+    kept_t, feats = [], []
+    w = h = 0
+    for t, frame in zip(times, frames):
+        h, w = frame.shape[:2]
+        if cfg.keyframe_keypoints <= 0 or float(frame.std()) < cfg.min_frame_contrast:
+            continue
+        f = extract_local_features(np.ascontiguousarray(frame), kcfg, mirrored=False)
+        if f.count:
+            kept_t.append(t)
+            feats.append(f)
+    if not feats:
+        return Keyframes(np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros((0, 2), np.float32),
+                         np.zeros((0, DESCRIPTOR_BYTES), np.uint8), np.zeros(0, np.float32), w, h)
+    return Keyframes(np.asarray(kept_t, dtype=np.float32), np.array([f.count for f in feats], dtype=np.int64),
+                     np.concatenate([f.xy for f in feats]), np.concatenate([f.descriptors for f in feats]),
+                     np.concatenate([f.angles for f in feats]), w, h)
+
+
+def pack_keyframes(kf: Keyframes) -> dict[str, bytes | int]:
+    """Fingerprint columns of the keyframes: times and counts of their own, and the keypoints in the
+    image keypoint columns (kp_xy, kp_desc, kp_angle; kp_frame_w/h is the keyframe size)."""
+    return {"kf_times": kf.times.astype("<f4").tobytes(), "kf_counts": kf.counts.astype("<u2").tobytes(),
+            "kp_xy": pack_xy(kf.xy), "kp_desc": kf.descriptors.tobytes(), "kp_angle": pack_angles(kf.angles),
+            "kp_count": int(kf.counts.sum()), "kp_frame_w": kf.frame_w, "kp_frame_h": kf.frame_h}
+
+
+def unpack_keyframes(times: bytes | None, counts: bytes | None, xy: bytes | None, desc: bytes | None,
+                     frame_w: int | None, frame_h: int | None, angles: bytes | None = None) -> Keyframes:
+    t = np.frombuffer(times or b"", dtype="<f4").astype(np.float32)
+    c = np.frombuffer(counts or b"", dtype="<u2").astype(np.int64)
+    p, d = unpack_xy(xy), unpack_descriptors(desc)
+    n = min(t.size, c.size)
+    t, c = t[:n], c[:n]
+    if int(c.sum()) != p.shape[0] or p.shape[0] != d.shape[0]:
+        t, c = t[:0], c[:0]                 # inconsistent blobs: no keyframes rather than misaligned ones
+    a = unpack_angles(angles)
+    if a.size != p.shape[0]:
+        a = np.zeros(p.shape[0], dtype=np.float32)
+    return Keyframes(t, c, p, d, a, int(frame_w or 0), int(frame_h or 0))

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import AudioConfig, AudioMatchConfig, VideoConfig, VideoMatchConfig
+from ..config import AudioConfig, AudioMatchConfig, LocalMatchConfig, VideoConfig, VideoMatchConfig
 from ..fingerprints.audio import Peaks, landmarks
-from ..fingerprints.video import FrameHashes
+from ..fingerprints.video import FrameHashes, Keyframes
+from .local import LocalEvidence, LocalSide, match_local
 from .timeline import Line, longest_run, vote_line
 
 
@@ -136,12 +137,17 @@ def _agreeing_run(agree: np.ndarray, inside: np.ndarray, max_bad: int) -> np.nda
     return out
 
 
-def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes,
-                     cfg: VideoMatchConfig) -> tuple[float, float, str] | None:
+def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMatchConfig,
+                     window: tuple[float, float] | None = None) -> tuple[float, float, str] | None:
     """(similarity, frame time, how) of the video frame closest to the image: straight, mirrored
     or the image's content region, against each frame whole or its centre (a cropped grab),
-    whichever is nearest. Scored on matching.video.frame_grab_calibration, stricter than the image
-    one: the nearest of hundreds of frames is closer than any one pair by chance."""
+    whichever is nearest; among the frames within `window` (seconds) when given. Scored on
+    matching.video.frame_grab_calibration, stricter than the image one: the nearest of hundreds of
+    frames is closer than any one pair by chance."""
+    if window is not None:
+        inside = (r.times >= window[0] - 1e-3) & (r.times <= window[1] + 1e-3)
+        r = FrameHashes(r.times[inside], r.phash[inside], r.dhash[inside], r.centre_phash[inside],
+                        r.centre_dhash[inside])
     if r.times.size == 0:
         return None
     best = None
@@ -159,6 +165,25 @@ def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes,
     if best is None:
         return None
     return piecewise(best[0] / 64.0, cfg.frame_grab_calibration), best[1], best[2]
+
+
+def match_keyframes(image: LocalSide, keyframes: Keyframes,
+                    cfg: LocalMatchConfig) -> list[tuple[LocalEvidence, float, float]]:
+    """(evidence, time, spacing) of every keyframe whose keypoints fit the image's, straight or
+    mirrored, with every guard of image keypoint matching; best fit first. `spacing` is the larger
+    gap to a neighbouring keyframe: the grabbed frame lies within it."""
+    t = keyframes.times
+    found = []
+    for k in range(t.size):
+        f = keyframes.features(k)
+        ev = match_local(LocalSide(f.xy, f.descriptors, f.mirrored, f.frame_w, f.frame_h), image, cfg)
+        if ev.found:
+            gaps = ([float(t[k] - t[k - 1])] if k > 0 else []) + ([float(t[k + 1] - t[k])] if k + 1 < t.size else [])
+            found.append((ev, float(t[k]), max(gaps) if gaps else 0.0))
+    # Most inliers first: calibrated similarity saturates, and the keyframe nearest the grabbed
+    # frame (same zoom, same pan) keeps the most keypoints in place.
+    found.sort(key=lambda x: (-x[0].inliers, -x[0].similarity))
+    return found
 
 
 def match_audio(q: Peaks, r: Peaks, cfg: AudioMatchConfig, acfg: AudioConfig) -> Alignment | None:

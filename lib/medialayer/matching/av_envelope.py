@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from ..config import Config
 from ..envelope import MatchResult, Segment, confidence_for
 from ..fingerprints.audio import unpack_peaks
-from ..fingerprints.video import unpack_frames
-from .av import Alignment, match_audio, match_frame_grab, match_video, snap_to_edges
+from ..fingerprints.video import Keyframes, unpack_frames
+from .av import Alignment, match_audio, match_frame_grab, match_keyframes, match_video, snap_to_edges
+from .local import LocalSide
 
 _FULL_COVERAGE = 0.85     # a segment covering this share of both files is the whole file
 
@@ -27,6 +28,8 @@ class AVSide:
     frame_hashes: bytes | None
     audio_peaks: bytes | None
     image_hashes: dict | None = None     # image sides: phash, dhash, mirrored and region hashes
+    image_local: LocalSide | None = None  # image sides: keypoints
+    keyframes: Keyframes | None = None   # video sides: keyframe keypoints
 
 
 def verify_av_pair(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
@@ -105,7 +108,20 @@ def _frame_grab(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
     if video.media_type != "video" or not image.image_hashes:
         return MatchResult(False, "none", 0.0, "no_match", video.media_type,
                            "An image and a sound cannot be compared")
-    hit = match_frame_grab(image.image_hashes, unpack_frames(video.frame_times, video.frame_hashes), m.video)
+    frames = unpack_frames(video.frame_times, video.frame_hashes)
+    hit = match_frame_grab(image.image_hashes, frames, m.video)
+    if image.image_local is not None and video.keyframes is not None and video.keyframes.times.size:
+        keyed = match_keyframes(image.image_local, video.keyframes, m.image.local)
+        if keyed:
+            # Keypoints say which stretch holds the picture (the hashes of a cropped grab can prefer
+            # a look-alike elsewhere); the frame hashes within it give the time. A picture shown
+            # twice is reported where its keyframe fits best.
+            ev, t_key, spacing = keyed[0]
+            near = match_frame_grab(image.image_hashes, frames, m.video, window=(t_key - spacing, t_key + spacing))
+            near_sim, t = (near[0], near[1]) if near is not None else (0.0, t_key)
+            # ... unless the hashes find a near-identical frame elsewhere: an uncropped grab.
+            if hit is None or hit[0] < m.confidence.high or hit[0] <= near_sim:
+                hit = (max(ev.similarity, near_sim), t, _keyframe_how(ev))
     if hit is None:
         return MatchResult(False, "none", 0.0, "no_match", "video", "The video has no informative frame")
     sim, t, how = hit
@@ -117,3 +133,13 @@ def _frame_grab(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
     confidence = confidence_for(sim, m.match_threshold, m.confidence)
     return MatchResult(True, confidence, sim, "frame_grab", "video",
                        f"The {how}image is a frame taken from the video at {t:.1f} s", [seg])
+
+
+def _keyframe_how(ev) -> str:
+    """How the image differs from its keyframe, in the words of the frame-grab reason."""
+    words = []
+    if ev.mirrored:
+        words.append("mirrored")
+    if min(ev.shared_a, 1.0) < 0.9:
+        words.append(f"cropped (about {ev.shared_a:.0%} of the frame)")
+    return (" and ".join(words) + " ") if words else ""

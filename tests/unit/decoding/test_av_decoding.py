@@ -9,6 +9,7 @@ import pytest
 from medialayer.decoding.av import decode_av
 from medialayer.errors import MediaError
 from medialayer.fetching import Fetcher
+from medialayer.fingerprints.video import unpack_keyframes
 from medialayer.media import fingerprint_table
 from medialayer.synth import av as synth_av
 
@@ -22,6 +23,16 @@ def test_video_frames_are_sampled_small_with_the_sound_track(av_clips, cfg):
     assert np.allclose(np.diff(d.frame_times), step, atol=0.11)
     assert max(d.frames[0].shape) <= cfg.video.frame_side and d.frames[0].dtype == np.uint8
     assert d.audio is not None and abs(d.audio.size / cfg.audio.sample_rate - 40.0) < 0.5
+    # Keyframes: one sampled frame every keyframe_interval_s, kept larger for keypoints.
+    assert abs(len(d.keyframes) - 40.0 / cfg.video.keyframe_interval_s) <= 1
+    assert np.allclose(np.diff(d.keyframe_times), cfg.video.keyframe_interval_s, atol=0.3)
+    assert max(d.keyframes[0].shape) == min(cfg.video.keyframe_side, 320)
+
+
+def test_keyframes_are_spaced_out_to_fit_their_cap(av_clips, cfg):
+    capped = cfg.with_overrides({"video": {"max_keyframes": 5}})
+    d = decode_av(av_clips["demo"]["path"].read_bytes(), "video", capped.video, capped.audio)
+    assert len(d.keyframes) == 5 and d.keyframe_times[-1] > 30.0       # spread over the whole clip
 
 
 def test_limits_and_broken_files_raise_coded_errors(av_clips, cfg, tmp_path):
@@ -57,6 +68,11 @@ def test_fingerprint_rows_for_video_audio_and_bad_files(av_clips, cfg, tmp_path)
     assert video["status"] == "ok" and video["media_type"] == "video" and video["frame_count"] > 100
     assert video["peak_count"] > 200 and video["fingerprint_version"].startswith("video-")
     assert video["phash"] is None                          # image hashes stay null on video rows
+    kf = unpack_keyframes(video["kf_times"], video["kf_counts"], video["kp_xy"], video["kp_desc"],
+                          video["kp_frame_w"], video["kp_frame_h"], video["kp_angle"])
+    assert kf.times.size >= 15 and kf.counts.max() <= cfg.video.keyframe_keypoints
+    assert kf.xy.shape[0] == kf.descriptors.shape[0] == video["kp_count"] == int(kf.counts.sum())
+    assert kf.features(3).count == kf.counts[3] and video["kp_desc_mirror"] is None
     assert sound["status"] == "ok" and sound["media_type"] == "audio" and sound["frame_count"] is None
     assert abs(sound["duration_s"] - 10.0) < 0.5 and sound["peak_count"] > 50
     assert zero["status"] == "error" and zero["error_code"] == "decode_error"

@@ -125,3 +125,21 @@ def test_whole_reencoded_video_is_a_near_duplicate_and_identical_files_are_exact
     assert same.match_type == "exact" and same.similarity == 1.0
     different = match(str(clip["path"]), str(av_clips["other"]["path"]), cfg=cfg)
     assert not different.match_found and different.match_type == "no_match"
+
+
+def test_off_centre_crop_of_a_grabbed_frame_is_found_by_keyframe_keypoints(av_clips, cfg, tmp_path):
+    # A seller keeps the left three quarters and the top four fifths of a frame and posts it at
+    # another size: the frame hashes (whole and centre) no longer agree, the keypoints do.
+    t = 27.4
+    frame = av_clips["demo"]["frames"][int(t * av_clips["fps"])]
+    h, w = frame.shape[:2]
+    part = np.ascontiguousarray(frame[: int(h * 0.8), : int(w * 0.75)])
+    hero = tmp_path / "offcentre.jpg"
+    cv2.imwrite(str(hero), cv2.cvtColor(cv2.resize(part, (600, 480), interpolation=cv2.INTER_CUBIC),
+                                        cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    result = match(str(hero), str(av_clips["demo"]["path"]), cfg=cfg)
+    assert result.match_found and result.match_type == "frame_grab", result
+    # Within one keyframe interval of the grab (each photo is shown for 5 s with a slow zoom).
+    assert abs(result.matched_segments[0].reference_start - t) <= cfg.video.keyframe_interval_s, result
+    assert "cropped" in result.reason
+    assert not match(str(hero), str(av_clips["other"]["path"]), cfg=cfg).match_found
