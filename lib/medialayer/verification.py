@@ -167,7 +167,7 @@ def _av_rows(batch: pa.RecordBatch, idx: np.ndarray, cfg: Config, keep_below_rec
             mtype = py[f"media_type_{s}"][k]
             if mtype == "image":
                 image_hashes = {c: py[f"{c}_{s}"][k] for c in _AV_COLUMNS[6:]}
-                if local:
+                if set(_LOCAL_COLUMNS) <= set(local):
                     image_local = local_side(*(py[f"{c}_{s}"][k] for c in _LOCAL_COLUMNS))
             elif mtype == "video" and "kf_times" in local and py[f"kf_times_{s}"][k]:
                 keyframes = unpack_keyframes(*(py[f"{c}_{s}"][k] for c in

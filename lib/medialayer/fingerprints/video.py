@@ -11,12 +11,11 @@ match every other video's fades.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-
-import dataclasses
 
 from ..config import LocalFeatureConfig, VideoConfig
 from .image import dhash_from_thumbs, grayscale_thumbs, phash_from_thumbs
@@ -96,7 +95,8 @@ def unpack_frames(times: bytes | None, hashes: bytes | None) -> FrameHashes:
 
 @dataclass(frozen=True)
 class Keyframes:
-    """Keypoints of a video's keyframes, concatenated: keyframe k owns rows offsets[k]:offsets[k+1]."""
+    """Keypoints of a video's keyframes, concatenated in keyframe order: keyframe k owns the
+    `counts[k]` rows after those of the keyframes before it."""
     times: np.ndarray         # (k,) float32 seconds
     counts: np.ndarray        # (k,) keypoints per keyframe
     xy: np.ndarray            # (n, 2) float32 in the keyframe's working frame

@@ -14,7 +14,7 @@ from ..envelope import MatchResult, Segment, confidence_for
 from ..fingerprints.audio import unpack_peaks
 from ..fingerprints.video import Keyframes, unpack_frames
 from .av import Alignment, match_audio, match_frame_grab, match_keyframes, match_video, snap_to_edges
-from .local import LocalSide
+from .local import LocalEvidence, LocalSide
 
 _FULL_COVERAGE = 0.85     # a segment covering this share of both files is the whole file
 
@@ -135,7 +135,7 @@ def _frame_grab(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
                        f"The {how}image is a frame taken from the video at {t:.1f} s", [seg])
 
 
-def _keyframe_how(ev) -> str:
+def _keyframe_how(ev: LocalEvidence) -> str:
     """How the image differs from its keyframe, in the words of the frame-grab reason."""
     words = []
     if ev.mirrored:
