@@ -40,7 +40,7 @@ class MatchResult:
             raise ValueError(f"similarity {self.similarity} outside [0, 1]")
 
     def to_dict(self) -> dict:
-        # Spelled out rather than dataclasses.asdict, whose deep copies cost the batch verifier 4%.
+        # Spelled out: dataclasses.asdict deep-copies every field, which showed in the verifier's profile.
         d = {"match_found": self.match_found, "confidence": self.confidence,
              "similarity": round(float(self.similarity), 4), "match_type": self.match_type,
              "media_type": self.media_type, "reason": self.reason,
