@@ -64,6 +64,17 @@ LANDMARK_FLAG = np.int64(1) << np.int64(60)  # audio landmark keys
 # Key kinds, each with its own evidence rule (distinct shared keys a pair needs) and bucket cap.
 KIND_BAND, KIND_WORD, KIND_FRAME, KIND_LANDMARK = 0, 1, 2, 3
 
+# A video's keyframe words belong to one row per keyframe, a pseudo row (negative: -1 - row *
+# KEYFRAME_ROWS - k), so that a pair needs min_shared words with one keyframe. All of a video's
+# thousands of words together meet unrelated images by chance.
+KEYFRAME_ROWS = 4096
+
+
+def real_rows(rows: np.ndarray) -> np.ndarray:
+    """Batch rows of (possibly pseudo) key rows: a keyframe's pseudo row -> its video's row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return np.where(rows < 0, (-rows - 1) // KEYFRAME_ROWS, rows)
+
 
 def kind_rules(cfg: "CandidatesConfig") -> dict[int, tuple[int, int]]:
     """{kind: (min distinct shared keys for a candidate, max bucket size)}."""
@@ -262,7 +273,7 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
     oversized = int(df.loc[too_big, "key"].nunique())
     index = df[~too_big]
     if query_rows is not None:
-        q = q[q["row"].isin(query_rows)]
+        q = q[np.isin(real_rows(q["row"].to_numpy()), query_rows)]
     joined = q[["key", "row", "kind"]].merge(index[["key", "row"]], on="key", suffixes=("_q", "_r"))
     joined = joined[joined["row_q"] != joined["row_r"]]
     a = np.minimum(joined["row_q"].to_numpy(), joined["row_r"].to_numpy())
@@ -271,11 +282,54 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
     hits = hits.drop_duplicates(["a", "b", "key"])
     counts = hits.groupby(["a", "b", "kind"]).size().rename("n").reset_index()
     counts = counts[counts["n"] >= counts["kind"].map({k: m for k, (m, _) in rules.items()})]
-    pairs = counts[["a", "b"]].drop_duplicates()
+    # Keyframe pseudo rows name their video; a video meets its own keyframes never, others once.
+    ra, rb = real_rows(counts["a"].to_numpy()), real_rows(counts["b"].to_numpy())
+    pairs = pd.DataFrame({"a": np.minimum(ra, rb), "b": np.maximum(ra, rb)})
+    pairs = pairs[pairs["a"] != pairs["b"]].drop_duplicates()
     return pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64), oversized
 
 
 # --- video and audio keys -------------------------------------------------------------------------
+
+def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
+    """Keypoint words of videos' keyframes, on pseudo rows (see KEYFRAME_ROWS), so that a grabbed
+    frame cropped past what frame hashes forgive still meets its video. Each distinct word of a video
+    is kept by its first keyframe only: a bucket counts a video once. Stored and asked in the exact
+    orientation bin (the image side also probes the neighbouring bin)."""
+    import pyarrow.compute as pc
+    from .fingerprints.local import descriptor_words, word_tables
+    from .fingerprints.video import unpack_keyframes
+
+    lw = cfg.local
+    if "kf_counts" not in batch.column_names or lw.keypoints <= 0:
+        return _empty_keys()
+    ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
+                            pc.equal(batch.column("media_type"), "video")).fill_null(False))
+    cols = {c: batch.column(c).to_pylist() for c in ("kf_times", "kf_counts", "kp_xy", "kp_desc", "kp_angle")}
+    tables = word_tables(lw.tables, lw.bits, lw.seed)
+    rows, keys = [], []
+    for i in np.flatnonzero(ok):
+        if not cols["kf_counts"][i]:
+            continue
+        kf = unpack_keyframes(cols["kf_times"][i], cols["kf_counts"][i], cols["kp_xy"][i], cols["kp_desc"][i],
+                              0, 0, cols["kp_angle"][i])
+        if kf.descriptors.shape[0] == 0:
+            continue
+        words = descriptor_words(kf.descriptors, tables)
+        if lw.angle_bins > 0:
+            exact, _ = angle_bins(kf.angles, lw.angle_bins)
+            words = words | (exact[:, None] << _ANGLE_SHIFT)
+        k = np.repeat(np.repeat(np.arange(kf.counts.size), kf.counts), lw.tables)
+        flat = words.ravel() | WORD_FLAG
+        _, first = np.unique(flat, return_index=True)          # a word's first keyframe keeps it
+        rows.append(-1 - (int(i) * KEYFRAME_ROWS + k[first]))
+        keys.append(flat[first])
+    if not rows:
+        return _empty_keys()
+    r, kk = np.concatenate(rows).astype(np.int64), np.concatenate(keys).astype(np.int64)
+    ones = np.ones(r.size, dtype=bool)
+    return ImageKeys(r, kk, ones, ones.copy(), ones.copy(), np.full(r.size, KIND_WORD, dtype=np.int8))
+
 
 def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config", image_frames: bool = True) -> ImageKeys:
     """Every join key of every ok row of a fingerprint batch: image bands and words, frame bands
@@ -284,7 +338,7 @@ def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config", image_frames: 
     `image_frames=False` leaves out images' frame keys (about a quarter of an image's keys), which
     only a video can use: for a catalog without videos."""
     parts = [image_keys(batch, cfg.candidates), frame_keys(batch, cfg.candidates, image_frames),
-             landmark_keys(batch, cfg)]
+             landmark_keys(batch, cfg), keyframe_word_keys(batch, cfg.candidates)]
     return ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                        ("row", "key", "query", "word", "indexed", "kind")))
 

@@ -182,7 +182,7 @@ class VideoConfig:
         _positive(self.keyframe_interval_s, f"{path}.keyframe_interval_s")
         _in_range(self.keyframe_side, 96, 1024, f"{path}.keyframe_side")
         _non_negative(self.keyframe_keypoints, f"{path}.keyframe_keypoints")
-        _non_negative(self.max_keyframes, f"{path}.max_keyframes")
+        _in_range(self.max_keyframes, 0, 4096, f"{path}.max_keyframes")   # candidates.KEYFRAME_ROWS
 
 
 @dataclass(frozen=True)

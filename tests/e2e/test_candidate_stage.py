@@ -54,3 +54,24 @@ def test_spark_candidates_equal_the_in_memory_join(spark, spark_cfg, photos, tmp
     want_new, _ = in_memory(new_rows)
     got_new, _ = _spark_pairs(spark, fps, cfg, new_keys)
     assert got_new == want_new and 0 < len(want_new) < len(want)
+
+
+def test_spark_keyframe_words_name_their_video_like_the_in_memory_join(spark, spark_cfg, av_clips, tmp_path):
+    import cv2
+
+    frame = av_clips["demo"]["frames"][274]
+    h, w = frame.shape[:2]
+    grab = tmp_path / "grab.jpg"                    # cropped past what frame hashes forgive
+    cv2.imwrite(str(grab), cv2.cvtColor(cv2.resize(np.ascontiguousarray(frame[: int(h * 0.8), : int(w * 0.75)]),
+                                                   (600, 480)), cv2.COLOR_RGB2BGR))
+    urls = [str(av_clips["demo"]["path"]), str(av_clips["other"]["path"]), str(grab)]
+    table = fingerprint_table(urls, [None] * len(urls), spark_cfg, Fetcher(spark_cfg.fetch, trusted_local=True))
+    pq.write_table(table, tmp_path / "fps.parquet")
+    fps = spark.read.parquet(str(tmp_path / "fps.parquet"))
+    names = table.column("media_key").to_pylist()
+    a, b, _ = candidate_pairs_in_memory(media_keys(table, spark_cfg), spark_cfg.candidates)
+    want = {tuple(sorted((names[i], names[j]))) for i, j in zip(a.tolist(), b.tolist())}
+    got, _ = _spark_pairs(spark, fps, spark_cfg)
+    assert got == want
+    assert tuple(sorted((names[0], names[2]))) in got                  # the grab meets its video ...
+    assert all(names[0] != k or names[0] != j for k, j in got)         # ... and no video meets itself

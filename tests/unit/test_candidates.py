@@ -177,3 +177,31 @@ def test_distinct_keys_count_a_media_once_per_key_and_merge_its_flags():
     got = {(int(r), int(k)): (bool(a), bool(b)) for r, k, a, b in zip(row, key, q, ix)}
     assert got == {(0, 5): (True, True), (0, 9): (False, True), (1, 5): (False, True)}
     assert kind.shape == row.shape
+
+
+def test_a_cropped_frame_grab_meets_its_video_through_keyframe_words(av_clips, cfg, tmp_path):
+    """Keyframe words count per keyframe (pseudo rows): the grab meets its own video, and a video's
+    thousands of words together do not meet an unrelated one by chance."""
+    import cv2
+
+    from medialayer.candidates import KIND_WORD, ImageKeys, candidate_pairs_in_memory, media_keys, real_rows
+    from medialayer.fetching import Fetcher
+    from medialayer.media import fingerprint_table
+
+    frame = av_clips["demo"]["frames"][274]
+    h, w = frame.shape[:2]
+    grab = tmp_path / "grab.jpg"                    # the left 3/4 and top 4/5 of a frame, resized
+    cv2.imwrite(str(grab), cv2.cvtColor(cv2.resize(np.ascontiguousarray(frame[: int(h * 0.8), : int(w * 0.75)]),
+                                                   (600, 480)), cv2.COLOR_RGB2BGR))
+    urls = [str(av_clips["demo"]["path"]), str(av_clips["other"]["path"]), str(grab)]
+    table = fingerprint_table(urls, [None] * len(urls), cfg, Fetcher(cfg.fetch, trusted_local=True))
+    keys = media_keys(table, cfg)
+    words = keys.kind == KIND_WORD
+    video_words = words & (keys.row < 0)
+    assert set(real_rows(keys.row[video_words]).tolist()) == {0, 1}
+    for video in (0, 1):                            # each distinct word once per video (buckets count media)
+        mine = keys.key[video_words & (real_rows(keys.row) == video)]
+        assert mine.size > 500 and np.unique(mine).size == mine.size
+    only_words = ImageKeys(*(getattr(keys, f)[words] for f in ("row", "key", "query", "word", "indexed", "kind")))
+    a, b, _ = candidate_pairs_in_memory(only_words, cfg.candidates, query_rows=np.array([2]))
+    assert set(zip(a.tolist(), b.tolist())) == {(0, 2)}

@@ -23,20 +23,34 @@ from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..candidates import KIND_WORD, distinct_keys, kind_rules, media_keys
+from ..candidates import KIND_WORD, distinct_keys, kind_rules, media_keys, real_rows
 from ..config import Config
 
 log = logging.getLogger(__name__)
 
 KEY_SCHEMA = "media_id long, join_key long, query boolean, indexed boolean, kind tinyint"
 _KEY_INPUT = ("status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
-              "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks")
+              "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks",
+              "kf_times", "kf_counts", "kp_xy")
 
 
 def media_id(key: "str | F.Column" = "media_key") -> F.Column:
     """The int64 stand-in for media_key in the key table: a long is a quarter of a 32-character key
     to move, hash and compare. Collisions are checked (`media_ids`), not assumed away."""
     return F.xxhash64(key)
+
+
+KIND_ALIAS = 9          # key-table rows mapping a keyframe's id (media_id) to its video's (join_key)
+
+
+def keyframe_ids(video_ids: np.ndarray, pseudo_rows: np.ndarray) -> np.ndarray:
+    """A 64-bit id per (video, keyframe): SplitMix64 of the video's id mixed with the pseudo row."""
+    with np.errstate(over="ignore"):
+        z = (np.asarray(video_ids, dtype=np.int64).view(np.uint64)
+             ^ (np.asarray(pseudo_rows, dtype=np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return (z ^ (z >> np.uint64(31))).view(np.int64)
 
 
 def media_ids(fingerprints: DataFrame) -> DataFrame:
@@ -73,14 +87,27 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
         for batch in batches:
             row, key, query, indexed, kind = distinct_keys(media_keys(batch, cfg, image_frames))
             is_new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
-            query = query & is_new[row]
+            query = query & is_new[real_rows(row)]
             keep = query | indexed                    # an old media's probe keys ask nothing
             row, key, query, indexed, kind = row[keep], key[keep], query[keep], indexed[keep], kind[keep]
             if counter is not None:
                 counter.add(int(row.size))
-            owner = batch.column("media_id").take(pa.array(row))
+            ids = np.asarray(batch.column("media_id").to_numpy(zero_copy_only=False), dtype=np.int64)
+            owner = ids[real_rows(row)]
+            pseudo = row < 0
+            if pseudo.any():
+                # A keyframe's words go under an id of its own, and one alias row per keyframe says
+                # whose it is (kind KIND_ALIAS; neither asked nor offered, so joins never see it).
+                owner[pseudo] = keyframe_ids(owner[pseudo], row[pseudo])
+                alias_row = np.unique(row[pseudo])
+                real = ids[real_rows(alias_row)]
+                owner = np.concatenate([owner, keyframe_ids(real, alias_row)])
+                key = np.concatenate([key, real])
+                no = np.zeros(alias_row.size, dtype=bool)
+                query, indexed = np.concatenate([query, no]), np.concatenate([indexed, no])
+                kind = np.concatenate([kind, np.full(alias_row.size, KIND_ALIAS, dtype=np.int8)])
             yield pa.RecordBatch.from_arrays(
-                [owner, pa.array(key), pa.array(query), pa.array(indexed), pa.array(kind, type=pa.int8())],
+                [pa.array(owner), pa.array(key), pa.array(query), pa.array(indexed), pa.array(kind, type=pa.int8())],
                 names=["media_id", "join_key", "query", "indexed", "kind"])
 
     return ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
@@ -115,13 +142,21 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
     enough = F.lit(False)
     for kind, (needed, _) in rules.items():
         enough = enough | (F.col(f"k{kind}") >= needed)
+    # Keyframe ids name their video (alias rows); a video never pairs with itself.
+    alias = keys.where(F.col("kind") == KIND_ALIAS).select(F.col("media_id").alias("pid"), F.col("join_key").alias("vid"))
+    found = counted.where(enough)
+    for side in ("id_x", "id_y"):
+        found = (found.join(alias, F.col(side) == F.col("pid"), "left")
+                 .withColumn(side, F.coalesce("vid", side)).drop("pid", "vid"))
+    found = found.where(F.col("id_x") != F.col("id_y"))
     x = ids.select(F.col("media_id").alias("id_x"), F.col("media_key").alias("key_x"))
     y = ids.select(F.col("media_id").alias("id_y"), F.col("media_key").alias("key_y"))
-    named = counted.where(enough).join(x, "id_x").join(y, "id_y")
+    named = found.join(x, "id_x").join(y, "id_y")
     # Shared keypoint words travel with the pair: verification sends only pairs with some to
-    # keypoint matching (matching.image.local_min_words).
-    pairs = named.select(F.least("key_x", "key_y").alias("media_key_a"), F.greatest("key_x", "key_y").alias("media_key_b"),
-                         F.col(f"k{KIND_WORD}").alias("shared_words"))
+    # keypoint matching (matching.image.local_min_words). A pair met through several keyframes
+    # keeps its best count.
+    pairs = (named.groupBy(F.least("key_x", "key_y").alias("media_key_a"), F.greatest("key_x", "key_y").alias("media_key_b"))
+             .agg(F.max(f"k{KIND_WORD}").alias("shared_words")))
     return pairs, oversized, keys
 
 
