@@ -142,21 +142,26 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
     enough = F.lit(False)
     for kind, (needed, _) in rules.items():
         enough = enough | (F.col(f"k{kind}") >= needed)
-    # Keyframe ids name their video (alias rows); a video never pairs with itself.
-    alias = keys.where(F.col("kind") == KIND_ALIAS).select(F.col("media_id").alias("pid"), F.col("join_key").alias("vid"))
     found = counted.where(enough)
-    for side in ("id_x", "id_y"):
-        found = (found.join(alias, F.col(side) == F.col("pid"), "left")
-                 .withColumn(side, F.coalesce("vid", side)).drop("pid", "vid"))
-    found = found.where(F.col("id_x") != F.col("id_y"))
+    # Keyframe ids name their video (alias rows); a video never pairs with itself. A run without
+    # videos has no alias rows and skips the two joins (one cheap scan of the cached keys says so).
+    alias = keys.where(F.col("kind") == KIND_ALIAS).select(F.col("media_id").alias("pid"), F.col("join_key").alias("vid"))
+    keyframes = bool(alias.limit(1).count())
+    if keyframes:
+        for side in ("id_x", "id_y"):
+            found = (found.join(alias, F.col(side) == F.col("pid"), "left")
+                     .withColumn(side, F.coalesce("vid", side)).drop("pid", "vid"))
+        found = found.where(F.col("id_x") != F.col("id_y"))
     x = ids.select(F.col("media_id").alias("id_x"), F.col("media_key").alias("key_x"))
     y = ids.select(F.col("media_id").alias("id_y"), F.col("media_key").alias("key_y"))
     named = found.join(x, "id_x").join(y, "id_y")
     # Shared keypoint words travel with the pair: verification sends only pairs with some to
-    # keypoint matching (matching.image.local_min_words). A pair met through several keyframes
-    # keeps its best count.
-    pairs = (named.groupBy(F.least("key_x", "key_y").alias("media_key_a"), F.greatest("key_x", "key_y").alias("media_key_b"))
-             .agg(F.max(f"k{KIND_WORD}").alias("shared_words")))
+    # keypoint matching (matching.image.local_min_words).
+    pair = (F.least("key_x", "key_y").alias("media_key_a"), F.greatest("key_x", "key_y").alias("media_key_b"))
+    if keyframes:      # a pair met through several keyframes keeps its best count
+        pairs = named.groupBy(*pair).agg(F.max(f"k{KIND_WORD}").alias("shared_words"))
+    else:
+        pairs = named.select(*pair, F.col(f"k{KIND_WORD}").alias("shared_words"))
     return pairs, oversized, keys
 
 
