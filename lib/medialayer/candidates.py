@@ -111,8 +111,7 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
     """
     import pyarrow.compute as pc
     from .fingerprints.bits import to_unsigned
-    from .fingerprints.local import (DESCRIPTOR_BYTES, descriptor_words, unpack_angles, unpack_descriptors,
-                                     word_tables)
+    from .fingerprints.local import DESCRIPTOR_BYTES, unpack_angles, unpack_descriptors
 
     ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
                             pc.equal(batch.column("media_type"), "image")).fill_null(False))
@@ -142,7 +141,6 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
     lw = cfg.local
     ok_rows = np.flatnonzero(ok)
     if lw.keypoints > 0 and ok_rows.size:
-        tables = word_tables(lw.tables, lw.bits, lw.seed)
         angle_blobs = batch.column("kp_angle").to_pylist() if "kp_angle" in batch.column_names else None
         for column, straight in (("kp_desc", True), ("kp_desc_mirror", False)):
             # The whole batch at once: every row's strongest keypoints, concatenated.
@@ -152,27 +150,19 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
             owner = np.repeat(ok_rows, [len((blobs[i] or b"")[:limit]) // DESCRIPTOR_BYTES for i in ok_rows])
             if desc.shape[0] == 0:
                 continue
-            words = descriptor_words(desc, tables)                                # (n, tables)
             angles = None
             if lw.angle_bins > 0 and angle_blobs is not None:
                 angles = unpack_angles(b"".join((angle_blobs[i] or b"")[: lw.keypoints] for i in ok_rows))
-            if angles is not None and angles.shape[0] == desc.shape[0]:
                 if not straight:
                     angles = (180.0 - angles) % 360.0
-                exact, probe = angle_bins(angles, lw.angle_bins)
-                # The index stores each word in its orientation bin; the query also probes the
-                # nearest neighbouring bin, so orientation noise at a bin edge costs nothing.
-                r, k = _unique_pairs(np.repeat(owner, lw.tables),
-                                     (words | (exact[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
-                emit(r, k, straight, True, True)
-                if straight or mirrored_probes:
-                    pr, pk = _unique_pairs(np.repeat(owner, lw.tables),
-                                           (words | (probe[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
-                    pr, pk = _minus_pairs(pr, pk, r, k)
-                    emit(pr, pk, True, False, True)
-            else:
-                r, k = _unique_pairs(np.repeat(owner, lw.tables), words.ravel() | WORD_FLAG)
-                emit(r, k, straight, True, True)
+            exact, probe = binned_words(desc, angles, lw)
+            # The index stores each word in its orientation bin; the query also probes the
+            # nearest neighbouring bin, so orientation noise at a bin edge costs nothing.
+            r, k = _unique_pairs(np.repeat(owner, lw.tables), exact)
+            emit(r, k, straight, True, True)
+            if probe is not None and (straight or mirrored_probes):
+                pr, pk = _minus_pairs(*_unique_pairs(np.repeat(owner, lw.tables), probe), r, k)
+                emit(pr, pk, True, False, True)
     if not rows:
         z = np.zeros(0, dtype=np.int64)
         f = np.zeros(0, dtype=bool)
@@ -246,6 +236,19 @@ def _minus_pairs(rows: np.ndarray, keys: np.ndarray, drop_rows: np.ndarray,
 _ANGLE_SHIFT = np.int64(44)     # words use bits 0-39 (sampled bits) and 40-43 (table); bins go above
 
 
+def binned_words(desc: np.ndarray, angles: np.ndarray | None, lw) -> tuple[np.ndarray, np.ndarray | None]:
+    """Word keys of descriptors ((n * tables,), flagged), each in its keypoint's orientation bin; and
+    the same words in the nearest neighbouring bin (None when words are not binned by orientation)."""
+    from .fingerprints.local import descriptor_words, word_tables
+
+    words = descriptor_words(desc, word_tables(lw.tables, lw.bits, lw.seed))          # (n, tables)
+    if lw.angle_bins <= 0 or angles is None or angles.shape[0] != desc.shape[0]:
+        return words.ravel() | WORD_FLAG, None
+    exact, probe = angle_bins(angles, lw.angle_bins)
+    return ((words | (exact[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG,
+            (words | (probe[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
+
+
 def angle_bins(angles: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """(bin of each orientation, the neighbouring bin it lies closer to)."""
     width = 360.0 / n_bins
@@ -297,7 +300,6 @@ def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfi
     is kept by its first keyframe only: a bucket counts a video once. Stored and asked in the exact
     orientation bin (the image side also probes the neighbouring bin)."""
     import pyarrow.compute as pc
-    from .fingerprints.local import descriptor_words, word_tables
     from .fingerprints.video import unpack_keyframes
 
     lw = cfg.local
@@ -306,7 +308,6 @@ def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfi
     ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
                             pc.equal(batch.column("media_type"), "video")).fill_null(False))
     cols = {c: batch.column(c).to_pylist() for c in ("kf_times", "kf_counts", "kp_xy", "kp_desc", "kp_angle")}
-    tables = word_tables(lw.tables, lw.bits, lw.seed)
     rows, keys = [], []
     for i in np.flatnonzero(ok):
         if not cols["kf_counts"][i]:
@@ -315,12 +316,8 @@ def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfi
                               0, 0, cols["kp_angle"][i])
         if kf.descriptors.shape[0] == 0:
             continue
-        words = descriptor_words(kf.descriptors, tables)
-        if lw.angle_bins > 0:
-            exact, _ = angle_bins(kf.angles, lw.angle_bins)
-            words = words | (exact[:, None] << _ANGLE_SHIFT)
+        flat, _ = binned_words(kf.descriptors, kf.angles, lw)
         k = np.repeat(np.repeat(np.arange(kf.counts.size), kf.counts), lw.tables)
-        flat = words.ravel() | WORD_FLAG
         _, first = np.unique(flat, return_index=True)          # a word's first keyframe keeps it
         rows.append(-1 - (int(i) * KEYFRAME_ROWS + k[first]))
         keys.append(flat[first])

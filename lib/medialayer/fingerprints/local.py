@@ -113,10 +113,23 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
                 desc = more_desc if desc is None else np.concatenate([desc, more_desc])
     if not keypoints or desc is None:
         return empty_features(w, h)
-    if not mirrored:
-        return LocalFeatures(cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2),
-                             np.ascontiguousarray(desc, dtype=np.uint8), np.zeros((0, DESCRIPTOR_BYTES), np.uint8),
-                             w, h, np.array([k.angle for k in keypoints], dtype=np.float32))
+    desc_m = np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+    if mirrored:
+        described = _with_mirror(orb, gray, keypoints, desc)
+        if described is None:
+            return empty_features(w, h)
+        keypoints, desc, desc_m = described
+    xy = cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2)
+    angles = np.array([k.angle for k in keypoints], dtype=np.float32)
+    return LocalFeatures(xy, np.ascontiguousarray(desc, dtype=np.uint8),
+                         np.ascontiguousarray(desc_m, dtype=np.uint8), w, h, angles)
+
+
+def _with_mirror(orb: cv2.ORB, gray: np.ndarray, keypoints: list,
+                 desc: np.ndarray) -> tuple[list, np.ndarray, np.ndarray] | None:
+    """(keypoints, descriptors, mirrored descriptors) of the keypoints describable both ways: the
+    mirrored ones at the mirrored keypoints of the flipped frame. None when none are."""
+    w = gray.shape[1]
     flipped = cv2.flip(gray, 1)
     mirrored_kps = [cv2.KeyPoint(w - 1 - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave)
                     for k in keypoints]
@@ -130,11 +143,8 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         mirrored_kps = [mirrored_kps[i] for i in both]
         kept_m, desc_m = _described(orb, flipped, mirrored_kps)
         if desc_m is None or len(kept_m) != len(keypoints):
-            return empty_features(w, h)
-    xy = cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2)
-    angles = np.array([k.angle for k in keypoints], dtype=np.float32)
-    return LocalFeatures(xy, np.ascontiguousarray(desc, dtype=np.uint8),
-                         np.ascontiguousarray(desc_m, dtype=np.uint8), w, h, angles)
+            return None
+    return keypoints, desc, desc_m
 
 
 def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None,

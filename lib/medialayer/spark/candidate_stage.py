@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from ..candidates import KIND_WORD, distinct_keys, kind_rules, media_keys, real_rows
 from ..config import Config
+from ..search_keys import key_hash
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,10 @@ KIND_ALIAS = 9          # key-table rows mapping a keyframe's id (media_id) to i
 
 
 def keyframe_ids(video_ids: np.ndarray, pseudo_rows: np.ndarray) -> np.ndarray:
-    """A 64-bit id per (video, keyframe): SplitMix64 of the video's id mixed with the pseudo row."""
-    with np.errstate(over="ignore"):
-        z = (np.asarray(video_ids, dtype=np.int64).view(np.uint64)
-             ^ (np.asarray(pseudo_rows, dtype=np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return (z ^ (z >> np.uint64(31))).view(np.int64)
+    """A 64-bit id per (video, keyframe): the search index's key hash of the video's id mixed with
+    the hash of the pseudo row."""
+    mixed = np.asarray(video_ids, dtype=np.int64).view(np.uint64) ^ key_hash(pseudo_rows, 0)
+    return key_hash(mixed, 0).view(np.int64)
 
 
 def media_ids(fingerprints: DataFrame) -> DataFrame:
