@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -150,7 +151,11 @@ def pool_truth(p, cfg) -> dict[tuple[int, int], bool]:
 
 
 def synthetic_table(p, n: int, seed: int) -> tuple[Path, Layout]:
-    out = CACHE / f"table-v{POOL_VERSION}-{n}-{seed}"
+    # Named for the fingerprint schema too: a table cached before a column was added is rewritten.
+    from medialayer.media import FINGERPRINT_SCHEMA
+
+    tag = hashlib.sha1(FINGERPRINT_SCHEMA.to_string().encode()).hexdigest()[:8]
+    out = CACHE / f"table-v{POOL_VERSION}-{tag}-{n}-{seed}"
     layout = plan(p, n, seed=seed)
     if not (out / "_DONE").exists():
         t0 = time.time()

@@ -292,6 +292,66 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
     return pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64), oversized
 
 
+@dataclass(frozen=True)
+class BucketHits:
+    """What one partition's buckets give: per (media x < media y, kind), the distinct keys of that
+    kind they share here (`n`); and the oversized buckets skipped (key, offered size, kind)."""
+    x: np.ndarray
+    y: np.ndarray
+    kind: np.ndarray
+    n: np.ndarray
+    over_key: np.ndarray
+    over_size: np.ndarray
+    over_kind: np.ndarray
+
+
+def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: np.ndarray,
+                kind: np.ndarray, rules: dict[int, tuple[int, int]]) -> BucketHits:
+    """The banding join over key rows that hold every row of each of their keys (a partition of the
+    key table split by key), in one sort: each query row meets every indexed row of its bucket.
+
+    Same semantics as the Spark join it replaces and as `candidate_pairs_in_memory`: a bucket whose
+    offered (indexed) rows exceed its kind's cap is skipped; a media never meets itself; when both
+    media ask and both offer a key, the pair counts it once. Each media holds a key at most once
+    (`distinct_keys`). Counts from different partitions add up (a key lives in one partition)."""
+    key = np.asarray(key, dtype=np.int64)
+    order = np.argsort(key, kind="stable")
+    key, media = key[order], np.asarray(media, dtype=np.int64)[order]
+    query, indexed, kind = np.asarray(query, bool)[order], np.asarray(indexed, bool)[order], np.asarray(kind)[order]
+    if key.size == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return BucketHits(z, z, z.astype(np.int8), z, z, z, z.astype(np.int8))
+    first = np.ones(key.size, dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    bucket = np.cumsum(first) - 1
+    offered = np.add.reduceat(indexed.astype(np.int64), starts)
+    cap_of = np.full(256, np.iinfo(np.int64).max, dtype=np.int64)
+    for k, (_, cap) in rules.items():
+        cap_of[k] = cap
+    bkind = kind[starts]
+    over = offered > cap_of[bkind.astype(np.int64) & 0xFF]
+    usable = ~over[bucket]
+    rpos = np.flatnonzero(indexed & usable)          # in key order, so each bucket's are contiguous
+    qpos = np.flatnonzero(query & usable)
+    qb = bucket[qpos]
+    cnt = offered[qb]
+    r_first = np.searchsorted(bucket[rpos], qb)
+    ends = np.cumsum(cnt)
+    qi = np.repeat(qpos, cnt)
+    ri = rpos[np.repeat(r_first - (ends - cnt), cnt) + np.arange(int(ends[-1]) if ends.size else 0)]
+    mq, mr = media[qi], media[ri]
+    keep = (mq != mr) & ~(query[ri] & indexed[qi] & (mr < mq))
+    x, y, k = np.minimum(mq, mr)[keep], np.maximum(mq, mr)[keep], kind[qi][keep]
+    o = np.lexsort((k, y, x))
+    x, y, k = x[o], y[o], k[o]
+    f = np.ones(x.size, dtype=bool)
+    f[1:] = (x[1:] != x[:-1]) | (y[1:] != y[:-1]) | (k[1:] != k[:-1])
+    s = np.flatnonzero(f)
+    n = np.diff(np.append(s, x.size)).astype(np.int64)
+    return BucketHits(x[s], y[s], k[s], n, key[starts][over], offered[over], bkind[over])
+
+
 # --- video and audio keys -------------------------------------------------------------------------
 
 def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:
@@ -344,7 +404,7 @@ def distinct_keys(keys: ImageKeys) -> tuple[np.ndarray, ...]:
     """(row, key, query, indexed, kind) with each (row, key) once, its flags OR-ed: a media can reach
     one key twice (a symmetric picture's straight and mirrored hash, a region equal to the frame in
     some bands), and bucket sizes must count media, not keys."""
-    order = np.lexsort((keys.row, keys.key))
+    order = _key_row_order(keys.key, keys.row)
     row, key = keys.row[order], keys.key[order]
     first = np.ones(row.size, dtype=bool)
     first[1:] = (row[1:] != row[:-1]) | (key[1:] != key[:-1])
@@ -354,6 +414,24 @@ def distinct_keys(keys: ImageKeys) -> tuple[np.ndarray, ...]:
     query = np.logical_or.reduceat(keys.query[order], starts) if starts.size else keys.query[:0]
     indexed = np.logical_or.reduceat(keys.indexed[order], starts) if starts.size else keys.indexed[:0]
     return row[starts], key[starts], query, indexed, keys.kind[order][starts]
+
+
+def _key_row_order(key: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """np.lexsort((row, key)), three times faster: one argsort of the keys, then one of (key rank,
+    row) packed into an int64 (a batch's rows and distinct keys fit easily)."""
+    if key.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    o = np.argsort(key)
+    k = key[o]
+    new = np.ones(k.size, dtype=bool)
+    new[1:] = k[1:] != k[:-1]
+    rank = np.cumsum(new, dtype=np.int64) - 1
+    r = row[o].astype(np.int64)
+    r -= r.min()
+    rbits = max(1, int(r.max()).bit_length())
+    if rbits + max(1, int(rank[-1]).bit_length()) > 62:
+        return np.lexsort((row, key))
+    return o[np.argsort((rank << np.int64(rbits)) | r)]
 
 
 def _empty_keys() -> ImageKeys:

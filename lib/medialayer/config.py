@@ -289,9 +289,11 @@ class CandidatesConfig:
     video: VideoKeyConfig
     audio: AudioKeyConfig
     max_bucket_size: int
+    media_per_partition: int = 2000
 
     def validate(self, path: str) -> None:
         _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
+        _at_least(self.media_per_partition, 1, f"{path}.media_per_partition")
 
 
 @dataclass(frozen=True)

@@ -205,3 +205,39 @@ def test_a_cropped_frame_grab_meets_its_video_through_keyframe_words(av_clips, c
     only_words = ImageKeys(*(getattr(keys, f)[words] for f in ("row", "key", "query", "word", "indexed", "kind")))
     a, b, _ = candidate_pairs_in_memory(only_words, cfg.candidates, query_rows=np.array([2]))
     assert set(zip(a.tolist(), b.tolist())) == {(0, 2)}
+
+
+def test_bucket_hits_over_key_partitions_equal_the_in_memory_join(cfg):
+    """The Spark stage's per-partition join (bucket_hits), summed over partitions split by key,
+    gives the in-memory join's pairs and oversized buckets, on keys with every flag combination."""
+    from medialayer.candidates import (KIND_BAND, KIND_FRAME, KIND_WORD, ImageKeys, bucket_hits,
+                                       candidate_pairs_in_memory, distinct_keys, kind_rules)
+
+    rng = np.random.default_rng(3)
+    c = cfg.with_overrides({"candidates": {"max_bucket_size": 6, "local": {"max_bucket_size": 4, "min_shared": 3},
+                                           "video": {"min_shared": 2}}}).candidates
+    rules = kind_rules(c)
+    n_rows, n_media = 6000, 60
+    kind = rng.choice([KIND_BAND, KIND_WORD, KIND_FRAME], n_rows).astype(np.int8)
+    # Few distinct keys per kind, so buckets hold several media and some overflow their cap.
+    key = rng.integers(0, 400, n_rows) | (kind.astype(np.int64) << np.int64(56))
+    row = rng.integers(0, n_media, n_rows)
+    query, indexed = rng.random(n_rows) < 0.6, rng.random(n_rows) < 0.7
+    indexed[~query & ~indexed] = True
+    r, k, q, i, kd = distinct_keys(ImageKeys(row, key, query, np.zeros(n_rows, bool), indexed, kind))
+    a, b, n_over = candidate_pairs_in_memory(ImageKeys(r, k, q, kd == KIND_WORD, i, kd), c)
+    want = set(zip(a.tolist(), b.tolist()))
+
+    part = (k * 7919) % 5                       # five partitions, each holding all rows of its keys
+    hits = [bucket_hits(k[part == p], r[part == p], q[part == p], i[part == p], kd[part == p], rules)
+            for p in range(5)]
+    counts: dict = {}
+    for h in hits:
+        for x, y, kk, n in zip(h.x.tolist(), h.y.tolist(), h.kind.tolist(), h.n.tolist()):
+            assert x < y
+            counts[(x, y, kk)] = counts.get((x, y, kk), 0) + n
+    got = {(x, y) for (x, y, kk), n in counts.items() if n >= rules[kk][0]}
+    assert got == want and len(want) > 20
+    assert sum(h.over_key.size for h in hits) == n_over > 0
+    assert all((h.over_size > np.array([rules[kk][1] for kk in h.over_kind.tolist()], dtype=np.int64)).all()
+               for h in hits if h.over_key.size)

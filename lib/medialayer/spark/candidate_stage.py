@@ -10,7 +10,8 @@ original in one bucket. Buckets larger than their kind's cap (near-blank images,
 are skipped and counted.
 
 Cost: at scale the key table is billions of rows, so media travel in it as 64-bit ids (`media_id`),
-mapped back to media_key only for the surviving pairs.
+mapped back to media_key only for the surviving pairs, and it is shuffled once: split by key, each
+partition's buckets are joined in numpy (`candidates.bucket_hits`), and only per-pair counts move on.
 """
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..candidates import KIND_WORD, distinct_keys, kind_rules, media_keys, real_rows
+from ..candidates import KIND_WORD, bucket_hits, distinct_keys, kind_rules, media_keys, real_rows
 from ..config import Config
 from ..search_keys import key_hash
 
 log = logging.getLogger(__name__)
 
 KEY_SCHEMA = "media_id long, join_key long, query boolean, indexed boolean, kind tinyint"
+_KEY_ARROW = pa.schema([("media_id", pa.int64()), ("join_key", pa.int64()), ("query", pa.bool_()),
+                        ("indexed", pa.bool_()), ("kind", pa.int8())])
 _KEY_INPUT = ("status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
               "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks",
               "kf_times", "kf_counts", "kp_xy")
@@ -111,39 +114,57 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
     return ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
 
 
+# The bucket stage's output rows: pair hits (kind = a key kind: id_x < id_y, n = shared keys of that
+# kind in one partition), alias rows passed through (KIND_ALIAS: id_x = keyframe id, id_y = video
+# id) and skipped buckets (KIND_OVERSIZED: id_x = join key, id_y = the bucket's kind, n = its size).
+HIT_SCHEMA = "id_x long, id_y long, kind tinyint, n long"
+KIND_OVERSIZED = 8
+
+
 def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(pairs (media_key_a < media_key_b, shared_words), per-bucket overflow report, cached keys).
+    """(pairs (media_key_a < media_key_b, shared_words), oversized buckets (join_key, bucket_size,
+    kind), cached bucket hits).
 
     `keys` come from `media_join_keys` (query keys for the new media only), `ids` from `media_ids`.
-    Both results read the third frame, `keys` cached so that they are made once: unpersist it when
-    they have been used."""
+    The key table is the run's largest (billions of rows at a million media), so it is shuffled
+    once, by key, and each partition's buckets are joined in numpy (`candidates.bucket_hits`); only
+    the much smaller per-pair hit counts are shuffled again. The hits are cached so that the pairs
+    and the overflow report read them once: unpersist the third frame when both have been used."""
     rules = kind_rules(cfg.candidates)
-    keys = keys.persist(StorageLevel.MEMORY_AND_DISK)
-    cap = F.lit(None)
-    for kind, (_, limit) in rules.items():
-        cap = F.when(F.col("kind") == kind, F.lit(limit)).otherwise(cap)
-    offered = keys.where(F.col("indexed"))
-    # A media's keys are distinct (media_join_keys), so a bucket's size is a plain count.
-    sizes = offered.groupBy("join_key").agg(F.count(F.lit(1)).alias("bucket_size"), F.first("kind").alias("kind"))
-    # Kept: the join uses it and the run's summary counts it (a few thousand rows even at scale).
-    oversized = sizes.where(F.col("bucket_size") > cap).persist()
-    usable = offered.join(F.broadcast(oversized.select("join_key")), "join_key", "left_anti")
-    left = keys.where(F.col("query")).select("join_key", "kind", F.col("media_id").alias("q"),
-                                             F.col("indexed").alias("q_offers"))
-    right = usable.select("join_key", F.col("media_id").alias("r"), F.col("query").alias("r_asks"))
-    hits = left.join(right, "join_key").where(
-        (F.col("q") != F.col("r"))
-        # When both ask and both offer (two new media), the key meets the pair twice: count it once.
-        & ~(F.col("r_asks") & F.col("q_offers") & (F.col("r") < F.col("q"))))
-    counted = hits.groupBy(F.least("q", "r").alias("id_x"), F.greatest("q", "r").alias("id_y")).agg(
-        *[F.sum(F.when(F.col("kind") == kind, 1).otherwise(0)).alias(f"k{kind}") for kind in rules])
+    n_media = ids.count()
+    parts = max(int(keys.sparkSession.conf.get("spark.sql.shuffle.partitions")),
+                -(-n_media // cfg.candidates.media_per_partition))
+    log.info("candidate join: %d media, key table in %d partitions", n_media, parts)
+
+    def buckets(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # A partition holds every row of its keys: take it whole (media_per_partition bounds it).
+        t = pa.Table.from_batches(list(batches), schema=_KEY_ARROW)
+        col = {c: t.column(c).to_numpy() for c in t.column_names}
+        alias = col["kind"] == KIND_ALIAS
+        h = bucket_hits(col["join_key"][~alias], col["media_id"][~alias], col["query"][~alias],
+                        col["indexed"][~alias], col["kind"][~alias], rules)
+        n_alias = int(alias.sum())
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(np.concatenate([h.x, col["media_id"][alias], h.over_key])),
+             pa.array(np.concatenate([h.y, col["join_key"][alias], h.over_kind.astype(np.int64)])),
+             pa.array(np.concatenate([h.kind.astype(np.int8), np.full(n_alias, KIND_ALIAS, np.int8),
+                                      np.full(h.over_key.size, KIND_OVERSIZED, np.int8)]), type=pa.int8()),
+             pa.array(np.concatenate([h.n, np.zeros(n_alias, np.int64), h.over_size]))],
+            names=["id_x", "id_y", "kind", "n"])
+
+    hits = (keys.repartition(parts, "join_key").mapInArrow(buckets, HIT_SCHEMA)
+            .persist(StorageLevel.MEMORY_AND_DISK))
+    oversized = hits.where(F.col("kind") == KIND_OVERSIZED).select(
+        F.col("id_x").alias("join_key"), F.col("n").alias("bucket_size"), F.col("id_y").cast("tinyint").alias("kind"))
+    counted = hits.where(F.col("kind") < KIND_OVERSIZED).groupBy("id_x", "id_y").agg(
+        *[F.sum(F.when(F.col("kind") == kind, F.col("n")).otherwise(0)).alias(f"k{kind}") for kind in rules])
     enough = F.lit(False)
     for kind, (needed, _) in rules.items():
         enough = enough | (F.col(f"k{kind}") >= needed)
     found = counted.where(enough)
     # Keyframe ids name their video (alias rows); a video never pairs with itself. A run without
-    # videos has no alias rows and skips the two joins (one cheap scan of the cached keys says so).
-    alias = keys.where(F.col("kind") == KIND_ALIAS).select(F.col("media_id").alias("pid"), F.col("join_key").alias("vid"))
+    # videos has no alias rows and skips the two joins (one cheap scan of the cached hits says so).
+    alias = hits.where(F.col("kind") == KIND_ALIAS).select(F.col("id_x").alias("pid"), F.col("id_y").alias("vid"))
     keyframes = bool(alias.limit(1).count())
     if keyframes:
         for side in ("id_x", "id_y"):
@@ -160,7 +181,7 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
         pairs = named.groupBy(*pair).agg(F.max(f"k{KIND_WORD}").alias("shared_words"))
     else:
         pairs = named.select(*pair, F.col(f"k{KIND_WORD}").alias("shared_words"))
-    return pairs, oversized, keys
+    return pairs, oversized, hits
 
 
 def summarize_overflow(oversized: DataFrame) -> tuple[int, int]:

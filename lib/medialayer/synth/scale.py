@@ -235,5 +235,15 @@ def load_pool(path: Path) -> Pool:
     import pyarrow.parquet as pq
 
     t = pq.read_table(path)
-    return Pool(t.drop_columns(["_family", "_variant", "_hot"]), t.column("_family").to_numpy(),
+    return Pool(conform(t.drop_columns(["_family", "_variant", "_hot"])), t.column("_family").to_numpy(),
                 t.column("_variant").to_pylist(), t.column("_hot").to_numpy(zero_copy_only=False))
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """`table` in FINGERPRINT_SCHEMA: a pool saved before a column was added gets it as nulls (the
+    pool holds images, and columns added since, such as videos' keyframes, are null on images)."""
+    from ..media import FINGERPRINT_SCHEMA
+
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
+            else pa.nulls(table.num_rows, f.type) for f in FINGERPRINT_SCHEMA]
+    return pa.Table.from_arrays(cols, schema=FINGERPRINT_SCHEMA)
