@@ -4,6 +4,8 @@ same count of oversized buckets."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from medialayer.candidates import candidate_pairs_in_memory, media_keys
@@ -75,3 +77,34 @@ def test_spark_keyframe_words_name_their_video_like_the_in_memory_join(spark, sp
     assert got == want
     assert tuple(sorted((names[0], names[2]))) in got                  # the grab meets its video ...
     assert all(names[0] != k or names[0] != j for k, j in got)         # ... and no video meets itself
+
+
+def test_key_shards_round_trip_and_land_on_their_partition(spark):
+    """Every key row comes back from its shard blob unchanged, in the partition of the join that its
+    key hashes to (Spark's hash partitioning of the shard label)."""
+    from pyspark.sql import functions as F
+
+    from medialayer.search_keys import key_hash
+    from medialayer.spark.candidate_stage import _shards, _unshard, shard_labels
+
+    rng = np.random.default_rng(2)
+    n, parts = 5000, 7
+    owner, key = rng.integers(-2**62, 2**62, n), rng.integers(-2**62, 2**62, n)
+    query, indexed = rng.random(n) < 0.5, rng.random(n) < 0.5
+    kind = rng.integers(0, 10, n).astype(np.int8)
+    labels = shard_labels(parts, spark)
+    batch = _shards(owner, key, query, indexed, kind, parts, labels)
+    back = _unshard(iter([batch]))
+    order = np.lexsort((owner, key))
+    back_order = np.lexsort((back[0], back[1]))
+    for got, want in zip(back, (owner, key, query, indexed, kind)):
+        assert np.array_equal(got[back_order], want[order])
+    df = spark.createDataFrame(batch.to_pandas()).repartition(parts, "shard")
+    where = df.select("shard", F.spark_partition_id().alias("p")).distinct().toPandas()
+    want = {int(labels[p]): p for p in range(parts)}
+    assert {int(s): int(p) for s, p in zip(where["shard"], where["p"])} == {s: want[s] for s in where["shard"]}
+    assert set(where["shard"]) <= set(want)
+    # Each key's rows sit in one shard, the one its hash names.
+    for s in where["shard"]:
+        rows = _unshard(iter([batch.filter(pa.compute.equal(batch.column("shard"), s))]))
+        assert set((key_hash(rows[1], 0) % np.uint64(parts)).tolist()) == {[p for p, lab in enumerate(labels) if lab == s][0]}

@@ -241,3 +241,45 @@ def test_bucket_hits_over_key_partitions_equal_the_in_memory_join(cfg):
     assert sum(h.over_key.size for h in hits) == n_over > 0
     assert all((h.over_size > np.array([rules[kk][1] for kk in h.over_kind.tolist()], dtype=np.int64)).all()
                for h in hits if h.over_key.size)
+
+
+def test_descriptor_words_sample_the_bits_np_unpackbits_numbers():
+    from medialayer.fingerprints.local import descriptor_words, word_tables
+
+    rng = np.random.default_rng(8)
+    desc = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    for n_tables, bits in ((4, 22), (3, 40), (16, 8)):
+        tables = word_tables(n_tables, bits, 77)
+        bitmat = np.unpackbits(desc, axis=1)                         # (n, 256), bit p of the descriptor
+        want = np.zeros((desc.shape[0], n_tables), dtype=np.int64)
+        for t in range(n_tables):
+            for k, p in enumerate(tables[t]):
+                want[:, t] |= bitmat[:, p].astype(np.int64) << k
+            want[:, t] |= np.int64(t) << np.int64(40)
+        assert np.array_equal(descriptor_words(desc, tables), want)
+    assert descriptor_words(desc[:0], word_tables(4, 22, 77)).shape == (0, 4)
+
+
+def test_image_keys_fast_dedupe_equals_the_general_one():
+    """image_keys' packed sort gives what distinct_keys gives: each (row, key) once, flags OR-ed,
+    for words (table and orientation bin moved and restored) and bands alike."""
+    from medialayer.candidates import WORD_FLAG, ImageKeys, _distinct_image_keys, distinct_keys
+
+    rng = np.random.default_rng(4)
+    n = 20000
+    word = rng.random(n) < 0.7
+    sampled = rng.integers(0, 1 << 22, n // 50)[rng.integers(0, n // 50, n)]   # repeats on purpose
+    key = np.where(word, WORD_FLAG | (rng.integers(0, 4, n) << 40) | (rng.integers(0, 12, n) << 44) | sampled,
+                   (rng.integers(0, 64, n) << 32) | (sampled & 0xFFFF))
+    row = rng.integers(0, 300, n)
+    query, indexed = rng.random(n) < 0.5, rng.random(n) < 0.5
+    indexed[~query] = True
+    fast = _distinct_image_keys(row, key, query, indexed, word, 22)
+    r, k, q, i, kind = distinct_keys(ImageKeys(row, key, query, word, indexed))
+    order = np.lexsort((fast.row, fast.key))
+    assert r.size < n
+    for got, want in ((fast.row, r), (fast.key, k), (fast.query, q), (fast.indexed, i), (fast.kind, kind)):
+        assert np.array_equal(got[order], want)
+    # Rows past what packs fall back to the general sort, with the same result.
+    slow = _distinct_image_keys(row + (1 << 16), key, query, indexed, word, 22)
+    assert np.array_equal(np.sort(slow.row), np.sort(r + (1 << 16)))

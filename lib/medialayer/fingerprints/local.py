@@ -229,19 +229,33 @@ def descriptor_words(descriptors: np.ndarray, tables: np.ndarray) -> np.ndarray:
 
     A word is the table number and the sampled bits; two descriptors a few bits apart share a word in
     some table with high probability, unrelated ones rarely. Words are the candidate-join keys.
+    Bit p of a descriptor is numbered as np.unpackbits numbers it (most significant bit of each byte
+    first); sampled bit k is the word's bit k. Built by one 256-entry lookup per (table, descriptor
+    byte it samples): the batch job words hundreds of millions of descriptors.
     """
-    if descriptors.shape[0] == 0:
-        return np.zeros((0, tables.shape[0]), dtype=np.int64)
-    # Bit p of a descriptor as np.unpackbits numbers it (most significant bit of each byte first),
-    # gathered straight from the bytes: no (n, 256) bit matrix.
-    byte, shift = tables // 8, (7 - tables % 8).astype(np.uint8)
-    sampled = (descriptors[:, byte] >> shift) & np.uint8(1)                    # (n, L, b)
-    # Sampled bit k is the word's bit k: pack little-endian into bytes, then join the bytes.
-    packed = np.packbits(sampled, axis=2, bitorder="little").astype(np.int64)    # (n, L, ceil(b / 8))
-    words = np.zeros(packed.shape[:2], dtype=np.int64)
-    for byte in range(packed.shape[2]):
-        words |= packed[:, :, byte] << (8 * byte)
-    return words | (np.arange(tables.shape[0], dtype=np.int64) << 40)[None, :]
+    words = np.empty((tables.shape[0], descriptors.shape[0]), dtype=np.int64)
+    columns = np.ascontiguousarray(descriptors.T)            # one descriptor byte per row
+    for t, luts in enumerate(_word_luts(tables.tobytes(), tables.shape)):
+        acc = words[t]
+        acc[:] = np.int64(t) << np.int64(40)
+        for byte, lut in luts:
+            acc |= np.take(lut, columns[byte])
+    return words.T
+
+
+@functools.lru_cache(maxsize=8)
+def _word_luts(raw: bytes, shape: tuple[int, int]) -> list[list[tuple[int, np.ndarray]]]:
+    """Per table, (descriptor byte, its 256 values' contributions to the word) for each byte sampled."""
+    tables = np.frombuffer(raw, dtype=np.int64).reshape(shape)
+    values = np.arange(256, dtype=np.int64)
+    out = []
+    for positions in tables:
+        luts: dict[int, np.ndarray] = {}
+        for k, p in enumerate(positions.tolist()):
+            bit = ((values >> np.int64(7 - p % 8)) & np.int64(1)) << np.int64(k)
+            luts[p // 8] = luts.get(p // 8, np.zeros(256, dtype=np.int64)) | bit
+        out.append(sorted(luts.items()))
+    return out
 
 
 @functools.lru_cache(maxsize=8)

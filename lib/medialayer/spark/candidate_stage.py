@@ -24,15 +24,12 @@ from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..candidates import KIND_WORD, bucket_hits, distinct_keys, kind_rules, media_keys, real_rows
+from ..candidates import KIND_WORD, bucket_hits, kind_rules, media_keys, real_rows
 from ..config import Config
 from ..search_keys import key_hash
 
 log = logging.getLogger(__name__)
 
-KEY_SCHEMA = "media_id long, join_key long, query boolean, indexed boolean, kind tinyint"
-_KEY_ARROW = pa.schema([("media_id", pa.int64()), ("join_key", pa.int64()), ("query", pa.bool_()),
-                        ("indexed", pa.bool_()), ("kind", pa.int8())])
 _KEY_INPUT = ("status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
               "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks",
               "kf_times", "kf_counts", "kp_xy")
@@ -67,7 +64,12 @@ def media_ids(fingerprints: DataFrame) -> DataFrame:
 
 def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | None = None,
                     image_frames: bool | None = None, counter: "Accumulator | None" = None) -> DataFrame:
-    """One row per (media, join key) for every ok fingerprint (image, video or audio).
+    """Every (media, join key) row of every ok fingerprint (image, video or audio), in shards: rows
+    (shard, key_rows, blob), each blob the packed key rows of one fingerprint batch that belong to
+    one partition of the join (`candidate_pairs` splits by key, `key_partitions` of them).
+
+    The key table is the run's largest (billions of rows at a million media): moved as a few large
+    blobs, Spark's per-row costs (conversion, serialisation, shuffle records) are paid per blob.
 
     Only the media in `new_keys` (a media_key column; all media when None) ask with query keys; the
     others only offer indexed keys. Images' frame keys serve only to meet videos; unless
@@ -78,6 +80,8 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
         image_frames = bool(ok.where(F.col("media_type") == "video").limit(1).count())
         if not image_frames:
             log.info("no videos among the fingerprints: images' frame keys left out")
+    parts = key_partitions(ok.count(), cfg, fingerprints.sparkSession)
+    labels = shard_labels(parts, fingerprints.sparkSession)
     if new_keys is None:
         ok = ok.withColumn("is_new", F.lit(True))
     else:
@@ -86,7 +90,8 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
 
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            row, key, query, indexed, kind = distinct_keys(media_keys(batch, cfg, image_frames))
+            k = media_keys(batch, cfg, image_frames)
+            row, key, query, indexed, kind = k.row, k.key, k.query, k.indexed, k.kind
             is_new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
             query = query & is_new[real_rows(row)]
             keep = query | indexed                    # an old media's probe keys ask nothing
@@ -107,11 +112,73 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
                 no = np.zeros(alias_row.size, dtype=bool)
                 query, indexed = np.concatenate([query, no]), np.concatenate([indexed, no])
                 kind = np.concatenate([kind, np.full(alias_row.size, KIND_ALIAS, dtype=np.int8)])
-            yield pa.RecordBatch.from_arrays(
-                [pa.array(owner), pa.array(key), pa.array(query), pa.array(indexed), pa.array(kind, type=pa.int8())],
-                names=["media_id", "join_key", "query", "indexed", "kind"])
+            yield _shards(owner, key, query, indexed, kind, parts, labels)
 
-    return ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT).mapInArrow(explode, KEY_SCHEMA)
+    return ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT).mapInArrow(explode, SHARD_SCHEMA)
+
+
+SHARD_SCHEMA = "shard int, key_rows long, blob binary"
+_SHARD_MAX_ROWS = 1 << 20           # key rows per blob (17 MB): bounds a shuffle record
+
+
+def key_partitions(n_media: int, cfg: Config, spark) -> int:
+    """Partitions of the candidate join: about candidates.media_per_partition media's keys each, and
+    at least spark.sql.shuffle.partitions."""
+    return max(int(spark.conf.get("spark.sql.shuffle.partitions")),
+               -(-int(n_media) // cfg.candidates.media_per_partition))
+
+
+def shard_labels(parts: int, spark) -> np.ndarray:
+    """For each partition p of `parts`, an int label that Spark's hash partitioning (Murmur3 of the
+    int, modulo parts: what `repartition(parts, col)` does) sends to p, so that every partition of
+    the join gets one share of the keys. Found by asking Spark to hash a few labels per partition."""
+    found = np.full(parts, -1, dtype=np.int64)
+    start, step = 0, parts * 16
+    while (found < 0).any():
+        rows = (spark.range(start, start + step).select(F.col("id").cast("int").alias("label"))
+                .select("label", F.pmod(F.hash("label"), F.lit(parts)).alias("p")).toPandas())
+        for label, p in zip(rows["label"].tolist()[::-1], rows["p"].tolist()[::-1]):
+            found[p] = label                       # reversed: the smallest label wins
+        start += step
+    return found
+
+
+def _shards(owner: np.ndarray, key: np.ndarray, query: np.ndarray, indexed: np.ndarray, kind: np.ndarray,
+            parts: int, labels: np.ndarray) -> pa.RecordBatch:
+    """Key rows packed per join partition: blob = media ids, join keys (int64 each), flags (uint8:
+    indexed bit 0, query bit 1, kind above)."""
+    target = (key_hash(key, 0) % np.uint64(parts)).astype(np.int64)
+    order = np.argsort(target, kind="stable")
+    target = target[order]
+    flags = (indexed.astype(np.uint8) | (query.astype(np.uint8) << 1) | (kind.astype(np.uint8) << 2))[order]
+    owner, key = owner[order], key[order]
+    cut = np.flatnonzero(np.diff(target)) + 1
+    starts = np.concatenate([[0], cut]) if target.size else np.zeros(0, dtype=np.int64)
+    ends = np.concatenate([cut, [target.size]]) if target.size else starts
+    shard, n, blob = [], [], []
+    for s0, e0 in zip(starts.tolist(), ends.tolist()):
+        for s in range(s0, e0, _SHARD_MAX_ROWS):
+            e = min(e0, s + _SHARD_MAX_ROWS)
+            shard.append(int(labels[target[s]]))
+            n.append(e - s)
+            blob.append(owner[s:e].tobytes() + key[s:e].tobytes() + flags[s:e].tobytes())
+    return pa.RecordBatch.from_arrays([pa.array(shard, type=pa.int32()), pa.array(n, type=pa.int64()),
+                                       pa.array(blob, type=pa.binary())], names=["shard", "key_rows", "blob"])
+
+
+def _unshard(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ...]:
+    """(media_id, join_key, query, indexed, kind) of every key row in these shard batches."""
+    owner, key, flags = [], [], []
+    for batch in batches:
+        for n, blob in zip(batch.column("key_rows").to_pylist(), batch.column("blob").to_pylist()):
+            owner.append(np.frombuffer(blob, dtype=np.int64, count=n))
+            key.append(np.frombuffer(blob, dtype=np.int64, count=n, offset=8 * n))
+            flags.append(np.frombuffer(blob, dtype=np.uint8, count=n, offset=16 * n))
+    if not owner:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z.astype(bool), z.astype(bool), z.astype(np.int8)
+    f = np.concatenate(flags)
+    return (np.concatenate(owner), np.concatenate(key), (f & 2) != 0, (f & 1) != 0, (f >> 2).astype(np.int8))
 
 
 # The bucket stage's output rows: pair hits (kind = a key kind: id_x < id_y, n = shared keys of that
@@ -125,34 +192,30 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
     """(pairs (media_key_a < media_key_b, shared_words), oversized buckets (join_key, bucket_size,
     kind), cached bucket hits).
 
-    `keys` come from `media_join_keys` (query keys for the new media only), `ids` from `media_ids`.
-    The key table is the run's largest (billions of rows at a million media), so it is shuffled
-    once, by key, and each partition's buckets are joined in numpy (`candidates.bucket_hits`); only
-    the much smaller per-pair hit counts are shuffled again. The hits are cached so that the pairs
+    `keys` are the key shards of `media_join_keys` (query keys for the new media only), `ids` from
+    `media_ids`. The shards are shuffled once, each to its partition, where the buckets are joined in
+    numpy (`candidates.bucket_hits`); only the much smaller per-pair hit counts are shuffled again. The hits are cached so that the pairs
     and the overflow report read them once: unpersist the third frame when both have been used."""
     rules = kind_rules(cfg.candidates)
     n_media = ids.count()
-    parts = max(int(keys.sparkSession.conf.get("spark.sql.shuffle.partitions")),
-                -(-n_media // cfg.candidates.media_per_partition))
+    parts = key_partitions(n_media, cfg, keys.sparkSession)      # as media_join_keys split them
     log.info("candidate join: %d media, key table in %d partitions", n_media, parts)
 
     def buckets(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # A partition holds every row of its keys: take it whole (media_per_partition bounds it).
-        t = pa.Table.from_batches(list(batches), schema=_KEY_ARROW)
-        col = {c: t.column(c).to_numpy() for c in t.column_names}
-        alias = col["kind"] == KIND_ALIAS
-        h = bucket_hits(col["join_key"][~alias], col["media_id"][~alias], col["query"][~alias],
-                        col["indexed"][~alias], col["kind"][~alias], rules)
+        media, key, query, indexed, kind = _unshard(batches)
+        alias = kind == KIND_ALIAS
+        h = bucket_hits(key[~alias], media[~alias], query[~alias], indexed[~alias], kind[~alias], rules)
         n_alias = int(alias.sum())
         yield pa.RecordBatch.from_arrays(
-            [pa.array(np.concatenate([h.x, col["media_id"][alias], h.over_key])),
-             pa.array(np.concatenate([h.y, col["join_key"][alias], h.over_kind.astype(np.int64)])),
+            [pa.array(np.concatenate([h.x, media[alias], h.over_key])),
+             pa.array(np.concatenate([h.y, key[alias], h.over_kind.astype(np.int64)])),
              pa.array(np.concatenate([h.kind.astype(np.int8), np.full(n_alias, KIND_ALIAS, np.int8),
                                       np.full(h.over_key.size, KIND_OVERSIZED, np.int8)]), type=pa.int8()),
              pa.array(np.concatenate([h.n, np.zeros(n_alias, np.int64), h.over_size]))],
             names=["id_x", "id_y", "kind", "n"])
 
-    hits = (keys.repartition(parts, "join_key").mapInArrow(buckets, HIT_SCHEMA)
+    hits = (keys.repartition(parts, "shard").mapInArrow(buckets, HIT_SCHEMA)
             .persist(StorageLevel.MEMORY_AND_DISK))
     oversized = hits.where(F.col("kind") == KIND_OVERSIZED).select(
         F.col("id_x").alias("join_key"), F.col("n").alias("bucket_size"), F.col("id_y").cast("tinyint").alias("kind"))

@@ -59,3 +59,14 @@ def test_hot_rows_share_buckets_and_chunks_agree(pool, cfg):
     assert whole.equals(parts)                 # masks depend on the group alone, not on the chunk
     ph = whole.column("phash").to_numpy()[hot]
     assert np.unique(ph).size <= 2             # unmasked near-blank pictures: the same hash again and again
+
+
+def test_a_pool_saved_before_a_column_was_added_loads_with_it_as_nulls(pool, tmp_path):
+    from medialayer.media import FINGERPRINT_SCHEMA
+
+    old = pool.table.drop_columns(["kf_times", "kf_counts"])
+    save_pool(type(pool)(old, pool.family, pool.variant, pool.hot), tmp_path / "old.parquet")
+    loaded = load_pool(tmp_path / "old.parquet")
+    assert loaded.table.schema == FINGERPRINT_SCHEMA
+    assert loaded.table.column("kf_times").null_count == loaded.table.num_rows
+    assert loaded.table.column("kp_desc").equals(pool.table.column("kp_desc"))
