@@ -77,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pool: {t.num_rows} fingerprints, {len(pairs):,} true pairs; keypoint words "
           f"({cfg.candidates.local.keypoints} keypoints, {n_words / t.num_rows:.0f} word keys per image) alone "
           f"make {word.mean():.3f} of them candidates; {chance_pairings:.1f} hash pairings per image pair")
+    # Unrelated images' words (uniform, as the synthetic catalogs' masked descriptors are) meet in a
+    # bucket with probability q * i / keyspace: each such meeting is a row the join counts.
+    lw = cfg.candidates.local
+    q_words = ((keys.kind == KIND_WORD) & keys.query).sum() / t.num_rows
+    i_words = ((keys.kind == KIND_WORD) & keys.indexed).sum() / t.num_rows
+    lam = 2 * q_words * i_words / (2.0 ** lw.bits * lw.tables * max(1, lw.angle_bins))
+    p_chance = 1 - sum(np.exp(-lam) * lam ** k / np.prod(range(1, k + 1)) for k in range(lw.min_shared))
+    print(f"words of unrelated images: {lam:.2e} shared per pair; at 1M media {lam * 5e11:.2g} chance word "
+          f"meetings, {p_chance * 5e11:.2g} chance pairs with {lw.min_shared}+ words (if words were independent; an "
+          f"image's descriptors are alike, so real chance pairs are many more: conf/scale.yaml)")
     print(f"\n{'bands x bits':>12s} {'band keys/img':>13s} {'recall bands':>12s} {'recall any':>10s} "
           f"{'chance pairs at 1M':>18s} {'at 100k':>10s}")
     for bands, bits in LAYOUTS:
