@@ -211,7 +211,7 @@ def test_bucket_hits_over_key_partitions_equal_the_in_memory_join(cfg):
     """The Spark stage's per-partition join (bucket_hits), summed over partitions split by key,
     gives the in-memory join's pairs and oversized buckets, on keys with every flag combination."""
     from medialayer.candidates import (KIND_BAND, KIND_FRAME, KIND_WORD, ImageKeys, bucket_hits,
-                                       candidate_pairs_in_memory, distinct_keys, kind_rules)
+                                       candidate_pairs_in_memory, distinct_keys, kind_rules, pairs_meeting_rules)
 
     rng = np.random.default_rng(3)
     c = cfg.with_overrides({"candidates": {"max_bucket_size": 6, "local": {"max_bucket_size": 4, "min_shared": 3},
@@ -238,6 +238,12 @@ def test_bucket_hits_over_key_partitions_equal_the_in_memory_join(cfg):
             counts[(x, y, kk)] = counts.get((x, y, kk), 0) + n
     got = {(x, y) for (x, y, kk), n in counts.items() if n >= rules[kk][0]}
     assert got == want and len(want) > 20
+    # The Spark stage's second step sums each pair's hits from every partition the same way.
+    px, py, words = pairs_meeting_rules(*(np.concatenate([getattr(h, f) for h in hits]) for f in ("x", "y", "kind", "n")),
+                                        rules)
+    assert set(zip(px.tolist(), py.tolist())) == want and len(px) == len(want)
+    assert words.tolist() == [sum(n for (x, y, kk), n in counts.items() if (x, y) == pair and kk == KIND_WORD)
+                              for pair in zip(px.tolist(), py.tolist())]
     assert sum(h.over_key.size for h in hits) == n_over > 0
     assert all((h.over_size > np.array([rules[kk][1] for kk in h.over_kind.tolist()], dtype=np.int64)).all()
                for h in hits if h.over_key.size)
@@ -283,3 +289,21 @@ def test_image_keys_fast_dedupe_equals_the_general_one():
     # Rows past what packs fall back to the general sort, with the same result.
     slow = _distinct_image_keys(row + (1 << 16), key, query, indexed, word, 22)
     assert np.array_equal(np.sort(slow.row), np.sort(r + (1 << 16)))
+
+
+def test_count_pairs_sums_each_triple_once(monkeypatch):
+    from medialayer import search_keys
+    from medialayer.candidates import count_pairs
+
+    rng = np.random.default_rng(6)
+    x, y = rng.integers(0, 30, 5000), rng.integers(30, 60, 5000)
+    kind, n = rng.integers(0, 3, 5000).astype(np.int8), rng.integers(1, 4, 5000)
+    want: dict = {}
+    for t in zip(x.tolist(), y.tolist(), kind.tolist(), n.tolist()):
+        want[t[:3]] = want.get(t[:3], 0) + t[3]
+    for hashed in (True, False):
+        if not hashed:      # every triple under one hash: the exact fallback must give the same sums
+            monkeypatch.setattr(search_keys, "key_hash", lambda k, r: np.zeros(np.asarray(k).shape, np.uint64))
+        cx, cy, ck, cn = count_pairs(x, y, kind, n)
+        assert dict(zip(zip(cx.tolist(), cy.tolist(), ck.tolist()), cn.tolist())) == want
+        assert len(cx) == len(want)

@@ -24,7 +24,7 @@ from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..candidates import KIND_WORD, bucket_hits, kind_rules, media_keys, real_rows
+from ..candidates import bucket_hits, kind_rules, media_keys, pairs_meeting_rules, real_rows
 from ..config import Config
 from ..search_keys import key_hash
 
@@ -145,61 +145,76 @@ def shard_labels(parts: int, spark) -> np.ndarray:
 
 def _shards(owner: np.ndarray, key: np.ndarray, query: np.ndarray, indexed: np.ndarray, kind: np.ndarray,
             parts: int, labels: np.ndarray) -> pa.RecordBatch:
-    """Key rows packed per join partition: blob = media ids, join keys (int64 each), flags (uint8:
-    indexed bit 0, query bit 1, kind above)."""
-    target = (key_hash(key, 0) % np.uint64(parts)).astype(np.int64)
+    """Key rows packed per join partition (by key): media ids, join keys, flags (indexed bit 0,
+    query bit 1, kind above)."""
+    flags = indexed.astype(np.uint8) | (query.astype(np.uint8) << 1) | (kind.astype(np.uint8) << 2)
+    return _pack_shards(key_hash(key, 0) % np.uint64(parts), [owner, key, flags], labels)
+
+
+def _unshard(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ...]:
+    """(media_id, join_key, query, indexed, kind) of every key row in these key shards."""
+    owner, key, flags = _unpack_shards(batches, (np.int64, np.int64, np.uint8))
+    return owner, key, (flags & 2) != 0, (flags & 1) != 0, (flags >> 2).astype(np.int8)
+
+
+def _pack_shards(target: np.ndarray, columns: list[np.ndarray], labels: np.ndarray) -> pa.RecordBatch:
+    """Rows (shard label, rows, blob): the rows of `columns` going to each target partition, each
+    column's bytes one after the other in the blob."""
+    target = np.asarray(target).astype(np.int64)
     order = np.argsort(target, kind="stable")
     target = target[order]
-    flags = (indexed.astype(np.uint8) | (query.astype(np.uint8) << 1) | (kind.astype(np.uint8) << 2))[order]
-    owner, key = owner[order], key[order]
+    columns = [np.ascontiguousarray(c[order]) for c in columns]
     cut = np.flatnonzero(np.diff(target)) + 1
-    starts = np.concatenate([[0], cut]) if target.size else np.zeros(0, dtype=np.int64)
-    ends = np.concatenate([cut, [target.size]]) if target.size else starts
+    starts = np.concatenate([[0], cut]).astype(np.int64) if target.size else np.zeros(0, dtype=np.int64)
+    ends = np.concatenate([cut, [target.size]]).astype(np.int64) if target.size else starts
     shard, n, blob = [], [], []
     for s0, e0 in zip(starts.tolist(), ends.tolist()):
         for s in range(s0, e0, _SHARD_MAX_ROWS):
             e = min(e0, s + _SHARD_MAX_ROWS)
             shard.append(int(labels[target[s]]))
             n.append(e - s)
-            blob.append(owner[s:e].tobytes() + key[s:e].tobytes() + flags[s:e].tobytes())
+            blob.append(b"".join(c[s:e].tobytes() for c in columns))
     return pa.RecordBatch.from_arrays([pa.array(shard, type=pa.int32()), pa.array(n, type=pa.int64()),
                                        pa.array(blob, type=pa.binary())], names=["shard", "key_rows", "blob"])
 
 
-def _unshard(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ...]:
-    """(media_id, join_key, query, indexed, kind) of every key row in these shard batches."""
-    owner, key, flags = [], [], []
+def _unpack_shards(batches: Iterator[pa.RecordBatch], dtypes: tuple) -> list[np.ndarray]:
+    """The columns of every row in these shard batches (`_pack_shards` with these dtypes)."""
+    parts: list[list[np.ndarray]] = [[] for _ in dtypes]
     for batch in batches:
         for n, blob in zip(batch.column("key_rows").to_pylist(), batch.column("blob").to_pylist()):
-            owner.append(np.frombuffer(blob, dtype=np.int64, count=n))
-            key.append(np.frombuffer(blob, dtype=np.int64, count=n, offset=8 * n))
-            flags.append(np.frombuffer(blob, dtype=np.uint8, count=n, offset=16 * n))
-    if not owner:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z, z.astype(bool), z.astype(bool), z.astype(np.int8)
-    f = np.concatenate(flags)
-    return (np.concatenate(owner), np.concatenate(key), (f & 2) != 0, (f & 1) != 0, (f >> 2).astype(np.int8))
+            offset = 0
+            for i, dt in enumerate(dtypes):
+                parts[i].append(np.frombuffer(blob, dtype=dt, count=n, offset=offset))
+                offset += n * np.dtype(dt).itemsize
+    return [np.concatenate(p) if p else np.zeros(0, dtype=dt) for p, dt in zip(parts, dtypes)]
 
 
-# The bucket stage's output rows: pair hits (kind = a key kind: id_x < id_y, n = shared keys of that
-# kind in one partition), alias rows passed through (KIND_ALIAS: id_x = keyframe id, id_y = video
-# id) and skipped buckets (KIND_OVERSIZED: id_x = join key, id_y = the bucket's kind, n = its size).
+# The join's output rows (id_x, id_y, kind, n): candidate pairs (KIND_PAIR: id_x < id_y, n = shared
+# keypoint words), alias rows passed through (KIND_ALIAS: id_x = keyframe id, id_y = video id) and
+# skipped buckets (KIND_OVERSIZED: id_x = join key, id_y = the bucket's kind, n = its size).
 HIT_SCHEMA = "id_x long, id_y long, kind tinyint, n long"
-KIND_OVERSIZED = 8
+KIND_PAIR, KIND_OVERSIZED = 7, 8
+_N_BITS = np.int64(56)              # hit shards carry kind above bit 56 and the count below
 
 
 def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(pairs (media_key_a < media_key_b, shared_words), oversized buckets (join_key, bucket_size,
-    kind), cached bucket hits).
+    kind), cached join output).
 
     `keys` are the key shards of `media_join_keys` (query keys for the new media only), `ids` from
-    `media_ids`. The shards are shuffled once, each to its partition, where the buckets are joined in
-    numpy (`candidates.bucket_hits`); only the much smaller per-pair hit counts are shuffled again. The hits are cached so that the pairs
-    and the overflow report read them once: unpersist the third frame when both have been used."""
+    `media_ids`. Two blob shuffles, both joined in numpy: key shards to the partition of their keys,
+    where each bucket's media meet (`candidates.bucket_hits`); then every hit to the partition of its
+    pair, where a pair's hits from all buckets are summed and its kind's min_shared applied
+    (`candidates.pairs_meeting_rules`). Chance meetings (one shared word) are the bulk of the hits and
+    grow as N^2: they never become Spark rows. The output is cached so that the pairs and the
+    overflow report read it once: unpersist the third frame when both have been used."""
     rules = kind_rules(cfg.candidates)
+    spark = keys.sparkSession
     n_media = ids.count()
-    parts = key_partitions(n_media, cfg, keys.sparkSession)      # as media_join_keys split them
-    log.info("candidate join: %d media, key table in %d partitions", n_media, parts)
+    parts = key_partitions(n_media, cfg, spark)              # as media_join_keys split them
+    labels = shard_labels(parts, spark)
+    log.info("candidate join: %d media, keys in %d partitions", n_media, parts)
 
     def buckets(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # A partition holds every row of its keys: take it whole (media_per_partition bounds it).
@@ -207,26 +222,33 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
         alias = kind == KIND_ALIAS
         h = bucket_hits(key[~alias], media[~alias], query[~alias], indexed[~alias], kind[~alias], rules)
         n_alias = int(alias.sum())
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(np.concatenate([h.x, media[alias], h.over_key])),
-             pa.array(np.concatenate([h.y, key[alias], h.over_kind.astype(np.int64)])),
-             pa.array(np.concatenate([h.kind.astype(np.int8), np.full(n_alias, KIND_ALIAS, np.int8),
-                                      np.full(h.over_key.size, KIND_OVERSIZED, np.int8)]), type=pa.int8()),
-             pa.array(np.concatenate([h.n, np.zeros(n_alias, np.int64), h.over_size]))],
-            names=["id_x", "id_y", "kind", "n"])
+        x = np.concatenate([h.x, media[alias], h.over_key])
+        y = np.concatenate([h.y, key[alias], h.over_kind.astype(np.int64)])
+        k = np.concatenate([h.kind.astype(np.int64), np.full(n_alias, KIND_ALIAS, np.int64),
+                            np.full(h.over_key.size, KIND_OVERSIZED, np.int64)])
+        n = np.concatenate([h.n, np.zeros(n_alias, np.int64), h.over_size])
+        target = key_hash(key_hash(x, 0) ^ y.astype(np.uint64), 0) % np.uint64(parts)
+        yield _pack_shards(target, [x, y, (k << _N_BITS) | n], labels)
 
-    hits = (keys.repartition(parts, "shard").mapInArrow(buckets, HIT_SCHEMA)
+    def pairs_of(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # A partition holds every hit of its pairs.
+        x, y, kn = _unpack_shards(batches, (np.int64, np.int64, np.int64))
+        k, n = kn >> _N_BITS, kn & ((np.int64(1) << _N_BITS) - 1)
+        side = k >= KIND_OVERSIZED
+        px, py, words = pairs_meeting_rules(x[~side], y[~side], k[~side].astype(np.int8), n[~side], rules)
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(np.concatenate([px, x[side]])), pa.array(np.concatenate([py, y[side]])),
+             pa.array(np.concatenate([np.full(px.size, KIND_PAIR, np.int8), k[side].astype(np.int8)]), type=pa.int8()),
+             pa.array(np.concatenate([words, n[side]]))], names=["id_x", "id_y", "kind", "n"])
+
+    hits = (keys.repartition(parts, "shard").mapInArrow(buckets, SHARD_SCHEMA)
+            .repartition(parts, "shard").mapInArrow(pairs_of, HIT_SCHEMA)
             .persist(StorageLevel.MEMORY_AND_DISK))
     oversized = hits.where(F.col("kind") == KIND_OVERSIZED).select(
         F.col("id_x").alias("join_key"), F.col("n").alias("bucket_size"), F.col("id_y").cast("tinyint").alias("kind"))
-    counted = hits.where(F.col("kind") < KIND_OVERSIZED).groupBy("id_x", "id_y").agg(
-        *[F.sum(F.when(F.col("kind") == kind, F.col("n")).otherwise(0)).alias(f"k{kind}") for kind in rules])
-    enough = F.lit(False)
-    for kind, (needed, _) in rules.items():
-        enough = enough | (F.col(f"k{kind}") >= needed)
-    found = counted.where(enough)
+    found = hits.where(F.col("kind") == KIND_PAIR).select("id_x", "id_y", F.col("n").alias("words"))
     # Keyframe ids name their video (alias rows); a video never pairs with itself. A run without
-    # videos has no alias rows and skips the two joins (one cheap scan of the cached hits says so).
+    # videos has no alias rows and skips the two joins (one cheap scan of the cached output says so).
     alias = hits.where(F.col("kind") == KIND_ALIAS).select(F.col("id_x").alias("pid"), F.col("id_y").alias("vid"))
     keyframes = bool(alias.limit(1).count())
     if keyframes:
@@ -241,9 +263,9 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
     # keypoint matching (matching.image.local_min_words).
     pair = (F.least("key_x", "key_y").alias("media_key_a"), F.greatest("key_x", "key_y").alias("media_key_b"))
     if keyframes:      # a pair met through several keyframes keeps its best count
-        pairs = named.groupBy(*pair).agg(F.max(f"k{KIND_WORD}").alias("shared_words"))
+        pairs = named.groupBy(*pair).agg(F.max("words").alias("shared_words"))
     else:
-        pairs = named.select(*pair, F.col(f"k{KIND_WORD}").alias("shared_words"))
+        pairs = named.select(*pair, F.col("words").alias("shared_words"))
     return pairs, oversized, hits
 
 
