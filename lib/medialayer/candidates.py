@@ -187,7 +187,7 @@ def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, in
         payload = ((k >> np.int64(40)) & np.int64(0x3FF)) << np.int64(bits) | (k & low) if is_word else k
         if r.size and (int(r.min()) < 0 or int(r.max()) >= 1 << 16 or int(payload.max()) >= 1 << 45
                        or int(payload.min()) < 0):
-            break
+            break                                   # does not pack: the general sort below
         packed = (r << np.int64(47)) | (payload << np.int64(2)) | (query[sel].astype(np.int64) << np.int64(1)) \
             | indexed[sel].astype(np.int64)
         packed.sort()
@@ -202,7 +202,7 @@ def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, in
             payload = WORD_FLAG | ((payload >> np.int64(bits)) << np.int64(40)) | (payload & low)
         parts.append((v >> np.int64(45), payload, (flags & 2) != 0, (flags & 1) != 0,
                       np.full(v.size, is_word)))
-    else:
+    else:                                           # both kinds packed
         r, k, q, i, w = (np.concatenate(x) for x in zip(*parts))
         return ImageKeys(r, k, q, w, i)
     r, k, q, i, kind = distinct_keys(ImageKeys(row, key, query, word, indexed))
@@ -311,7 +311,7 @@ def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: 
     """The banding join over key rows that hold every row of each of their keys (a partition of the
     key table split by key), in one sort: each query row meets every indexed row of its bucket.
 
-    Same semantics as the Spark join it replaces and as `candidate_pairs_in_memory`: a bucket whose
+    Same semantics as `candidate_pairs_in_memory` (and the Spark SQL join this replaced): a bucket whose
     offered (indexed) rows exceed its kind's cap is skipped; a media never meets itself; when both
     media ask and both offer a key, the pair counts it once. Each media holds a key at most once
     (`distinct_keys`). Counts from different partitions add up (a key lives in one partition)."""

@@ -10,8 +10,10 @@ original in one bucket. Buckets larger than their kind's cap (near-blank images,
 are skipped and counted.
 
 Cost: at scale the key table is billions of rows, so media travel in it as 64-bit ids (`media_id`),
-mapped back to media_key only for the surviving pairs, and it is shuffled once: split by key, each
-partition's buckets are joined in numpy (`candidates.bucket_hits`), and only per-pair counts move on.
+mapped back to media_key only for the surviving pairs, and it never becomes one Spark row per key:
+key rows move as packed blobs to the partition of their key, where buckets are joined in numpy
+(`candidates.bucket_hits`); the hits move the same way to the partition of their pair, where each
+pair's hits are summed and its rule applied. Only candidate pairs come back as rows.
 """
 from __future__ import annotations
 
