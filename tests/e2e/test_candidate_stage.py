@@ -108,3 +108,24 @@ def test_key_shards_round_trip_and_land_on_their_partition(spark):
     for s in where["shard"]:
         rows = _unshard(iter([batch.filter(pa.compute.equal(batch.column("shard"), s))]))
         assert set((key_hash(rows[1], 0) % np.uint64(parts)).tolist()) == {[p for p, lab in enumerate(labels) if lab == s][0]}
+
+
+def test_a_large_partition_joined_in_groups_gives_the_whole_join(monkeypatch):
+    """A partition past candidate_stage._BUCKET_ROWS is joined in key-hash groups: same hits."""
+    from medialayer.candidates import bucket_hits, kind_rules
+    from medialayer.config import load_config
+    from medialayer.spark import candidate_stage
+
+    rules = kind_rules(load_config().candidates)
+    rng = np.random.default_rng(9)
+    n = 20000
+    key = rng.integers(0, 3000, n) | (np.int64(1) << np.int64(62))
+    media = rng.integers(0, 2**62, n)
+    query, indexed = rng.random(n) < 0.6, rng.random(n) < 0.8
+    kind = np.ones(n, dtype=np.int8)
+    whole = bucket_hits(key, media, query, indexed, kind, rules)
+    monkeypatch.setattr(candidate_stage, "_BUCKET_ROWS", 1500)       # 16 groups
+    parts = candidate_stage._bucket_hits_in_parts(key, media, query, indexed, kind, rules)
+    as_set = lambda h: set(zip(h.x.tolist(), h.y.tolist(), h.kind.tolist(), h.n.tolist()))  # noqa: E731
+    assert as_set(parts) == as_set(whole) and len(as_set(whole)) > 1000
+    assert sorted(parts.over_key.tolist()) == sorted(whole.over_key.tolist()) and whole.over_key.size > 0

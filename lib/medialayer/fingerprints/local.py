@@ -235,7 +235,7 @@ def descriptor_words(descriptors: np.ndarray, tables: np.ndarray) -> np.ndarray:
     """
     words = np.empty((tables.shape[0], descriptors.shape[0]), dtype=np.int64)
     columns = np.ascontiguousarray(descriptors.T)            # one descriptor byte per row
-    for t, luts in enumerate(_word_luts(tables.tobytes(), tables.shape)):
+    for t, luts in enumerate(_word_luts(np.asarray(tables, dtype=np.int64).tobytes(), tables.shape)):
         acc = words[t]
         acc[:] = np.int64(t) << np.int64(40)
         for byte, lut in luts:
