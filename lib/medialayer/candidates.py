@@ -179,34 +179,36 @@ def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, in
     payload from bit 2, query and indexed in bits 1 and 0), so that one value sort (several times
     faster than an argsort) puts a (row, key)'s copies next to each other. Words' table and
     orientation bin (bits 40-49) move down to just above their sampled bits to fit."""
+    parts = [_packed_distinct(row[word == w], key[word == w], query[word == w], indexed[word == w], w, bits)
+             for w in (False, True)]
+    if any(p is None for p in parts):               # does not pack: the general sort
+        r, k, q, i, kind = distinct_keys(ImageKeys(row, key, query, word, indexed))
+        return ImageKeys(r, k, q, kind == KIND_WORD, i, kind)
+    r, k, q, i = (np.concatenate(x) for x in zip(*parts))
+    return ImageKeys(r, k, q, (k & WORD_FLAG) != 0, i)
+
+
+def _packed_distinct(r: np.ndarray, k: np.ndarray, query: np.ndarray, indexed: np.ndarray, is_word: bool,
+                     bits: int) -> tuple[np.ndarray, ...] | None:
+    """(row, key, query, indexed) of one kind's keys, each (row, key) once; None if they do not pack."""
     low = (np.int64(1) << np.int64(bits)) - 1
-    parts = []
-    for is_word in (False, True):
-        sel = word == is_word
-        r, k = row[sel], key[sel]
-        payload = ((k >> np.int64(40)) & np.int64(0x3FF)) << np.int64(bits) | (k & low) if is_word else k
-        if r.size and (int(r.min()) < 0 or int(r.max()) >= 1 << 16 or int(payload.max()) >= 1 << 45
-                       or int(payload.min()) < 0):
-            break                                   # does not pack: the general sort below
-        packed = (r << np.int64(47)) | (payload << np.int64(2)) | (query[sel].astype(np.int64) << np.int64(1)) \
-            | indexed[sel].astype(np.int64)
-        packed.sort()
-        v = packed >> np.int64(2)
-        first = np.ones(v.size, dtype=bool)
-        first[1:] = v[1:] != v[:-1]
-        starts = np.flatnonzero(first)
-        flags = np.bitwise_or.reduceat(packed & np.int64(3), starts) if starts.size else packed[:0]
-        v = v[starts]
-        payload = v & ((np.int64(1) << np.int64(45)) - 1)
-        if is_word:
-            payload = WORD_FLAG | ((payload >> np.int64(bits)) << np.int64(40)) | (payload & low)
-        parts.append((v >> np.int64(45), payload, (flags & 2) != 0, (flags & 1) != 0,
-                      np.full(v.size, is_word)))
-    else:                                           # both kinds packed
-        r, k, q, i, w = (np.concatenate(x) for x in zip(*parts))
-        return ImageKeys(r, k, q, w, i)
-    r, k, q, i, kind = distinct_keys(ImageKeys(row, key, query, word, indexed))
-    return ImageKeys(r, k, q, kind == KIND_WORD, i, kind)
+    payload = ((k >> np.int64(40)) & np.int64(0x3FF)) << np.int64(bits) | (k & low) if is_word else k
+    if r.size and (int(r.min()) < 0 or int(r.max()) >= 1 << 16 or int(payload.max()) >= 1 << 45
+                   or int(payload.min()) < 0):
+        return None
+    packed = (r << np.int64(47)) | (payload << np.int64(2)) | (query.astype(np.int64) << np.int64(1)) \
+        | indexed.astype(np.int64)
+    packed.sort()
+    v = packed >> np.int64(2)
+    first = np.ones(v.size, dtype=bool)
+    first[1:] = v[1:] != v[:-1]
+    starts = np.flatnonzero(first)
+    flags = np.bitwise_or.reduceat(packed & np.int64(3), starts) if starts.size else packed[:0]
+    v = v[starts]
+    payload = v & ((np.int64(1) << np.int64(45)) - 1)
+    if is_word:
+        payload = WORD_FLAG | ((payload >> np.int64(bits)) << np.int64(40)) | (payload & low)
+    return v >> np.int64(45), payload, (flags & 2) != 0, (flags & 1) != 0
 
 
 def _blob_prefixes(column: "pa.Array | pa.ChunkedArray", rows: np.ndarray, limit: int) -> tuple[bytes, np.ndarray]:

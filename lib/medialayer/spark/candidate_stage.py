@@ -140,7 +140,17 @@ def key_partitions(n_media: int, cfg: Config, spark) -> int:
 def shard_labels(parts: int, spark) -> np.ndarray:
     """For each partition p of `parts`, an int label that Spark's hash partitioning (Murmur3 of the
     int, modulo parts: what `repartition(parts, col)` does) sends to p, so that every partition of
-    the join gets one share of the keys. Found by asking Spark to hash a few labels per partition."""
+    the join gets one share of the keys. Found by asking Spark to hash a few labels per partition,
+    once per partition count (Murmur3 with Spark's fixed seed: the answer never changes)."""
+    if parts not in _LABELS:
+        _LABELS[parts] = _find_labels(parts, spark)
+    return _LABELS[parts]
+
+
+_LABELS: dict[int, np.ndarray] = {}
+
+
+def _find_labels(parts: int, spark) -> np.ndarray:
     found = np.full(parts, -1, dtype=np.int64)
     start, step = 0, parts * 16
     while (found < 0).any():
