@@ -349,6 +349,9 @@ class LocalMatchConfig:
     aligned_max_frame_distance: float
     aligned_page_min_occupancy: float
     skip_mirror_above: float
+    guided_seed_inliers: int
+    guided_radius_px: float
+    guided_ratio: float
     calibration: list
 
     def validate(self, path: str) -> None:
@@ -375,6 +378,10 @@ class LocalMatchConfig:
         _unit(self.aligned_max_frame_distance, f"{path}.aligned_max_frame_distance")
         _unit(self.aligned_page_min_occupancy, f"{path}.aligned_page_min_occupancy")
         _unit(self.skip_mirror_above, f"{path}.skip_mirror_above")
+        if self.guided_seed_inliers != 0:
+            _in_range(self.guided_seed_inliers, 3, self.min_inliers, f"{path}.guided_seed_inliers")
+        _positive(self.guided_radius_px, f"{path}.guided_radius_px")
+        _unit(self.guided_ratio, f"{path}.guided_ratio")
         _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
 
 

@@ -71,37 +71,55 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
     return best
 
 
-def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Ratio-tested, one-to-one nearest neighbours of a's descriptors among b's (Hamming)."""
+def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Ratio-tested, one-to-one nearest neighbours of a's descriptors among b's (Hamming), and for
+    each of a's descriptors its nearest neighbour in b with the ratio it reached (guided matching
+    relaxes the test for neighbours that the fit puts in the right place)."""
     if db.shape[0] < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None
     dist, nidx = cv2.batchDistance(da, db, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
     d1, d2 = dist[:, 0].astype(np.float64), dist[:, 1].astype(np.float64)
-    ok = (d1 <= cfg.max_descriptor_distance) & (d1 < cfg.ratio * d2) & (nidx[:, 0] >= 0)
+    near = (d1 <= cfg.max_descriptor_distance) & (nidx[:, 0] >= 0)
+    ratio = d1 / np.maximum(d2, 1.0)
+    nearest = np.where(near, nidx[:, 0], -1).astype(np.int64), ratio, d1
+    ok = near & (d1 < cfg.ratio * d2)
     ia = np.flatnonzero(ok)
     ib = nidx[ok, 0].astype(np.int64)
     if ia.size == 0:
-        return ia, ib
+        return ia, ib, nearest
     # One-to-one: when several of a's points pick the same point of b, keep the closest.
     order = np.lexsort((d1[ia], ib))
     first = np.ones(order.shape[0], dtype=bool)
     first[1:] = ib[order][1:] != ib[order][:-1]
     keep = order[first]
-    return ia[keep], ib[keep]
+    return ia[keep], ib[keep], nearest
 
 
 def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, mirrored: bool,
          cfg: LocalMatchConfig, block_b: tuple[float, float, float, float] | None = None) -> LocalEvidence:
-    ia, ib = _descriptor_matches(a.descriptors, desc_b, cfg)
-    if ia.shape[0] < cfg.min_inliers:
+    ia, ib, nearest = _descriptor_matches(a.descriptors, desc_b, cfg)
+    seed = cfg.guided_seed_inliers or cfg.min_inliers
+    if ia.shape[0] < seed:
         return LocalEvidence(mirrored=mirrored, rejected="too few descriptor matches")
     src, dst = a.xy[ia], xy_b[ib]
-    model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=cfg.ransac_px,
-                                              maxIters=cfg.ransac_iterations, confidence=0.995, refineIters=5)
+    model, mask = _ransac(src, dst, cfg)
     if model is None or mask is None:
         return LocalEvidence(mirrored=mirrored, rejected="no geometric fit")
     inl = mask.ravel().astype(bool)
     n = int(inl.sum())
+    # `shown`: the inliers that passed the strict ratio test. The guards below judge where the
+    # evidence lies on these alone; guided matches only add to the count (a word two photos share
+    # would otherwise grow, letter by letter, into what looks like a well-spread fit).
+    shown = inl
+    if cfg.guided_seed_inliers and n >= cfg.guided_seed_inliers and _calibrated(n, cfg) < cfg.skip_mirror_above:
+        ga, gb = _guided_matches(a.xy, xy_b, nearest, model, cfg)
+        if ga.shape[0] > n:
+            g_model, g_mask = _ransac(a.xy[ga], xy_b[gb], cfg)
+            if g_model is not None and g_mask is not None and int(g_mask.sum()) > n:
+                strict = np.isin(ga * (len(xy_b) + 1) + gb, ia * (len(xy_b) + 1) + ib)
+                src, dst, model, inl = a.xy[ga], xy_b[gb], g_model, g_mask.ravel().astype(bool)
+                n, shown = int(inl.sum()), inl & strict
     scale = float(np.hypot(model[0, 0], model[1, 0]))
     rotation = float(np.degrees(np.arctan2(model[1, 0], model[0, 0])))
     base = dict(inliers=n, mirrored=mirrored, scale=scale, rotation_deg=rotation)
@@ -114,7 +132,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     # Two pages: the shared text and chrome of one shop template fit each other perfectly (shifted by
     # the photos' heights), so the photo of at least one side must carry some of the inliers.
     if a.block is not None and block_b is not None:
-        on_photo = max(_inside(src[inl], a.block, a.frame_w, a.frame_h), _inside(dst[inl], block_b, wb, hb))
+        on_photo = max(_inside(src[shown], a.block, a.frame_w, a.frame_h), _inside(dst[shown], block_b, wb, hb))
         if on_photo < cfg.min_photo_inliers:
             return LocalEvidence(**base, rejected="inliers on page chrome only")
 
@@ -126,7 +144,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     if max(shared_a, shared_b) < cfg.min_contained_fraction:
         return LocalEvidence(**base, rejected="partial overlap")
     # Inliers confined to a small patch (a sticker, a badge, a logo) are not a copy of the picture.
-    spread = min(_hull_fraction(src[inl], box_a), _hull_fraction(dst[inl], box_b))
+    spread = min(_hull_fraction(src[shown], box_a), _hull_fraction(dst[shown], box_b))
     base.update(spread=spread)
     if spread < cfg.min_inlier_spread:
         return LocalEvidence(**base, rejected="inliers confined to a small patch")
@@ -135,7 +153,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     strong_b = xy_b[: max(cfg.min_inliers, int(len(xy_b) * cfg.occupancy_strongest))]
     # The better-covered side counts: an overlay hides the copy's detail, never the original's, while
     # a shared logo or page chrome leaves both sides' own detail unmatched.
-    occ = max(_occupancy(strong_a, src[inl], box_a, cfg.grid), _occupancy(strong_b, dst[inl], box_b, cfg.grid))
+    occ = max(_occupancy(strong_a, src[shown], box_a, cfg.grid), _occupancy(strong_b, dst[shown], box_b, cfg.grid))
     base.update(occupancy=occ)
     if occ < cfg.min_occupancy:
         return LocalEvidence(**base, rejected="inliers clustered")
@@ -144,11 +162,44 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     # both photos' own detail uncovered.
     if spread < cfg.confined_spread and occ < cfg.full_occupancy:
         return LocalEvidence(**base, rejected="confined inliers leave detail uncovered")
-    xs = [float(p[0]) for p in cfg.calibration]
-    ys = [float(p[1]) for p in cfg.calibration]
     # Fewer covered cells than a clean copy shows: part of the agreement may be a shared overlay.
-    similarity = float(np.interp(n, xs, ys)) - cfg.occupancy_penalty * max(0.0, cfg.full_occupancy - occ)
+    similarity = _calibrated(n, cfg) - cfg.occupancy_penalty * max(0.0, cfg.full_occupancy - occ)
     return LocalEvidence(**base, similarity=max(similarity, 1e-6))
+
+
+def _calibrated(inliers: int, cfg: LocalMatchConfig) -> float:
+    return float(np.interp(inliers, [float(p[0]) for p in cfg.calibration], [float(p[1]) for p in cfg.calibration]))
+
+
+def _ransac(src: np.ndarray, dst: np.ndarray, cfg: LocalMatchConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    return cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=cfg.ransac_px,
+                                       maxIters=cfg.ransac_iterations, confidence=0.995, refineIters=5)
+
+
+def _guided_matches(xy_a: np.ndarray, xy_b: np.ndarray, nearest: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    model: np.ndarray, cfg: LocalMatchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Matches that agree with `model` under a relaxed ratio test: a keypoint of a whose nearest
+    descriptor in b lies within guided_radius_px of where the fit maps it, at a ratio below
+    guided_ratio, one-to-one.
+
+    Re-encoding, tone changes and overlays push many true matches just past the strict ratio test;
+    the fit's position vouches for them. A repeated pattern (the letters of a tiled watermark that
+    two photos share) still fails: its nearest and second-nearest descriptors are equally close.
+    """
+    nb, ratio, d1 = nearest
+    ok = (nb >= 0) & (ratio < cfg.guided_ratio)
+    ia = np.flatnonzero(ok)
+    if ia.size == 0:
+        return ia, ia
+    ib = nb[ia]
+    mapped = xy_a[ia].astype(np.float64) @ model[:, :2].T + model[:, 2]
+    close = ((mapped - xy_b[ib].astype(np.float64)) ** 2).sum(axis=1) <= cfg.guided_radius_px ** 2
+    ia, ib = ia[close], ib[close]
+    order = np.argsort(d1[ia], kind="stable")
+    ia, ib = ia[order], ib[order]
+    first = np.zeros(ib.size, dtype=bool)
+    first[np.unique(ib, return_index=True)[1]] = True
+    return ia[first], ib[first]
 
 
 def _shared_box(model: np.ndarray, wa: int, ha: int, wb: int, hb: int, inverse: bool) -> tuple[float, float, float, float]:

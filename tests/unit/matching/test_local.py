@@ -112,3 +112,63 @@ def test_a_badge_shared_by_two_photos_is_not_a_copy(photos, cfg):
     assert unguarded.found and unguarded.spread < lc.confined_spread, unguarded
     ev = match_local(_side(a, cfg), _side(b, cfg), lc)
     assert not ev.found and ev.rejected == "confined inliers leave detail uncovered", ev
+
+
+def _guided_case(rng: np.random.Generator, n: int = 60):
+    """Keypoints of a and of b = a shifted by (30, 20), each descriptor 20 bits off its original."""
+    xy_a = rng.uniform(40, 360, size=(n, 2)).astype(np.float32)
+    desc_a = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    bits = np.unpackbits(desc_a, axis=1)
+    for row in bits:
+        row[rng.choice(256, 20, replace=False)] ^= 1
+    return xy_a, desc_a, xy_a + np.float32([30, 20]), np.packbits(bits, axis=1)
+
+
+def test_guided_matching_takes_well_placed_neighbours_past_the_strict_ratio(cfg):
+    from dataclasses import replace
+
+    from medialayer.matching.local import _descriptor_matches, _guided_matches
+
+    lc = replace(cfg.matching.image.local, guided_seed_inliers=6, ratio=0.85, guided_ratio=0.95)
+    xy_a, desc_a, xy_b, desc_b = _guided_case(np.random.default_rng(5))
+    # Each true match gets a decoy elsewhere, almost as close: the strict ratio test drops it.
+    decoys = desc_b.copy()
+    bits = np.unpackbits(decoys, axis=1)
+    bits[:, :4] ^= 1
+    decoys = np.packbits(bits, axis=1)
+    db = np.concatenate([desc_b, decoys])
+    xb = np.concatenate([xy_b, xy_b[::-1] + 100])
+    ia, ib, nearest = _descriptor_matches(desc_a, db, lc)
+    true_model = np.float64([[1, 0, 30], [0, 1, 20]])
+    ga, gb = _guided_matches(xy_a, xb, nearest, true_model, lc)
+    strict_hits = int((ib == ia).sum())
+    guided_hits = int((gb == ga).sum())
+    assert guided_hits > strict_hits + 10, (strict_hits, guided_hits)
+    assert (gb == ga).all()                       # never a decoy: it lies elsewhere
+    # A wrong fit vouches for nothing: the neighbours are not where it maps a's keypoints.
+    wrong = np.float64([[1, 0, 90], [0, 1, -40]])
+    assert _guided_matches(xy_a, xb, nearest, wrong, lc)[0].size == 0
+    # A repeated pattern (two equally close neighbours) fails even the relaxed ratio.
+    twins = np.concatenate([desc_b, desc_b])
+    _, _, tied = _descriptor_matches(desc_a, twins, lc)
+    assert _guided_matches(xy_a, np.concatenate([xy_b, xy_b]), tied, true_model, lc)[0].size == 0
+
+
+def test_guided_matching_adds_inliers_to_a_damaged_copy_and_keeps_guards(photos, cfg):
+    from dataclasses import replace
+
+    from medialayer.synth.edits import jpeg_roundtrip, tone, watermark
+
+    rng = np.random.default_rng(3)
+    img = photos[6]
+    copy = jpeg_roundtrip(watermark(tone(img.rotate(4, resample=Image.Resampling.BICUBIC), rng), rng), 25)
+    lc = cfg.matching.image.local
+    off = match_local(_side(img, cfg), _side(copy, cfg), replace(lc, guided_seed_inliers=0))
+    on = match_local(_side(img, cfg), _side(copy, cfg), replace(lc, guided_seed_inliers=6))
+    assert on.found and on.inliers > off.inliers, (off, on)
+    # A logo on two different photos stays a non-match with guidance on.
+    logo = photos[1].crop((100, 60, 220, 160)).resize((150, 125))
+    a, b = photos[0].copy(), photos[4].copy()
+    a.paste(logo, (20, 20))
+    b.paste(logo, (20, 20))
+    assert not match_local(_side(a, cfg), _side(b, cfg), replace(lc, guided_seed_inliers=6)).found
