@@ -35,6 +35,8 @@ def test_unknown_key_is_refused_with_its_path(tmp_path):
     ({"candidates": {"image": {"bits_per_band": 40}}}, "candidates.image.bits_per_band"),
     ({"spark": {"extra": {"foo": 1}}}, "spark.extra"),
     ({"matching": {"image": {"calibration": [[0.5, 0.1], [0.1, 0.9]]}}}, "calibration"),
+    ({"matching": {"image": {"local": {"guided_seed_inliers": 40}}}}, "matching.image.local.guided_seed_inliers"),
+    ({"matching": {"image": {"local": {"guided_ratio": 1.5}}}}, "matching.image.local.guided_ratio"),
 ])
 def test_bad_values_are_refused_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
