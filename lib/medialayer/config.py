@@ -147,12 +147,14 @@ class LocalFeatureConfig:
 class ImageConfig:
     max_pixels: int
     decode_max_side: int
+    picture_side: int
     region: RegionConfig
     local: LocalFeatureConfig
 
     def validate(self, path: str) -> None:
         _positive(self.max_pixels, f"{path}.max_pixels")
         _at_least(self.decode_max_side, 64, f"{path}.decode_max_side")
+        _in_range(self.picture_side, 0, 255, f"{path}.picture_side")
 
 
 @dataclass(frozen=True)
@@ -352,6 +354,8 @@ class LocalMatchConfig:
     guided_seed_inliers: int
     guided_radius_px: float
     guided_ratio: float
+    min_picture_agreement: float
+    picture_trim: float
     calibration: list
 
     def validate(self, path: str) -> None:
@@ -382,6 +386,9 @@ class LocalMatchConfig:
             _in_range(self.guided_seed_inliers, 3, self.min_inliers, f"{path}.guided_seed_inliers")
         _positive(self.guided_radius_px, f"{path}.guided_radius_px")
         _unit(self.guided_ratio, f"{path}.guided_ratio")
+        _in_range(self.min_picture_agreement, -1.0, 1.0, f"{path}.min_picture_agreement")
+        if not 0.0 <= self.picture_trim < 0.9:
+            raise ConfigError(f"{path}.picture_trim must be in [0, 0.9)")
         _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
 
 

@@ -57,6 +57,7 @@ FINGERPRINT_SCHEMA = pa.schema([
     ("kp_desc", pa.binary()),                # 32-byte ORB descriptors
     ("kp_desc_mirror", pa.binary()),         # descriptors of the mirrored image, same keypoints
     ("kp_angle", pa.binary()),               # ORB orientation per keypoint, one byte (256 per turn)
+    ("picture", pa.binary()),                # image: small grey picture (width byte, then pixels) for fit checks
     ("frame_count", pa.int32()),             # video: sampled frames kept (near-blank ones dropped)
     ("frame_times", pa.binary()),            # video: float32 seconds per kept frame
     ("frame_hashes", pa.binary()),           # video: uint64 pHash, dHash, centre pHash, centre dHash per frame
@@ -175,6 +176,9 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
             extra[name][i] = v
     for i, frac in zip(ok, fps.region_fractions):
         extra["region"][i] = None if frac is None else list(frac)
+    extra["picture"] = [None] * n
+    for i, picture in zip(ok, fps.pictures):
+        extra["picture"][i] = picture
     extra["kf_times"], extra["kf_counts"] = [None] * n, [None] * n
     for i, item in enumerate(loaded):
         if item.av is not None and item.av.keyframes:

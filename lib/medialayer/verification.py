@@ -6,12 +6,13 @@ same function serves Spark's verify stage (inside mapInArrow) and pairwise match
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import Config
+from .config import Config, LocalMatchConfig
 from .fingerprints import image as image_fp
 from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION
 from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, unpack_keyframes
@@ -20,6 +21,7 @@ from .fingerprints.region import BLOCK
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import GlobalScores, ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalEvidence, LocalSide, match_local
+from .matching.picture import picture_agreement
 
 METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
 AV_METHODS = {"video": f"{VIDEO_FINGERPRINT_VERSION}:frames+landmarks",
@@ -48,7 +50,7 @@ MATCH_SCHEMA = pa.schema([
 SIDE_COLUMNS = ("media_key", "media_type", "content_sha256", "width", "height", *image_fp.HASH_COLUMNS,
                 *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN, "region", "kp_frame_w", "kp_frame_h",
                 "kp_xy", "kp_desc", "kp_desc_mirror", "duration_s", "frame_times", "frame_hashes", "audio_peaks",
-                "kf_times", "kf_counts")
+                "kf_times", "kf_counts", "picture")
 # The hashes the global score reads (verification's prefilter, and search's ranking of weak rows).
 GLOBAL_HASH_COLUMNS = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
 
@@ -117,13 +119,33 @@ def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None
     verifier's per-pair step, which the accuracy benchmark also asks to explain its misses."""
     glob = global_scores(batch, cfg) if glob is None else glob
     py = {f"{c}_{s}": batch.column(f"{c}_{s}").to_pylist() for c in _LOCAL_COLUMNS for s in "ab"}
+    names = set(batch.schema.names)
+    pictures = {s: batch.column(f"picture_{s}").to_pylist() if f"picture_{s}" in names else [None] * batch.num_rows
+                for s in "ab"}
     local_cfg = cfg.matching.image.local
     out = []
     for i in range(batch.num_rows):
-        ev = match_local(*(local_side(*(py[f"{c}_{s}"][i] for c in _LOCAL_COLUMNS)) for s in "ab"), local_cfg)
+        sides = [local_side(*(py[f"{c}_{s}"][i] for c in _LOCAL_COLUMNS)) for s in "ab"]
+        ev = match_local(*sides, local_cfg)
         frame = glob.frame_mirrored[i] if ev.mirrored else glob.frame_straight[i]
-        out.append(check_aligned(ev, float(frame), local_cfg, bool(glob.page_like[i])))
+        ev = check_aligned(ev, float(frame), local_cfg, bool(glob.page_like[i]))
+        out.append(check_pictures(ev, pictures["a"][i], pictures["b"][i], sides[0], sides[1], local_cfg))
     return out
+
+
+def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
+                   cfg: LocalMatchConfig) -> LocalEvidence:
+    """Reject a keypoint fit under which the two stored pictures do not correlate (matching.picture)."""
+    if not ev.found or ev.model is None or cfg.min_picture_agreement <= -1.0:
+        return ev
+    pa_, pb_ = image_fp.unpack_picture(picture_a), image_fp.unpack_picture(picture_b)
+    if pa_ is None or pb_ is None:
+        return ev
+    score = picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
+                              cfg.picture_trim)
+    if score is not None and score < cfg.min_picture_agreement:
+        return replace(ev, similarity=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
+    return ev
 
 
 def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:

@@ -37,6 +37,8 @@ def test_unknown_key_is_refused_with_its_path(tmp_path):
     ({"matching": {"image": {"calibration": [[0.5, 0.1], [0.1, 0.9]]}}}, "calibration"),
     ({"matching": {"image": {"local": {"guided_seed_inliers": 40}}}}, "matching.image.local.guided_seed_inliers"),
     ({"matching": {"image": {"local": {"guided_ratio": 1.5}}}}, "matching.image.local.guided_ratio"),
+    ({"matching": {"image": {"local": {"min_picture_agreement": 2.0}}}}, "matching.image.local.min_picture_agreement"),
+    ({"image": {"picture_side": 400}}, "image.picture_side"),
 ])
 def test_bad_values_are_refused_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):

@@ -30,3 +30,34 @@ def test_global_prefilter_keeps_hash_copies_and_drops_strangers(photos, cfg, tmp
     video = slim.set_column(slim.schema.get_field_index("media_type_b"), "media_type_b",
                             pa.array(["video"] * 3))
     assert global_prefilter(video, cfg).all()
+
+
+
+def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, cfg, tmp_path):
+    """The verifier's last keypoint check: the same fit is kept between a photo and its watermarked
+    copy, and refused between two different photos (as when only a shared watermark word fitted)."""
+    from dataclasses import replace
+
+    from medialayer.matching.local import LocalEvidence
+    from medialayer.synth.edits import watermark
+    from medialayer.verification import check_pictures, local_side
+
+    images = [photos[5], watermark(photos[5], np.random.default_rng(4)), photos[9].resize(photos[5].size)]
+    paths = []
+    for k, img in enumerate(images):
+        p = tmp_path / f"w{k}.jpg"
+        img.save(p, quality=90)
+        paths.append(str(p))
+    rows = fingerprint_table(paths, ["image"] * 3, cfg, Fetcher(cfg.fetch, trusted_local=True)).to_pylist()
+    assert all(r["picture"] for r in rows)
+    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
+    fit = LocalEvidence(inliers=40, similarity=0.93, shared_a=1.0, shared_b=1.0, occupancy=0.9,
+                        model=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
+    lc = cfg.matching.image.local
+    assert check_pictures(fit, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1], lc).found
+    refused = check_pictures(fit, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], lc)
+    assert not refused.found and refused.rejected.startswith("pictures disagree"), refused
+    # Off, or a row without a picture (fingerprinted before pictures were kept): the fit stands.
+    off = replace(lc, min_picture_agreement=-1.0)
+    assert check_pictures(fit, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], off).found
+    assert check_pictures(fit, rows[0]["picture"], None, sides[0], sides[2], lc).found

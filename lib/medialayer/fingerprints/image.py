@@ -20,7 +20,8 @@ from .bits import pack_bits
 from .local import LocalFeatures, extract_local_features, pack_angles, pack_xy, working_gray
 from .region import BLOCK, content_region, flat_fraction, off_background
 
-FINGERPRINT_VERSION = "image-v3"
+# v4: the grey picture (`picture`) that keypoint fits are checked against; v3 rows have none and are refetched.
+FINGERPRINT_VERSION = "image-v4"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
 # The same four hashes of the content region; equal to the frame's when no region was found.
 REGION_HASH_COLUMNS = tuple(f"region_{c}" for c in HASH_COLUMNS)
@@ -95,6 +96,7 @@ class ImageFingerprints:
     # pasted photo (a solid block away from the corners, the only source of its keypoints)
     region_fractions: list[tuple[float, ...] | None]
     local: list[LocalFeatures]
+    pictures: list[bytes | None]           # small grey picture (pack_picture), None when image.picture_side is 0
 
 
 def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageFingerprints:
@@ -103,7 +105,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
     All work happens on two reduced copies: a grey working frame (keypoints, hashes) and a small
     colour thumbnail (content region, tone), so the cost per image is nearly independent of its size.
     """
-    grays, tones, fractions, region_grays, local = [], [], [], [], []
+    grays, tones, fractions, region_grays, local, pictures = [], [], [], [], [], []
     for rgb in images:
         gray = working_gray(rgb, cfg.local.max_side)
         thumb = shrink(rgb, cfg.region.analysis_side)
@@ -130,6 +132,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         grays.append(gray)
         tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off)))
         local.append(extract_local_features(gray, cfg.local, within, only_within))
+        pictures.append(pack_picture(shrink_gray(gray, cfg.picture_side)) if cfg.picture_side else None)
     hashes = global_hashes(grays, tones)
     # Without a region the region hashes are the frame's: hash only the frames that have one.
     with_region = [i for i, f in enumerate(fractions) if f is not None]
@@ -138,7 +141,26 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         column = hashes[c].copy()
         column[with_region] = region_hashes[c]
         hashes[f"region_{c}"] = column
-    return ImageFingerprints(hashes, fractions, local)
+    return ImageFingerprints(hashes, fractions, local, pictures)
+
+
+def shrink_gray(gray: np.ndarray, side: int) -> np.ndarray:
+    """Area-averaged copy of a grey frame with its long side `side` (never enlarged)."""
+    h, w = gray.shape
+    scale = min(1.0, side / float(max(h, w)))
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+def pack_picture(picture: np.ndarray) -> bytes:
+    """Width byte, then the grey pixels row by row (width <= 255)."""
+    return bytes([picture.shape[1]]) + np.ascontiguousarray(picture, dtype=np.uint8).tobytes()
+
+
+def unpack_picture(blob: bytes | None) -> np.ndarray | None:
+    if not blob or len(blob) < 2 or blob[0] == 0 or (len(blob) - 1) % blob[0]:
+        return None
+    return np.frombuffer(blob, dtype=np.uint8, offset=1).reshape(-1, blob[0])
 
 
 def local_columns(features: Sequence[LocalFeatures]) -> dict[str, list]:

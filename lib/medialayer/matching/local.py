@@ -42,6 +42,7 @@ class LocalEvidence:
     occupancy: float = 0.0
     spread: float = 0.0           # inliers' convex hull / shared area (the smaller of the two sides)
     rejected: str = ""            # which guard failed, for diagnostics
+    model: tuple[float, ...] | None = None   # the fit, a's working frame -> b's (mirrored b when `mirrored`)
 
     @property
     def found(self) -> bool:
@@ -108,21 +109,17 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
         return LocalEvidence(mirrored=mirrored, rejected="no geometric fit")
     inl = mask.ravel().astype(bool)
     n = int(inl.sum())
-    # `shown`: the inliers that passed the strict ratio test. The guards below judge where the
-    # evidence lies on these alone; guided matches only add to the count (a word two photos share
-    # would otherwise grow, letter by letter, into what looks like a well-spread fit).
-    shown = inl
     if cfg.guided_seed_inliers and n >= cfg.guided_seed_inliers and _calibrated(n, cfg) < cfg.skip_mirror_above:
         ga, gb = _guided_matches(a.xy, xy_b, nearest, model, cfg)
         if ga.shape[0] > n:
             g_model, g_mask = _ransac(a.xy[ga], xy_b[gb], cfg)
             if g_model is not None and g_mask is not None and int(g_mask.sum()) > n:
-                strict = np.isin(ga * (len(xy_b) + 1) + gb, ia * (len(xy_b) + 1) + ib)
                 src, dst, model, inl = a.xy[ga], xy_b[gb], g_model, g_mask.ravel().astype(bool)
-                n, shown = int(inl.sum()), inl & strict
+                n = int(inl.sum())
     scale = float(np.hypot(model[0, 0], model[1, 0]))
     rotation = float(np.degrees(np.arctan2(model[1, 0], model[0, 0])))
-    base = dict(inliers=n, mirrored=mirrored, scale=scale, rotation_deg=rotation)
+    base = dict(inliers=n, mirrored=mirrored, scale=scale, rotation_deg=rotation,
+                model=tuple(float(v) for v in model.ravel()))
     if n < cfg.min_inliers:
         return LocalEvidence(**base, rejected="too few inliers")
     if not cfg.min_scale <= scale <= cfg.max_scale:
@@ -132,7 +129,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     # Two pages: the shared text and chrome of one shop template fit each other perfectly (shifted by
     # the photos' heights), so the photo of at least one side must carry some of the inliers.
     if a.block is not None and block_b is not None:
-        on_photo = max(_inside(src[shown], a.block, a.frame_w, a.frame_h), _inside(dst[shown], block_b, wb, hb))
+        on_photo = max(_inside(src[inl], a.block, a.frame_w, a.frame_h), _inside(dst[inl], block_b, wb, hb))
         if on_photo < cfg.min_photo_inliers:
             return LocalEvidence(**base, rejected="inliers on page chrome only")
 
@@ -144,7 +141,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     if max(shared_a, shared_b) < cfg.min_contained_fraction:
         return LocalEvidence(**base, rejected="partial overlap")
     # Inliers confined to a small patch (a sticker, a badge, a logo) are not a copy of the picture.
-    spread = min(_hull_fraction(src[shown], box_a), _hull_fraction(dst[shown], box_b))
+    spread = min(_hull_fraction(src[inl], box_a), _hull_fraction(dst[inl], box_b))
     base.update(spread=spread)
     if spread < cfg.min_inlier_spread:
         return LocalEvidence(**base, rejected="inliers confined to a small patch")
@@ -153,7 +150,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     strong_b = xy_b[: max(cfg.min_inliers, int(len(xy_b) * cfg.occupancy_strongest))]
     # The better-covered side counts: an overlay hides the copy's detail, never the original's, while
     # a shared logo or page chrome leaves both sides' own detail unmatched.
-    occ = max(_occupancy(strong_a, src[shown], box_a, cfg.grid), _occupancy(strong_b, dst[shown], box_b, cfg.grid))
+    occ = max(_occupancy(strong_a, src[inl], box_a, cfg.grid), _occupancy(strong_b, dst[inl], box_b, cfg.grid))
     base.update(occupancy=occ)
     if occ < cfg.min_occupancy:
         return LocalEvidence(**base, rejected="inliers clustered")

@@ -1,0 +1,54 @@
+"""Do the pictures agree where a keypoint fit lays them on each other?
+
+Keypoints can agree on something both images carry while the photos differ: a seller's watermark
+word, a logo, a shop template. The stored grey pictures (image.picture_side) settle it: warp one onto
+the other with the fit and correlate the pixels they share. Overlays on a true copy (a banner, a
+sticker, watermark text) are the worst-fitting pixels; a share of those is set aside first.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_MIN_PIXELS = 24          # fewer shared pixels than this say nothing either way
+
+
+def picture_agreement(picture_a: np.ndarray, picture_b: np.ndarray, model: tuple[float, ...],
+                      frame_a: tuple[int, int], frame_b: tuple[int, int], mirrored: bool, trim: float) -> float | None:
+    """Trimmed correlation of the two pictures under `model` (a's working frame -> b's, b mirrored when
+    `mirrored`), the better of the two warping directions; None when they share too few pixels.
+
+    `frame_a`, `frame_b`: the working frames' (width, height) that the fit's coordinates are in.
+    """
+    pa = picture_a.astype(np.float32)
+    pb = (picture_b[:, ::-1] if mirrored else picture_b).astype(np.float32)
+    to_a = np.diag([pa.shape[1] / max(1, frame_a[0]), pa.shape[0] / max(1, frame_a[1]), 1.0])
+    to_b = np.diag([pb.shape[1] / max(1, frame_b[0]), pb.shape[0] / max(1, frame_b[1]), 1.0])
+    fit = np.vstack([np.asarray(model, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
+    a_to_b = to_b @ fit @ np.linalg.inv(to_a)
+    best = None
+    for src, dst, m in ((pb, pa, a_to_b), (pa, pb, np.linalg.inv(a_to_b))):
+        score = _trimmed_correlation(src, dst, m, trim)
+        if score is not None and (best is None or score > best):
+            best = score
+    return best
+
+
+def _trimmed_correlation(src: np.ndarray, dst: np.ndarray, dst_to_src: np.ndarray, trim: float) -> float | None:
+    """Correlation of `dst` with `src` sampled where `dst_to_src` maps dst's pixels, after the `trim`
+    share of pixels furthest from a linear fit of one on the other (tone changes are linear) is dropped."""
+    size = (dst.shape[1], dst.shape[0])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpAffine(src, dst_to_src[:2], size, flags=flags)
+    inside = cv2.warpAffine(np.ones_like(src), dst_to_src[:2], size, flags=flags) > 0.99
+    if int(inside.sum()) < _MIN_PIXELS:
+        return None
+    x, y = dst[inside].astype(np.float64), warped[inside].astype(np.float64)
+    if x.std() < 1e-6 or y.std() < 1e-6:
+        return None
+    slope, offset = np.polyfit(x, y, 1)
+    residual = np.abs(y - (slope * x + offset))
+    keep = residual <= np.quantile(residual, 1.0 - trim)
+    x, y = x[keep] - x[keep].mean(), y[keep] - y[keep].mean()
+    norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / norm) if norm > 0 else None
