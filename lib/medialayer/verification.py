@@ -6,13 +6,12 @@ same function serves Spark's verify stage (inside mapInArrow) and pairwise match
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import Config, LocalMatchConfig
+from .config import Config
 from .fingerprints import image as image_fp
 from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION
 from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, unpack_keyframes
@@ -21,7 +20,7 @@ from .fingerprints.region import BLOCK
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import GlobalScores, ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalEvidence, LocalSide, match_local
-from .matching.picture import picture_agreement
+from .matching.picture import check_pictures
 
 METHOD = f"{image_fp.FINGERPRINT_VERSION}:phash+dhash+region+orb"
 AV_METHODS = {"video": f"{VIDEO_FINGERPRINT_VERSION}:frames+landmarks",
@@ -131,21 +130,6 @@ def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None
         ev = check_aligned(ev, float(frame), local_cfg, bool(glob.page_like[i]))
         out.append(check_pictures(ev, pictures["a"][i], pictures["b"][i], sides[0], sides[1], local_cfg))
     return out
-
-
-def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
-                   cfg: LocalMatchConfig) -> LocalEvidence:
-    """Reject a keypoint fit under which the two stored pictures do not correlate (matching.picture)."""
-    if not ev.found or ev.model is None or cfg.min_picture_agreement <= -1.0:
-        return ev
-    pa_, pb_ = image_fp.unpack_picture(picture_a), image_fp.unpack_picture(picture_b)
-    if pa_ is None or pb_ is None:
-        return ev
-    score = picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
-                              cfg.picture_trim)
-    if score is not None and score < cfg.min_picture_agreement:
-        return replace(ev, similarity=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
-    return ev
 
 
 def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:

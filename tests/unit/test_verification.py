@@ -40,7 +40,8 @@ def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, c
 
     from medialayer.matching.local import LocalEvidence
     from medialayer.synth.edits import watermark
-    from medialayer.verification import check_pictures, local_side
+    from medialayer.matching.picture import check_pictures
+    from medialayer.verification import local_side
 
     images = [photos[5], watermark(photos[5], np.random.default_rng(4)), photos[9].resize(photos[5].size)]
     paths = []

@@ -145,7 +145,11 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
 
 
 def shrink_gray(gray: np.ndarray, side: int) -> np.ndarray:
-    """Area-averaged copy of a grey frame with its long side `side` (never enlarged)."""
+    """Area-averaged copy of a grey frame with its long side `side` (never enlarged).
+
+    Not `decoding.image.shrink` (halvings, then bilinear): at 48 px every pixel should be the mean of
+    its block, and the picture check found 6 fewer copies in bench-accuracy with `shrink` (1428 vs 1434).
+    """
     h, w = gray.shape
     scale = min(1.0, side / float(max(h, w)))
     size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))

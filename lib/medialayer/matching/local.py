@@ -73,7 +73,7 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
 
 
 def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
     """Ratio-tested, one-to-one nearest neighbours of a's descriptors among b's (Hamming), and for
     each of a's descriptors its nearest neighbour in b with the ratio it reached (guided matching
     relaxes the test for neighbours that the fit puts in the right place)."""

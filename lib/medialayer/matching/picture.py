@@ -7,10 +7,31 @@ sticker, watermark text) are the worst-fitting pixels; a share of those is set a
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
+from ..config import LocalMatchConfig
+from ..fingerprints.image import unpack_picture
+from .local import LocalEvidence, LocalSide
+
 _MIN_PIXELS = 24          # fewer shared pixels than this say nothing either way
+
+
+def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
+                   cfg: LocalMatchConfig) -> LocalEvidence:
+    """Reject a keypoint fit under which the two stored pictures do not correlate (matching.picture)."""
+    if not ev.found or ev.model is None or cfg.min_picture_agreement <= -1.0:
+        return ev
+    pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
+    if pa_ is None or pb_ is None:
+        return ev
+    score = picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
+                              cfg.picture_trim)
+    if score is not None and score < cfg.min_picture_agreement:
+        return replace(ev, similarity=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
+    return ev
 
 
 def picture_agreement(picture_a: np.ndarray, picture_b: np.ndarray, model: tuple[float, ...],
