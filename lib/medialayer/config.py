@@ -170,6 +170,8 @@ class VideoConfig:
     keyframe_interval_s: float
     keyframe_side: int
     keyframe_keypoints: int
+    keyframe_spread_grid: int
+    keyframe_oversample: int
     max_keyframes: int
 
     def validate(self, path: str) -> None:
@@ -184,6 +186,8 @@ class VideoConfig:
         _positive(self.keyframe_interval_s, f"{path}.keyframe_interval_s")
         _in_range(self.keyframe_side, 96, 1024, f"{path}.keyframe_side")
         _non_negative(self.keyframe_keypoints, f"{path}.keyframe_keypoints")
+        _in_range(self.keyframe_spread_grid, 1, 16, f"{path}.keyframe_spread_grid")
+        _in_range(self.keyframe_oversample, 1, 16, f"{path}.keyframe_oversample")
         _in_range(self.max_keyframes, 0, 4096, f"{path}.max_keyframes")   # candidates.KEYFRAME_ROWS
 
 

@@ -39,6 +39,8 @@ def test_unknown_key_is_refused_with_its_path(tmp_path):
     ({"matching": {"image": {"local": {"guided_ratio": 1.5}}}}, "matching.image.local.guided_ratio"),
     ({"matching": {"image": {"local": {"min_picture_agreement": 2.0}}}}, "matching.image.local.min_picture_agreement"),
     ({"image": {"picture_side": 400}}, "image.picture_side"),
+    ({"video": {"keyframe_spread_grid": 0}}, "video.keyframe_spread_grid"),
+    ({"video": {"keyframe_oversample": 17}}, "video.keyframe_oversample"),
 ])
 def test_bad_values_are_refused_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):

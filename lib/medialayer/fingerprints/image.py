@@ -21,7 +21,8 @@ from .local import LocalFeatures, extract_local_features, pack_angles, pack_xy, 
 from .region import BLOCK, content_region, flat_fraction, off_background
 
 # v4: the grey picture (`picture`) that keypoint fits are checked against; v3 rows have none and are refetched.
-FINGERPRINT_VERSION = "image-v4"
+# v5: keypoints spread over an 8x8 grid (was 4x4), so an overlay no longer takes most of the slots.
+FINGERPRINT_VERSION = "image-v5"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
 # The same four hashes of the content region; equal to the frame's when no region was found.
 REGION_HASH_COLUMNS = tuple(f"region_{c}" for c in HASH_COLUMNS)

@@ -115,7 +115,8 @@ class Keyframes:
 def keyframe_features(times: np.ndarray, frames: Sequence[np.ndarray], cfg: VideoConfig,
                       local: LocalFeatureConfig) -> Keyframes:
     """ORB keypoints (video.keyframe_keypoints, straight only) of the informative keyframes."""
-    kcfg = dataclasses.replace(local, max_keypoints=cfg.keyframe_keypoints)
+    kcfg = dataclasses.replace(local, max_keypoints=cfg.keyframe_keypoints, spread_grid=cfg.keyframe_spread_grid,
+                                oversample=cfg.keyframe_oversample)
     kept_t, feats = [], []
     w = h = 0
     for t, frame in zip(times, frames):

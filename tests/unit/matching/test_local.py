@@ -104,9 +104,9 @@ def test_a_badge_shared_by_two_photos_is_not_a_copy(photos, cfg):
     # that leaves both photos' own detail uncovered.
     from dataclasses import replace
 
-    a, b = photos[13], photos[16]
-    a = _badge(a, 70, (a.width - 145, 5))
-    b = _badge(b, 70, (b.width - 145, b.height - 145))
+    a, b = photos[5], photos[13]
+    a = _badge(a, 80, (a.width - 165, 5))
+    b = _badge(b, 80, (b.width - 165, b.height - 165))
     lc = cfg.matching.image.local
     unguarded = match_local(_side(a, cfg), _side(b, cfg), replace(lc, confined_spread=0.0))
     assert unguarded.found and unguarded.spread < lc.confined_spread, unguarded
