@@ -101,6 +101,9 @@ class RegionConfig:
     min_side_px: int
     min_photo_solidity: float
     badge_corner_margin: float
+    min_tilt_deg: float
+    max_tilt_deg: float
+    min_tilt_fill: float
 
     def validate(self, path: str) -> None:
         _at_least(self.analysis_side, 64, f"{path}.analysis_side")
@@ -112,6 +115,9 @@ class RegionConfig:
         _at_least(self.max_block_elongation, 1, f"{path}.max_block_elongation")
         _unit(self.min_photo_solidity, f"{path}.min_photo_solidity")
         _unit(self.badge_corner_margin, f"{path}.badge_corner_margin")
+        _in_range(self.max_tilt_deg, 0, 45, f"{path}.max_tilt_deg")
+        _in_range(self.min_tilt_deg, 0, 45, f"{path}.min_tilt_deg")
+        _unit(self.min_tilt_fill, f"{path}.min_tilt_fill")
         if self.min_area_fraction >= self.max_area_fraction:
             raise ConfigError(f"{path}.min_area_fraction must be below max_area_fraction")
 

@@ -40,6 +40,8 @@ def test_unknown_key_is_refused_with_its_path(tmp_path):
     ({"matching": {"image": {"local": {"min_picture_agreement": 2.0}}}}, "matching.image.local.min_picture_agreement"),
     ({"image": {"picture_side": 400}}, "image.picture_side"),
     ({"video": {"keyframe_spread_grid": 0}}, "video.keyframe_spread_grid"),
+    ({"image": {"region": {"max_tilt_deg": 60}}}, "image.region.max_tilt_deg"),
+    ({"image": {"region": {"min_tilt_fill": 1.5}}}, "image.region.min_tilt_fill"),
     ({"video": {"keyframe_oversample": 17}}, "video.keyframe_oversample"),
 ])
 def test_bad_values_are_refused_naming_the_key(override, message):

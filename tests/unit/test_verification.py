@@ -62,3 +62,29 @@ def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, c
     off = replace(lc, min_picture_agreement=-1.0)
     assert check_pictures(fit, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], off).found
     assert check_pictures(fit, rows[0]["picture"], None, sides[0], sides[2], lc).found
+
+
+def test_a_photo_turned_on_a_filled_canvas_matches_on_its_hashes_alone(photos, cfg, tmp_path):
+    """A copy rotated a few degrees, its corners filled white and a watermark laid over it: with no
+    keypoints at all, the straightened photo's hashes find it, and the reason names the rotation."""
+    from PIL import Image
+
+    from medialayer.synth.edits import watermark
+
+    hashes_only = cfg.with_overrides({"image": {"local": {"max_keypoints": 0}}})
+    rng = np.random.default_rng(11)
+    paths = []
+    for k in (0, 2, 5):
+        turned = photos[k].convert("RGB").rotate(-5.0, Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+        for name, img in (("o", photos[k].convert("RGB")), ("t", watermark(turned, rng))):
+            p = tmp_path / f"{name}{k}.jpg"
+            img.save(p, quality=88)
+            paths.append(str(p))
+    a, b = np.array([0, 2, 4]), np.array([1, 3, 5])
+    for conf, found in ((hashes_only, True), (hashes_only.with_overrides({"image": {"region": {"max_tilt_deg": 0}}}), False)):
+        table = fingerprint_table(paths, ["image"] * len(paths), conf, Fetcher(conf.fetch, trusted_local=True))
+        out = verify_batch(pair_batch(table, a, b), conf, keep_below_record=True).to_pylist()
+        assert [r["match_found"] for r in out] == [found] * 3, out
+        if found:
+            assert all("a small rotation on a filled canvas" in r["reason"] for r in out), out
+            assert all(r["match_type"] in ("near_duplicate", "edited_copy") for r in out), out

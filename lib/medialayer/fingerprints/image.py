@@ -18,10 +18,11 @@ from ..config import ImageConfig
 from ..decoding.image import shrink
 from .bits import pack_bits
 from .local import LocalFeatures, extract_local_features, pack_angles, pack_xy, working_gray
-from .region import BLOCK, content_region, flat_fraction, off_background
+from .region import BLOCK, TILTED, content_region, flat_fraction, off_background, straighten, tilted_photo
 
 # v4: the grey picture (`picture`) that keypoint fits are checked against; v3 rows have none and are refetched.
-# v5: keypoints spread over an 8x8 grid (was 4x4), so an overlay no longer takes most of the slots.
+# v5: keypoints spread over an 8x8 grid (was 4x4), so an overlay no longer takes most of the slots; a
+# photo turned on a filled canvas gets a region (kind TILTED), hashed straightened.
 FINGERPRINT_VERSION = "image-v5"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
 # The same four hashes of the content region; equal to the frame's when no region was found.
@@ -93,7 +94,8 @@ def global_hashes(grays: Sequence[np.ndarray], tones: Sequence[int]) -> dict[str
 @dataclass(frozen=True)
 class ImageFingerprints:
     hashes: dict[str, np.ndarray]          # HASH_COLUMNS, REGION_HASH_COLUMNS, TONE_COLUMN: uint64 (n,)
-    # content region [x0, y0, x1, y1, kind, pasted]: frame fractions, BORDERS/BLOCK, and 1.0 for a
+    # content region [x0, y0, x1, y1, kind, pasted]: frame fractions, BORDERS/BLOCK/TILTED (the box
+    # around a tilted photo, hashed straightened), and 1.0 for a
     # pasted photo (a solid block away from the corners, the only source of its keypoints)
     region_fractions: list[tuple[float, ...] | None]
     local: list[LocalFeatures]
@@ -114,7 +116,15 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         box = content_region(thumb, cfg.region, off)
         gh, gw = gray.shape
         within, only_within = None, True
-        if box is None:
+        tilt = tilted_photo(thumb, cfg.region, off) if box is None else None
+        if tilt is not None:
+            th, tw = thumb.shape[:2]
+            corners = tilt.corners()
+            frac = (max(0.0, corners[:, 0].min() / tw), max(0.0, corners[:, 1].min() / th),
+                    min(1.0, corners[:, 0].max() / tw), min(1.0, corners[:, 1].max() / th))
+            region_grays.append(straighten(gray, tilt, gw / float(tw)))
+            fractions.append((*frac, float(TILTED), 0.0))
+        elif box is None:
             fractions.append(None)
             region_grays.append(None)
         else:

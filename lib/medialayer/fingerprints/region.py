@@ -5,6 +5,8 @@ global hashes of the whole frame then describe the frame, not the photo; hashing
 as well restores them. Two passes, both cheap on the decoded (<= 512 px) image:
 
 1. trim flat borders: rows and columns that are all (nearly) the border colour;
+   a photo turned a few degrees on a flat canvas (filled corners) is found as a tilted rectangle
+   instead, and hashed straightened (`tilted_photo`);
 2. in what is left (on a small thumbnail), find the largest solid block that differs from the page background. Text and
    thin UI strokes are removed by a morphological opening, so a product photo wins over the lines of
    text around it. The block is kept only when it is a sizeable, not-whole part of the frame.
@@ -19,7 +21,7 @@ import numpy as np
 from ..config import RegionConfig
 
 
-BORDERS, BLOCK = 0, 1
+BORDERS, BLOCK, TILTED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,69 @@ def largest_block(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = N
     if outside.any() and 1.0 - off[outside].mean() < cfg.page_flat_fraction:
         return None
     return Box(x, y, x + bw, y + bh, BLOCK, area / float(bw * bh))
+
+
+@dataclass(frozen=True)
+class Tilt:
+    """A photo turned on a flat canvas: its rotated rectangle (thumbnail pixels, degrees)."""
+    cx: float
+    cy: float
+    width: float
+    height: float
+    angle: float              # the rectangle's tilt; rotating the picture by it straightens the photo
+
+    def corners(self) -> np.ndarray:
+        return cv2.boxPoints(((self.cx, self.cy), (self.width, self.height), self.angle))
+
+
+def tilted_photo(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> Tilt | None:
+    """The photo of a copy that was rotated a little on a flat canvas (its corners filled with the
+    canvas colour), or None.
+
+    Border trimming cannot remove triangular corners, so such a copy has no content region and its
+    frame hashes see a rotated picture. Everything that differs from the canvas must fill one
+    rotated rectangle, tilted between min_tilt_deg and max_tilt_deg, with flat canvas around it.
+    """
+    if cfg.max_tilt_deg <= 0:
+        return None
+    h, w = rgb.shape[:2]
+    off = (off_background(rgb, cfg) if off is None else off).astype(np.uint8)
+    if off[0, 0] or off[0, -1] or off[-1, 0] or off[-1, -1]:
+        return None                        # a full-bleed photo (the common case) stops here
+    points = cv2.findNonZero(off)
+    if points is None or points.shape[0] < cfg.min_side_px ** 2:
+        return None
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
+    while angle > 45.0 or angle <= -45.0:  # OpenCV's range depends on its version: take the smaller turn
+        angle += -90.0 if angle > 45.0 else 90.0
+        rw, rh = rh, rw
+    if not cfg.min_tilt_deg <= abs(angle) <= cfg.max_tilt_deg or min(rw, rh) < cfg.min_side_px:
+        return None
+    tilt = Tilt(float(cx), float(cy), float(rw), float(rh), float(angle))
+    inside = np.zeros((h, w), dtype=np.uint8)
+    cv2.fillConvexPoly(inside, np.round(tilt.corners()).astype(np.int32), 1)
+    inside = inside.astype(bool)
+    if inside.mean() < 1.0 - cfg.max_area_fraction or (~inside).mean() < cfg.min_area_fraction:
+        return None
+    # The photo fills its rectangle (a product on white does not), and only canvas lies around it.
+    if off[inside].mean() < cfg.min_tilt_fill or off[~inside].mean() > cfg.border_max_off_fraction:
+        return None
+    return tilt
+
+
+def straighten(gray: np.ndarray, tilt: Tilt, scale: float) -> np.ndarray:
+    """The tilted photo of `gray`, turned upright and cut out; `scale` maps thumbnail pixels to
+    `gray`'s."""
+    # Pixel centres scale about the pixels' corner; the rectangle through the outermost off-canvas
+    # pixel centres is about one thumbnail pixel wider than the photo (edge pixels are blends).
+    cx, cy = (tilt.cx + 0.5) * scale - 0.5, (tilt.cy + 0.5) * scale - 0.5
+    rw, rh = max(1.0, tilt.width - 1.0) * scale, max(1.0, tilt.height - 1.0) * scale
+    m = cv2.getRotationMatrix2D((cx, cy), tilt.angle, 1.0)
+    m[:, 2] += (rw / 2.0 - cx, rh / 2.0 - cy)
+    # A pixel's worth inside the edge: the rectangle's own border blends with the canvas.
+    out_w, out_h = max(1, int(rw) - 2), max(1, int(rh) - 2)
+    m[:, 2] -= 1.0
+    return cv2.warpAffine(gray, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def flat_fraction(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> float:

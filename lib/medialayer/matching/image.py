@@ -19,7 +19,7 @@ from ..config import LocalMatchConfig, MatchingConfig
 from ..envelope import MatchResult, confidence_for
 from ..fingerprints.bits import hamming
 from ..fingerprints.image import unpack_flat, unpack_tone
-from ..fingerprints.region import BLOCK
+from ..fingerprints.region import BLOCK, TILTED
 from .local import LocalEvidence
 
 # A mirrored reading must beat the straight one by this much (normalised distance) to be called
@@ -154,8 +154,9 @@ def describe_image_match(similarity: float, evidence: str, global_mirrored: bool
         if not partial and local.found and local.occupancy < _COVERED_REPORT:
             changes.append("an overlay, sticker or text covering part of the picture")
     elif via_region:
-        changes.append(_framing_phrase(a, b))
-        partial = True
+        kind = _framed_kind(a, b)
+        changes.append(_FRAMING_PHRASES.get(kind, _FRAMING_PHRASES[None]))
+        partial = kind != TILTED        # a straightened photo is the whole picture, not a part of a frame
     if not partial and not changes:
         changes.extend(_aspect_change(a, b))
     changes.extend(_size_and_tone_changes(a, b))
@@ -196,11 +197,15 @@ def _geometry_changes(local: LocalEvidence, a: ImageSide, b: ImageSide, out: lis
     return partial
 
 
-def _framing_phrase(a: ImageSide, b: ImageSide) -> str:
+_FRAMING_PHRASES = {BLOCK: "screenshot or page framing", TILTED: "a small rotation on a filled canvas",
+                    None: "padding, borders or letterbox bars"}
+
+
+def _framed_kind(a: ImageSide, b: ImageSide) -> int | None:
+    """Region kind (BORDERS, BLOCK, TILTED) of the side whose content region frames the picture."""
     framed = a if a.region is not None and (b.region is None or _region_area(a.region) < _region_area(b.region)) else b
-    if framed.region is not None and len(framed.region) > 4 and int(framed.region[4]) == BLOCK:
-        return "screenshot or page framing"
-    return "padding, borders or letterbox bars"
+    kind = int(framed.region[4]) if framed.region is not None and len(framed.region) > 4 else None
+    return kind if kind in (BLOCK, TILTED) else None
 
 
 def _aspect_change(a: ImageSide, b: ImageSide) -> list[str]:

@@ -2,7 +2,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from medialayer.decoding.image import shrink
-from medialayer.fingerprints.region import BLOCK, BORDERS, content_region
+from medialayer.fingerprints.region import BLOCK, BORDERS, TILTED, content_region, straighten, tilted_photo
 from medialayer.synth.edits import screenshot
 
 
@@ -55,3 +55,71 @@ def test_a_pasted_photo_is_a_solid_block_and_a_blob_is_not(photos, cfg):
     blob, _ = _region(disc, cfg)
     assert blob is not None and blob.kind == BLOCK, blob
     assert 0.6 < blob.solidity < cfg.image.region.min_photo_solidity, blob      # a disc covers pi/4 of its box
+
+
+def _turned(img: Image.Image, degrees: float) -> Image.Image:
+    """The photo rotated on a white canvas that grows to hold it (the corners filled white)."""
+    return img.convert("RGB").rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+
+
+def _gray(img: Image.Image, side: int = 400) -> np.ndarray:
+    return np.asarray(Image.fromarray(shrink(np.asarray(img.convert("RGB")), side)).convert("L"), dtype=np.float64)
+
+
+def test_a_photo_turned_on_a_white_canvas_is_found_and_straightened(photos, cfg):
+    rc = cfg.image.region
+    for k in (0, 1, 2, 5):
+        for degrees in (-6.0, -2.5, 3.0, 5.5):
+            turned = _turned(photos[k], degrees)
+            thumb = shrink(np.asarray(turned), rc.analysis_side)
+            assert content_region(thumb, rc) is None        # filled corners: nothing to trim
+            tilt = tilted_photo(thumb, rc)
+            assert tilt is not None, (k, degrees)
+            assert abs(abs(tilt.angle) - abs(degrees)) < 0.8, (k, degrees, tilt)
+            gray = _gray(turned)
+            upright = straighten(gray.astype(np.uint8), tilt, gray.shape[1] / thumb.shape[1])
+            original = _gray(photos[k])
+            # The straightened photo is the original again: same aspect, pixels that correlate.
+            assert abs(np.log((upright.shape[1] / upright.shape[0]) / (original.shape[1] / original.shape[0]))) < 0.05
+            # Compared at the scale the hashes see (they are computed from 32 px thumbnails).
+            size = (64, round(64 * original.shape[0] / original.shape[1]))
+            back = np.asarray(Image.fromarray(upright).resize(size, Image.Resampling.BOX), dtype=np.float64)
+            ref = np.asarray(Image.fromarray(original.astype(np.uint8)).resize(size, Image.Resampling.BOX), dtype=np.float64)
+            assert np.corrcoef(back.ravel(), ref.ravel())[0, 1] > 0.95, (k, degrees)
+
+
+def test_only_a_tilted_rectangle_on_a_flat_canvas_counts_as_tilted(photos, cfg):
+    rc = cfg.image.region
+
+    def tilt_of(img: Image.Image):
+        return tilted_photo(shrink(np.asarray(img.convert("RGB")), rc.analysis_side), rc)
+
+    assert all(tilt_of(photos[k]) is None for k in (0, 1, 2, 4, 5))          # full-bleed photos
+    padded = Image.new("RGB", (photos[5].width + 200, photos[5].height), (255, 255, 255))
+    padded.paste(photos[5], (100, 0))
+    assert tilt_of(padded) is None                                           # straight on its canvas
+    assert tilt_of(screenshot(photos[1], np.random.default_rng(2))) is None  # a page
+    # A round product on white, however it is turned, does not fill a rectangle.
+    disc = Image.new("RGB", (600, 450), (255, 255, 255))
+    ImageDraw.Draw(disc).ellipse((120, 40, 480, 410), fill=(180, 40, 40))
+    assert tilt_of(_turned(disc, 4.0)) is None
+    # Turned and cropped to the frame (no filled corners): nothing to straighten here.
+    turned = photos[0].convert("RGB").rotate(4.0, Image.Resampling.BICUBIC, expand=False)
+    assert tilt_of(turned.crop((30, 30, turned.width - 30, turned.height - 30))) is None
+    # Off: no tilt, ever.
+    from dataclasses import replace
+    assert tilted_photo(shrink(np.asarray(_turned(photos[0], 4.0)), rc.analysis_side), replace(rc, max_tilt_deg=0.0)) is None
+
+
+def test_a_tilted_copy_is_hashed_straightened(photos, cfg):
+    from medialayer.fingerprints.bits import hamming
+    from medialayer.fingerprints.image import image_fingerprints
+
+    for k in (0, 2, 5):
+        fps = image_fingerprints([shrink(np.asarray(photos[k].convert("RGB")), 400),
+                                  shrink(np.asarray(_turned(photos[k], -5.0)), 400)], cfg.image)
+        assert fps.region_fractions[0] is None and int(fps.region_fractions[1][4]) == TILTED
+        h = fps.hashes
+        frame = hamming(h["phash"][0], h["phash"][1])
+        region = hamming(h["phash"][0], h["region_phash"][1])
+        assert region <= 8 and region < frame, (k, region, frame)
