@@ -88,3 +88,10 @@ def test_a_photo_turned_on_a_filled_canvas_matches_on_its_hashes_alone(photos, c
         if found:
             assert all("a small rotation on a filled canvas" in r["reason"] for r in out), out
             assert all(r["match_type"] in ("near_duplicate", "edited_copy") for r in out), out
+    # With keypoints, the fit names the rotation (the fit's shared box is the whole canvas: no
+    # partial_copy, no "padding").
+    table = fingerprint_table(paths, ["image"] * len(paths), cfg, Fetcher(cfg.fetch, trusted_local=True))
+    out = verify_batch(pair_batch(table, a, b), cfg, keep_below_record=True).to_pylist()
+    for r in out:
+        assert r["match_found"] and r["match_type"] in ("near_duplicate", "edited_copy"), r
+        assert "rotation by about 5 degrees" in r["reason"] and "padding" not in r["reason"], r

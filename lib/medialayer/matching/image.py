@@ -202,7 +202,7 @@ _FRAMING_PHRASES = {BLOCK: "screenshot or page framing", TILTED: "a small rotati
 
 
 def _framed_kind(a: ImageSide, b: ImageSide) -> int | None:
-    """Region kind (BORDERS, BLOCK, TILTED) of the side whose content region frames the picture."""
+    """Kind (BLOCK or TILTED) of the content region that frames the picture; None for plain borders."""
     framed = a if a.region is not None and (b.region is None or _region_area(a.region) < _region_area(b.region)) else b
     kind = int(framed.region[4]) if framed.region is not None and len(framed.region) > 4 else None
     return kind if kind in (BLOCK, TILTED) else None
