@@ -116,7 +116,8 @@ def test_a_large_partition_joined_in_groups_gives_the_whole_join(monkeypatch):
     from medialayer.config import load_config
     from medialayer.spark import candidate_stage
 
-    rules = kind_rules(load_config().candidates)
+    # A bucket cap of 10 over ~5 indexed rows per key: some buckets are oversized, most are not.
+    rules = kind_rules(load_config(overrides={"candidates": {"local": {"max_bucket_size": 10}}}).candidates)
     rng = np.random.default_rng(9)
     n = 20000
     key = rng.integers(0, 3000, n) | (np.int64(1) << np.int64(62))
