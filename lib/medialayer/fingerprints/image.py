@@ -22,7 +22,8 @@ from .region import BLOCK, TILTED, content_region, flat_fraction, off_background
 
 # v4: the grey picture (`picture`) that keypoint fits are checked against; v3 rows have none and are refetched.
 # v5: keypoints spread over an 8x8 grid (was 4x4), so an overlay no longer takes most of the slots; a
-# photo turned on a filled canvas gets a region (kind TILTED), hashed straightened.
+# photo turned on a filled canvas gets a region (kind TILTED), hashed straightened; the tone word's
+# colour and contrast are the content region's.
 FINGERPRINT_VERSION = "image-v5"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
 # The same four hashes of the content region; equal to the frame's when no region was found.
@@ -116,10 +117,13 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         box = content_region(thumb, cfg.region, off)
         gh, gw = gray.shape
         within, only_within = None, True
+        content = None                     # the content region on the thumbnail: the tone is its tone
         tilt = tilted_photo(thumb, cfg.region, off) if box is None else None
         if tilt is not None:
             th, tw = thumb.shape[:2]
             corners = tilt.corners()
+            content = np.zeros((th, tw), dtype=np.uint8)
+            cv2.fillConvexPoly(content, np.round(corners).astype(np.int32), 1)
             frac = (max(0.0, corners[:, 0].min() / tw), max(0.0, corners[:, 1].min() / th),
                     min(1.0, corners[:, 0].max() / tw), min(1.0, corners[:, 1].max() / th))
             region_grays.append(straighten(gray, tilt, gw / float(tw)))
@@ -129,6 +133,8 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
             region_grays.append(None)
         else:
             th, tw = thumb.shape[:2]
+            content = np.zeros((th, tw), dtype=np.uint8)
+            content[box.y0:box.y1, box.x0:box.x1] = 1
             frac = (box.x0 / tw, box.y0 / th, box.x1 / tw, box.y1 / th)
             x0, y0 = int(frac[0] * gw), int(frac[1] * gh)
             x1, y1 = max(x0 + 1, int(round(frac[2] * gw))), max(y0 + 1, int(round(frac[3] * gh)))
@@ -141,7 +147,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
                 only_within = box.solidity >= cfg.region.min_photo_solidity and not corner
             fractions.append((*frac, float(box.kind), float(box.kind == BLOCK and only_within)))
         grays.append(gray)
-        tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off)))
+        tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off), content))
         local.append(extract_local_features(gray, cfg.local, within, only_within))
         pictures.append(pack_picture(shrink_gray(gray, cfg.picture_side)) if cfg.picture_side else None)
     hashes = global_hashes(grays, tones)
@@ -191,10 +197,17 @@ def local_columns(features: Sequence[LocalFeatures]) -> dict[str, list]:
     }
 
 
-def pack_tone(thumb: np.ndarray, flat: float = 0.0) -> int:
-    """Tone word of a small RGB thumbnail: mean colour, grey contrast, flat-background share."""
-    r, g, b = (int(round(v)) for v in cv2.mean(thumb)[:3])
-    contrast = min(255, int(round(float(cv2.meanStdDev(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY))[1][0, 0]))))
+def pack_tone(thumb: np.ndarray, flat: float = 0.0, content: np.ndarray | None = None) -> int:
+    """Tone word of a small RGB thumbnail: mean colour, grey contrast, flat-background share.
+
+    Colour and contrast are those of `content` (a uint8 mask of the content region) when given: the
+    white bars of a padded copy or the filled corners of a turned one are not a colour change.
+    """
+    if content is not None and not content.any():
+        content = None
+    r, g, b = (int(round(v)) for v in cv2.mean(thumb, mask=content)[:3])
+    grey = cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY)
+    contrast = min(255, int(round(float(cv2.meanStdDev(grey, mask=content)[1][0, 0]))))
     return r | (g << 8) | (b << 16) | (contrast << 24) | (int(round(255 * flat)) << 32)
 
 

@@ -116,3 +116,24 @@ def test_unreadable_side_gives_an_error_envelope(photos, save, tmp_path):
     result = medialayer.match(save(photos[0], "a.jpg"), str(tmp_path / "missing.jpg"))
     assert not result.match_found and result.error_code == "not_found"
     assert result.to_dict()["error_code"] == "not_found"
+
+
+def test_a_canvas_around_the_photo_is_not_a_colour_change(photos, save):
+    # White bars or filled corners change the frame's mean colour, not the photo's: the tone is read
+    # inside the content region. A brightened photo on the same canvas still reads as a tone change.
+    img = photos[1].convert("RGB")
+
+    def on_canvas(photo: Image.Image) -> Image.Image:
+        canvas = Image.new("RGB", (photo.width, int(photo.height * 1.6)), (255, 255, 255))
+        canvas.paste(photo, (0, int(photo.height * 0.3)))
+        return canvas
+
+    a = save(img, "a.jpg", quality=92)
+    padded = medialayer.match(a, save(on_canvas(img), "padded.jpg"))
+    assert padded.match_found and "padding" in padded.reason and "colour" not in padded.reason, padded
+    turned = img.rotate(5.0, Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    tilted = medialayer.match(a, save(turned, "turned.jpg"))
+    assert tilted.match_found and "rotation" in tilted.reason and "colour" not in tilted.reason, tilted
+    brighter = on_canvas(Image.eval(img, lambda v: min(255, int(v * 1.3))))
+    toned = medialayer.match(a, save(brighter, "padded_bright.jpg"))
+    assert toned.match_found and "colour or brightness" in toned.reason, toned
