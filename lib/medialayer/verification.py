@@ -16,7 +16,7 @@ from .fingerprints import image as image_fp
 from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION
 from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, unpack_keyframes
 from .fingerprints.local import unpack_descriptors, unpack_xy
-from .fingerprints.region import BLOCK
+from .fingerprints.region import BLOCK, region_kind
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import GlobalScores, ImageSide, check_aligned, combine, describe_image_match, score_global
 from .matching.local import LocalEvidence, LocalSide, match_local
@@ -57,7 +57,7 @@ GLOBAL_HASH_COLUMNS = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, im
 def local_side(xy: bytes | None, desc: bytes | None, desc_m: bytes | None, w: int | None, h: int | None,
                region: list[float] | None = None) -> LocalSide:
     """Stored keypoints of one side; `region` (the fingerprint's content region) marks a photo block."""
-    block = tuple(region[:4]) if region is not None and len(region) > 4 and int(region[4]) == BLOCK else None
+    block = tuple(region[:4]) if region_kind(region) == BLOCK else None
     pasted = block is not None and (len(region) < 6 or region[5] >= 0.5)   # image-v2 rows: every block was
     return LocalSide(unpack_xy(xy), unpack_descriptors(desc), unpack_descriptors(desc_m), int(w or 0), int(h or 0),
                      block, pasted)

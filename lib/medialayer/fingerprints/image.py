@@ -116,14 +116,13 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         off = off_background(thumb, cfg.region)
         box = content_region(thumb, cfg.region, off)
         gh, gw = gray.shape
+        th, tw = thumb.shape[:2]
         within, only_within = None, True
         content = None                     # the content region on the thumbnail: the tone is its tone
         tilt = tilted_photo(thumb, cfg.region, off) if box is None else None
         if tilt is not None:
-            th, tw = thumb.shape[:2]
             corners = tilt.corners()
-            content = np.zeros((th, tw), dtype=np.uint8)
-            cv2.fillConvexPoly(content, np.round(corners).astype(np.int32), 1)
+            content = tilt.mask(th, tw)
             frac = (max(0.0, corners[:, 0].min() / tw), max(0.0, corners[:, 1].min() / th),
                     min(1.0, corners[:, 0].max() / tw), min(1.0, corners[:, 1].max() / th))
             region_grays.append(straighten(gray, tilt, gw / float(tw)))
@@ -132,7 +131,6 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
             fractions.append(None)
             region_grays.append(None)
         else:
-            th, tw = thumb.shape[:2]
             content = np.zeros((th, tw), dtype=np.uint8)
             content[box.y0:box.y1, box.x0:box.x1] = 1
             frac = (box.x0 / tw, box.y0 / th, box.x1 / tw, box.y1 / th)

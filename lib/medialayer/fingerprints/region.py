@@ -24,6 +24,11 @@ from ..config import RegionConfig
 BORDERS, BLOCK, TILTED = 0, 1, 2
 
 
+def region_kind(region: list[float] | tuple[float, ...] | None) -> int | None:
+    """BORDERS, BLOCK or TILTED of a stored content region ([x0, y0, x1, y1, kind, ...]); None without one."""
+    return int(region[4]) if region is not None and len(region) > 4 else None
+
+
 @dataclass(frozen=True)
 class Box:
     x0: int
@@ -123,6 +128,12 @@ class Tilt:
     def corners(self) -> np.ndarray:
         return cv2.boxPoints(((self.cx, self.cy), (self.width, self.height), self.angle))
 
+    def mask(self, h: int, w: int) -> np.ndarray:
+        """uint8 (h, w): 1 inside the rectangle."""
+        inside = np.zeros((h, w), dtype=np.uint8)
+        cv2.fillConvexPoly(inside, np.round(self.corners()).astype(np.int32), 1)
+        return inside
+
 
 def tilted_photo(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> Tilt | None:
     """The photo of a copy that was rotated a little on a flat canvas (its corners filled with the
@@ -148,9 +159,7 @@ def tilted_photo(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = No
     if not cfg.min_tilt_deg <= abs(angle) <= cfg.max_tilt_deg or min(rw, rh) < cfg.min_side_px:
         return None
     tilt = Tilt(float(cx), float(cy), float(rw), float(rh), float(angle))
-    inside = np.zeros((h, w), dtype=np.uint8)
-    cv2.fillConvexPoly(inside, np.round(tilt.corners()).astype(np.int32), 1)
-    inside = inside.astype(bool)
+    inside = tilt.mask(h, w).astype(bool)
     if inside.mean() < 1.0 - cfg.max_area_fraction or (~inside).mean() < cfg.min_area_fraction:
         return None
     # The photo fills its rectangle (a product on white does not), and only canvas lies around it.

@@ -19,7 +19,7 @@ from ..config import LocalMatchConfig, MatchingConfig
 from ..envelope import MatchResult, confidence_for
 from ..fingerprints.bits import hamming
 from ..fingerprints.image import unpack_flat, unpack_tone
-from ..fingerprints.region import BLOCK, TILTED
+from ..fingerprints.region import BLOCK, TILTED, region_kind
 from .local import LocalEvidence
 
 # A mirrored reading must beat the straight one by this much (normalised distance) to be called
@@ -155,7 +155,7 @@ def describe_image_match(similarity: float, evidence: str, global_mirrored: bool
             changes.append("an overlay, sticker or text covering part of the picture")
     elif via_region:
         kind = _framed_kind(a, b)
-        changes.append(_FRAMING_PHRASES.get(kind, _FRAMING_PHRASES[None]))
+        changes.append(_FRAMING_PHRASES[kind])
         partial = kind != TILTED        # a straightened photo is the whole picture, not a part of a frame
     if not partial and not changes:
         changes.extend(_aspect_change(a, b))
@@ -186,7 +186,7 @@ def _geometry_changes(local: LocalEvidence, a: ImageSide, b: ImageSide, out: lis
         # The side sharing less is either a frame around the picture (its content region is the
         # shared part) or the original that the other side cropped.
         if region is not None and abs(_region_area(region) - smaller_side) < _FRAMING_AGREEMENT:
-            if len(region) > 4 and int(region[4]) == BLOCK:
+            if region_kind(region) == BLOCK:
                 out.append(f"screenshot or page framing (the photo fills about {_pct(smaller_side)} of the frame)")
             else:
                 out.append("padding, borders or letterbox bars")
@@ -204,7 +204,7 @@ _FRAMING_PHRASES = {BLOCK: "screenshot or page framing", TILTED: "a small rotati
 def _framed_kind(a: ImageSide, b: ImageSide) -> int | None:
     """Kind (BLOCK or TILTED) of the content region that frames the picture; None for plain borders."""
     framed = a if a.region is not None and (b.region is None or _region_area(a.region) < _region_area(b.region)) else b
-    kind = int(framed.region[4]) if framed.region is not None and len(framed.region) > 4 else None
+    kind = region_kind(framed.region)
     return kind if kind in (BLOCK, TILTED) else None
 
 
