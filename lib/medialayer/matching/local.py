@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..config import LocalMatchConfig
+from .hamming import two_nearest
 
 @dataclass(frozen=True)
 class LocalSide:
@@ -79,7 +80,7 @@ def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig
     relaxes the test for neighbours that the fit puts in the right place)."""
     if db.shape[0] < 2:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None
-    dist, nidx = cv2.batchDistance(da, db, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+    dist, nidx = two_nearest(da, db)
     d1, d2 = dist[:, 0].astype(np.float64), dist[:, 1].astype(np.float64)
     near = (d1 <= cfg.max_descriptor_distance) & (nidx[:, 0] >= 0)
     ratio = d1 / np.maximum(d2, 1.0)
