@@ -99,18 +99,19 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         return empty_features(w, h)
     orb = _orb(cfg)
     if within is None:
-        keypoints, desc = _spread(*_detect(orb, gray, None, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
+        keypoints = _spread(_detect(orb, gray, None, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
     else:
         inside = np.zeros((h, w), dtype=np.uint8)
         x0, y0, x1, y1 = within
         inside[y0:y1, x0:x1] = 255
-        keypoints, desc = _spread(*_detect(orb, gray, inside, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
+        keypoints = _spread(_detect(orb, gray, inside, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
         room = cfg.max_keypoints - len(keypoints)
         if room > 0 and not only_within:
-            more, more_desc = _spread(*_detect(orb, gray, cv2.bitwise_not(inside), cfg), w, h, room, cfg.spread_grid)
-            if more:
-                keypoints = keypoints + more
-                desc = more_desc if desc is None else np.concatenate([desc, more_desc])
+            keypoints += _spread(_detect(orb, gray, cv2.bitwise_not(inside), cfg), w, h, room, cfg.spread_grid)
+    # Described once, after the choice: detection alone is cheaper than describing every candidate
+    # (1024) when only 256 are kept, and a smooth picture's retries at a lower threshold cost no
+    # descriptors. The descriptors equal detectAndCompute's (same pyramid, same keypoints).
+    keypoints, desc = _described(orb, gray, keypoints) if keypoints else ([], None)
     if not keypoints or desc is None:
         return empty_features(w, h)
     desc_m = np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
@@ -147,31 +148,29 @@ def _with_mirror(orb: cv2.ORB, gray: np.ndarray, keypoints: list,
     return keypoints, desc, desc_m
 
 
-def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None,
-            cfg: LocalFeatureConfig) -> tuple[tuple, np.ndarray | None]:
-    """ORB keypoints under `mask`, with their descriptors (one pyramid for both).
+def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None, cfg: LocalFeatureConfig) -> tuple:
+    """ORB keypoints under `mask` (not yet described).
 
     Smooth, low-texture pictures give FAST almost nothing at the default contrast threshold; retry
     lower, because a few weak corners are better evidence than none (RANSAC still decides).
     """
     orb.setFastThreshold(cfg.fast_threshold)
-    detected, desc = orb.detectAndCompute(gray, mask)
+    detected = orb.detect(gray, mask)
     threshold = cfg.fast_threshold
     while len(detected) < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
         threshold = max(cfg.min_fast_threshold, threshold // 2)
         orb.setFastThreshold(threshold)
-        detected, desc = orb.detectAndCompute(gray, mask)
-    return detected, desc
+        detected = orb.detect(gray, mask)
+    return detected
 
 
-def _spread(keypoints: tuple, desc: np.ndarray | None, w: int, h: int, keep: int,
-            grid: int) -> tuple[list, np.ndarray | None]:
-    """The spread subset (see `spread_order`) of detected keypoints and their descriptor rows."""
-    if not keypoints or desc is None:
-        return [], None
+def _spread(keypoints: tuple, w: int, h: int, keep: int, grid: int) -> list:
+    """The spread subset (see `spread_order`) of detected keypoints, strongest first."""
+    if not keypoints:
+        return []
     response = np.fromiter((k.response for k in keypoints), dtype=np.float64, count=len(keypoints))
     chosen = spread_order(cv2.KeyPoint_convert(keypoints), response, w, h, keep, grid)
-    return [keypoints[i] for i in chosen], desc[chosen]
+    return [keypoints[i] for i in chosen]
 
 
 def _described(orb: cv2.ORB, gray: np.ndarray, keypoints: list) -> tuple[list, np.ndarray | None]:
