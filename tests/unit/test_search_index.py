@@ -126,3 +126,51 @@ def test_a_warehouse_written_before_a_column_existed_still_loads(catalog, tmp_pa
     assert index.size == len(catalog["originals"])
     hits = index.search(_query(catalog["copies"][(2, "crop")], cfg), 3)
     assert hits and hits[0].media_key == fps.column("media_key")[2].as_py()
+
+
+def test_a_newer_run_is_picked_up_and_a_broken_one_keeps_the_old_index(catalog, tmp_path):
+    """The server's IndexHolder swaps in the index of a newly published fingerprints version (the
+    warehouse's symlink swap), and keeps serving the old one when the new one cannot be read."""
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from medialayer.search_index import IndexHolder
+
+    wh = tmp_path / "warehouse"
+    shutil.copytree(catalog["warehouse"] / "listing_media", wh / "listing_media")
+    fps = pq.read_table(catalog["warehouse"] / "fingerprints" / "part-0.parquet")
+
+    def publish(run: str, table) -> None:
+        version = wh / ".versions" / "fingerprints" / run
+        version.mkdir(parents=True)
+        if table is None:
+            (version / "part-0.parquet").write_bytes(b"PAR1 not really parquet")
+        else:
+            pq.write_table(table, version / "part-0.parquet")
+        tmp = wh / ".fingerprints.tmp"
+        os.symlink(os.path.relpath(version, wh), tmp)
+        os.replace(tmp, wh / "fingerprints")
+
+    cfg = load_config()
+    publish("run1", fps.slice(0, 4))
+    holder = IndexHolder(wh, cfg, interval_s=0.0)
+    late_key = fps.column("media_key")[6].as_py()
+    query = _query(catalog["originals"][6], cfg)
+    assert holder.index.size == 4
+    assert late_key not in [h.media_key for h in holder.index.search(query, 3)]
+
+    publish("run2", fps)
+    assert holder.index.size == len(catalog["originals"])
+    hits = holder.index.search(query, 3)
+    assert hits and hits[0].media_key == late_key and hits[0].listing_id == "L6"
+    served = holder.index.version
+    patient = IndexHolder(wh, cfg, interval_s=3600.0)
+    assert patient.index.version == served
+
+    publish("run3", None)                         # unreadable: the old index keeps answering
+    assert holder.index.version == served and holder.index.size == len(catalog["originals"])
+    assert patient.index.version == served        # not even looked at before its interval
+    publish("run4", fps.slice(0, 5))               # a readable run after the broken one is taken
+    assert holder.index.size == 5 and holder.index.version != served
