@@ -100,8 +100,15 @@ def fillers(n: int, keypoints: int, seed: int) -> pa.Table:
             cols[name] = pa.nulls(n, f.type)
         elif pa.types.is_int64(f.type):
             cols[name] = pa.array(rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64))
-        elif name in ("duration_s", "frame_times", "frame_hashes", "audio_peaks"):
+        elif name in ("duration_s", "frame_times", "frame_hashes", "audio_peaks", "kf_times", "kf_counts"):
             cols[name] = pa.nulls(n, f.type)          # video and audio columns: images have none
+        elif name == "picture":                       # a 48 x 36 grey picture: its width byte, then pixels
+            size = 48 * 36
+            blob = rng.integers(0, 256, (n, 1 + size), dtype=np.uint8)
+            blob[:, 0] = 48
+            offsets = pa.array(np.arange(0, n * (1 + size) + 1, 1 + size, dtype=np.int32))
+            cols[name] = pa.BinaryArray.from_buffers(pa.binary(), n, [None, offsets.buffers()[1],
+                                                                      pa.py_buffer(blob.tobytes())])
         elif pa.types.is_binary(f.type):
             width = {"kp_xy": 4, "kp_desc": 32, "kp_desc_mirror": 32, "kp_angle": 1}[name]
             blob = rng.integers(0, 256, n * keypoints * width, dtype=np.uint8).tobytes()
@@ -110,6 +117,16 @@ def fillers(n: int, keypoints: int, seed: int) -> pa.Table:
         else:
             raise AssertionError(f"no filler for {name}")
     return pa.table(cols, schema=schema)
+
+
+def write_fillers(wh: Path, n: int, keypoints: int, chunk: int, fingerprint_columns: list[str]) -> None:
+    """One chunk of filler rows into a warehouse's fingerprints and listing_media tables."""
+    part = fillers(n, keypoints, chunk)
+    fp_cols = [c for c in part.column_names if c in fingerprint_columns]
+    pq.write_table(part.select(fp_cols).append_column("status", pa.array(["ok"] * part.num_rows)),
+                   wh / "fingerprints" / f"filler-{chunk:04d}.parquet")
+    pq.write_table(part.select(["listing_id", "media_key", "seller_id", "sku_id", "brand_id"]),
+                   wh / "listing_media" / f"filler-{chunk:04d}.parquet")
 
 
 def bench_search(index_size: int, originals: list[str], copies, cfg, workdir: Path) -> dict:
@@ -134,12 +151,7 @@ def bench_search(index_size: int, originals: list[str], copies, cfg, workdir: Pa
     kp = cfg.image.local.max_keypoints
     started = time.monotonic()
     for c, start in enumerate(range(0, n_fill, chunk)):
-        part = fillers(min(chunk, n_fill - start), kp, c)
-        fp_cols = [n for n in part.column_names if n in real.column_names]
-        pq.write_table(part.select(fp_cols).append_column("status", pa.array(["ok"] * part.num_rows)),
-                       wh / "fingerprints" / f"filler-{c:04d}.parquet")
-        pq.write_table(part.select(["listing_id", "media_key", "seller_id", "sku_id", "brand_id"]),
-                       wh / "listing_media" / f"filler-{c:04d}.parquet")
+        write_fillers(wh, min(chunk, n_fill - start), kp, c, real.column_names)
     if not (n_fill == 0 and ready.exists()):
         print(f"  wrote {n_fill} filler rows in {time.monotonic() - started:.0f}s", flush=True)
         ready.write_text(f"{index_size} {real.column('media_key')[0].as_py()}")

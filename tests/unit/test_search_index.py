@@ -174,3 +174,30 @@ def test_a_newer_run_is_picked_up_and_a_broken_one_keeps_the_old_index(catalog, 
     assert patient.index.version == served        # not even looked at before its interval
     publish("run4", fps.slice(0, 5))               # a readable run after the broken one is taken
     assert holder.index.size == 5 and holder.index.version != served
+
+
+def test_the_api_benchmarks_filler_rows_fit_the_index(catalog, tmp_path):
+    """bench_api's synthetic rows (its million-media index) must keep up with the index's columns:
+    a warehouse of real originals plus fillers loads, and the fillers never match a real query."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    try:
+        import bench_api
+    finally:
+        sys.path.pop(0)
+    wh = tmp_path / "warehouse"
+    shutil.copytree(catalog["warehouse"], wh, ignore=shutil.ignore_patterns(".search_index"))
+    cfg = load_config()
+    real = pq.read_table(wh / "fingerprints" / "part-0.parquet")
+    bench_api.write_fillers(wh, 300, cfg.image.local.max_keypoints, 0, real.column_names)
+    index = SearchIndex.from_warehouse(wh, cfg)
+    assert index.size == real.num_rows + 300
+    for i in range(len(catalog["originals"])):
+        hits = index.search(_query(catalog["copies"][(i, "crop")], cfg), 5)
+        assert hits and hits[0].media_key == real.column("media_key")[i].as_py()
+        assert not [h.media_key for h in hits if h.media_key.startswith("filler")]
