@@ -427,9 +427,11 @@ class VideoMatchConfig:
     calibration: list
     frame_grab_calibration: list
     edge_snap_s: float
+    grab_inside_fraction: float
 
     def validate(self, path: str) -> None:
         _non_negative(self.edge_snap_s, f"{path}.edge_snap_s")
+        _unit(self.grab_inside_fraction, f"{path}.grab_inside_fraction")
         _check_curve(self.frame_grab_calibration, f"{path}.frame_grab_calibration", increasing=False)
         _in_range(self.frame_max_distance, 1, 32, f"{path}.frame_max_distance")
         _check_speeds(self.speeds, f"{path}.speeds")

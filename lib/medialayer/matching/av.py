@@ -167,11 +167,15 @@ def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMat
     return piecewise(best[0] / 64.0, cfg.frame_grab_calibration), best[1], best[2]
 
 
-def match_keyframes(image: LocalSide, keyframes: Keyframes,
-                    cfg: LocalMatchConfig) -> list[tuple[LocalEvidence, float, float]]:
+def match_keyframes(image: LocalSide, keyframes: Keyframes, cfg: LocalMatchConfig,
+                    inside_fraction: float = 0.0) -> list[tuple[LocalEvidence, float, float]]:
     """(evidence, time, spacing) of every keyframe whose keypoints fit the image's, straight or
     mirrored, with every guard of image keypoint matching; best fit first. `spacing` is the larger
-    gap to a neighbouring keyframe: the grabbed frame lies within it."""
+    gap to a neighbouring keyframe: the grabbed frame lies within it.
+
+    Fits that hold at least `inside_fraction` of the image come first: a grabbed frame contains all
+    of the image, while a video that shows the same picture again with another pan or zoom fits
+    it with part of the image outside the frame, sometimes with more inliers."""
     t = keyframes.times
     found = []
     for k in range(t.size):
@@ -182,7 +186,7 @@ def match_keyframes(image: LocalSide, keyframes: Keyframes,
             found.append((ev, float(t[k]), max(gaps) if gaps else 0.0))
     # Most inliers first: calibrated similarity saturates, and the keyframe nearest the grabbed
     # frame (same zoom, same pan) keeps the most keypoints in place.
-    found.sort(key=lambda x: (-x[0].inliers, -x[0].similarity))
+    found.sort(key=lambda x: (x[0].shared_b < inside_fraction, -x[0].inliers, -x[0].similarity))
     return found
 
 
@@ -252,6 +256,44 @@ def snap_to_edges(al: Alignment, dur_q: float, dur_r: float, snap_s: float) -> A
     if 0 < tail <= snap_s:
         q1, r1 = q1 + tail, r1 + tail * s
     return Alignment(al.similarity, q0, q1, r0, r1, al.speed, al.evidence, al.detail)
+
+
+def extend_over_blanks(al: Alignment, q_times: np.ndarray, r_times: np.ndarray, dur_q: float, dur_r: float,
+                       step_s: float) -> Alignment:
+    """Carry a video alignment along its line across blank stretches at its ends: where neither file
+    has an informative frame (a fade from black, a black title card), both show the same nothing,
+    and the copied stretch goes on to the nearest content (or file edge) on either side.
+
+    Blank frames are not hashed, so without this a copy that opens on black starts, for frame
+    evidence, only where the first picture appears. `step_s` is the frame sampling interval: a
+    stretch reaches to half a step short of the nearest informative frame.
+    """
+    s = al.speed or 1.0
+    offset = al.r_start - s * al.q_start          # r = s * q + offset
+    q0, q1 = al.q_start, al.q_end
+    # Back: the last informative frame before the segment on either side (in query time), or an edge.
+    half = step_s / 2              # an end's own frame sits within half a step of it
+    before_q = q_times[q_times < q0 - half]
+    before_r = r_times[r_times < al.r_start - half]
+    limits = [0.0, -offset / s]
+    if before_q.size:
+        limits.append(float(before_q.max()) + half)
+    if before_r.size:
+        limits.append((float(before_r.max()) + half - offset) / s)
+    q0_new = min(q0, max(limits))
+    # Forward: the first informative frame after the segment on either side, or an edge.
+    after_q = q_times[q_times > q1 + half]
+    after_r = r_times[r_times > al.r_end + half]
+    limits = [dur_q if dur_q else q1, (dur_r - offset) / s if dur_r else q1]
+    if after_q.size:
+        limits.append(float(after_q.min()) - half)
+    if after_r.size:
+        limits.append((float(after_r.min()) - half - offset) / s)
+    q1_new = max(q1, min(limits))
+    if q0_new >= q0 - step_s and q1_new <= q1 + step_s:
+        return al                                  # nothing blank worth a sample interval at either end
+    return Alignment(al.similarity, q0_new, q1_new, s * q0_new + offset, s * q1_new + offset, al.speed,
+                     al.evidence, al.detail)
 
 
 def speed_hypotheses(speeds: list) -> list[tuple[float, bool]]:

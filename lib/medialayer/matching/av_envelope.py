@@ -13,7 +13,8 @@ from ..config import Config
 from ..envelope import MatchResult, Segment, confidence_for
 from ..fingerprints.audio import unpack_peaks
 from ..fingerprints.video import Keyframes, unpack_frames
-from .av import Alignment, match_audio, match_frame_grab, match_keyframes, match_video, snap_to_edges
+from .av import (Alignment, extend_over_blanks, match_audio, match_frame_grab, match_keyframes, match_video,
+                 snap_to_edges)
 from .local import LocalEvidence, LocalSide
 
 _FULL_COVERAGE = 0.85     # a segment covering this share of both files is the whole file
@@ -45,9 +46,10 @@ def verify_av_pair(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
 
     found: list[tuple[str, Alignment]] = []
     if a.media_type == "video" and b.media_type == "video":
-        v = match_video(unpack_frames(a.frame_times, a.frame_hashes), unpack_frames(b.frame_times, b.frame_hashes),
-                        m.video, cfg.video)
+        fa, fb = unpack_frames(a.frame_times, a.frame_hashes), unpack_frames(b.frame_times, b.frame_hashes)
+        v = match_video(fa, fb, m.video, cfg.video)
         if v is not None:
+            v = extend_over_blanks(v, fa.times, fb.times, a.duration_s, b.duration_s, 1.0 / cfg.video.sample_fps)
             found.append(("frames", snap_to_edges(v, a.duration_s, b.duration_s, m.video.edge_snap_s)))
     if a.audio_peaks and b.audio_peaks:
         s = match_audio(unpack_peaks(a.audio_peaks), unpack_peaks(b.audio_peaks), m.audio, cfg.audio)
@@ -109,19 +111,29 @@ def _frame_grab(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
         return MatchResult(False, "none", 0.0, "no_match", video.media_type,
                            "An image and a sound cannot be compared")
     frames = unpack_frames(video.frame_times, video.frame_hashes)
-    hit = match_frame_grab(image.image_hashes, frames, m.video)
-    if image.image_local is not None and video.keyframes is not None and video.keyframes.times.size:
-        keyed = match_keyframes(image.image_local, video.keyframes, m.image.local)
+    hashes = image.image_hashes
+    local = image.image_local
+    if local is not None and local.block is not None and not local.pasted:
+        # A blob (one detailed patch of a smooth photo, a product on a plain ground) is not a
+        # picture inside a frame: against hundreds of frames its hashes find look-alikes (a smooth
+        # patch of one wallpaper met a plain frame of another video in bench-av).
+        hashes = {k: v for k, v in hashes.items() if not k.startswith("region_")}
+    hit = match_frame_grab(hashes, frames, m.video)
+    if local is not None and video.keyframes is not None and video.keyframes.times.size:
+        keyed = match_keyframes(local, video.keyframes, m.image.local, m.video.grab_inside_fraction)
         if keyed:
             # Keypoints say which stretch holds the picture (the hashes of a cropped grab can prefer
             # a look-alike elsewhere); the frame hashes within it give the time. A picture shown
-            # twice is reported where its keyframe fits best.
+            # twice is reported where a keyframe holds all of it and fits best.
             ev, t_key, spacing = keyed[0]
-            near = match_frame_grab(image.image_hashes, frames, m.video, window=(t_key - spacing, t_key + spacing))
+            near = match_frame_grab(hashes, frames, m.video, window=(t_key - spacing, t_key + spacing))
             near_sim, t = (near[0], near[1]) if near is not None else (0.0, t_key)
+            # The strongest fit says how sure we are that the picture is in the video (a showing
+            # that leaves a little of it outside still shows it); the placed keyframe says where.
+            strongest = max(k[0].similarity for k in keyed)
             # ... unless the hashes find a near-identical frame elsewhere: an uncropped grab.
             if hit is None or hit[0] < m.confidence.high or hit[0] <= near_sim:
-                hit = (max(ev.similarity, near_sim), t, _keyframe_how(ev))
+                hit = (max(strongest, near_sim), t, _keyframe_how(ev))
     if hit is None:
         return MatchResult(False, "none", 0.0, "no_match", "video", "The video has no informative frame")
     sim, t, how = hit

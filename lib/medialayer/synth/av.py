@@ -123,35 +123,50 @@ def mix(x: np.ndarray, bed: np.ndarray, snr_db: float) -> np.ndarray:
 def slideshow(photos: Sequence[np.ndarray], duration_s: float, fps: float = 10.0, size: tuple[int, int] = (320, 240),
               seconds_per_photo: float = 4.0, seed: int = 0) -> list[np.ndarray]:
     """RGB frames: each photo shown for a few seconds with a slow pan and zoom (Ken Burns)."""
-    rng = np.random.default_rng(seed)
     w, h = size
-    frames = []
+    return [_view(photos[k], zoom, centre, w, h)
+            for k, zoom, centre in slideshow_plan(len(photos), duration_s, fps, seconds_per_photo, seed)]
+
+
+def slideshow_plan(n_photos: int, duration_s: float, fps: float = 10.0, seconds_per_photo: float = 4.0,
+                   seed: int = 0) -> list[tuple[int, float, np.ndarray]]:
+    """Per frame of `slideshow`: (photo index, zoom, view centre). Every photo is shown once before
+    any repeats, so a long slideshow shows each photo several times, each time with its own pan and
+    zoom: a benchmark reads here which frames show which part of which photo."""
+    rng = np.random.default_rng(seed)
     n = int(round(duration_s * fps))
     per = max(1, int(round(seconds_per_photo * fps)))
-    plan = []
+    showings = []
     order: list[int] = []
-    for k in range(0, n, per):
-        if not order:                       # every photo once before any repeats
-            order = list(rng.permutation(len(photos)))
-        photo = photos[order.pop()]
+    for _ in range(0, n, per):
+        if not order:
+            order = list(rng.permutation(n_photos))
+        k = int(order.pop())
         z0, z1 = 1.0 + 0.3 * rng.random(), 1.0 + 0.3 * rng.random()
         c0, c1 = rng.random(2), rng.random(2)
-        plan.append((photo, z0, z1, c0, c1))
+        showings.append((k, z0, z1, c0, c1))
+    plan = []
     for i in range(n):
-        photo, z0, z1, c0, c1 = plan[i // per]
+        k, z0, z1, c0, c1 = showings[i // per]
         a = (i % per) / per
-        frames.append(_view(photo, z0 + (z1 - z0) * a, c0 + (c1 - c0) * a, w, h))
-    return frames
+        plan.append((k, z0 + (z1 - z0) * a, c0 + (c1 - c0) * a))
+    return plan
+
+
+def view_box(photo_w: int, photo_h: int, zoom: float, centre: np.ndarray, w: int, h: int) -> tuple[float, ...]:
+    """(x0, y0, x1, y1): the part of a photo that one slideshow frame shows, in photo pixels."""
+    aspect = w / h
+    vw = min(photo_w, photo_h * aspect) / zoom
+    vh = vw / aspect
+    x0 = (photo_w - vw) * float(centre[0])
+    y0 = (photo_h - vh) * float(centre[1])
+    return x0, y0, x0 + vw, y0 + vh
 
 
 def _view(photo: np.ndarray, zoom: float, centre: np.ndarray, w: int, h: int) -> np.ndarray:
-    ph, pw = photo.shape[:2]
-    aspect = w / h
-    vw = min(pw, ph * aspect) / zoom
-    vh = vw / aspect
-    x0 = (pw - vw) * centre[0]
-    y0 = (ph - vh) * centre[1]
-    m = np.array([[w / vw, 0, -x0 * w / vw], [0, h / vh, -y0 * h / vh]], dtype=np.float64)
+    x0, y0, x1, _ = view_box(photo.shape[1], photo.shape[0], zoom, centre, w, h)
+    s = w / (x1 - x0)
+    m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float64)
     return cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
 
 

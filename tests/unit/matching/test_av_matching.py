@@ -143,3 +143,98 @@ def test_off_centre_crop_of_a_grabbed_frame_is_found_by_keyframe_keypoints(av_cl
     assert abs(result.matched_segments[0].reference_start - t) <= cfg.video.keyframe_interval_s, result
     assert "cropped" in result.reason
     assert not match(str(hero), str(av_clips["other"]["path"]), cfg=cfg).match_found
+
+
+def test_a_grab_is_placed_on_a_keyframe_that_holds_all_of_it(cfg):
+    """A slideshow shows a photo again, zoomed in: those views fit a grab with more inliers than
+    the wide view it was grabbed near (their keypoints are larger), yet leave part of it outside.
+    The keyframe that holds the whole grab comes first."""
+    from medialayer.fingerprints.image import image_fingerprints
+    from medialayer.fingerprints.video import keyframe_features
+    from medialayer.matching.av import match_keyframes
+    from medialayer.matching.local import LocalSide
+    from medialayer.synth.photos import load_photo, package_photos
+
+    views = [(1.0, (0.5, 0.5))] + [(1.45, (cx, cy)) for cx in (0.3, 0.7) for cy in (0.3, 0.5)]
+    inside = cfg.matching.video.grab_inside_fraction
+    by_inliers_alone = []
+    for path in package_photos()[:4]:
+        photo = np.asarray(load_photo(path, 640))
+        grabbed = synth_av._view(photo, 1.15, np.array([0.5, 0.5]), 320, 240)
+        grab = cv2.resize(grabbed, (480, 360), interpolation=cv2.INTER_CUBIC)
+        _, jpeg = cv2.imencode(".jpg", grab, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        f = image_fingerprints([cv2.imdecode(jpeg, cv2.IMREAD_COLOR)], cfg.image).local[0]
+        image = LocalSide(f.xy, f.descriptors, f.mirrored, f.frame_w, f.frame_h)
+        grey = [cv2.cvtColor(synth_av._view(photo, z, np.array(c), 320, 240), cv2.COLOR_RGB2GRAY) for z, c in views]
+        keyframes = keyframe_features(np.arange(len(views), dtype=np.float32) * 2, grey, cfg.video, cfg.image.local)
+        ranked = match_keyframes(image, keyframes, cfg.matching.image.local, inside)
+        fits = [(t, ev.inliers, round(ev.shared_b, 2)) for ev, t, _ in ranked]
+        if 0.0 not in [t for t, _, _ in fits]:
+            continue                       # the wide view did not fit at all (JPEG losses): nothing to rank
+        assert fits[0][0] == 0.0 and fits[0][2] >= inside, fits
+        assert all(share < inside for _, _, share in fits[1:])
+        by_inliers_alone.append(match_keyframes(image, keyframes, cfg.matching.image.local)[0][1])
+    assert len(by_inliers_alone) >= 3
+    assert any(t != 0.0 for t in by_inliers_alone)      # the rule, not luck, put the wide view first
+
+
+@pytest.mark.parametrize("pasted", [True, False])
+def test_a_blobs_hashes_are_not_a_picture_inside_a_frame(cfg, pasted):
+    """An image's content region meets a video frame only when the region is a picture in a frame
+    (a pasted block, bars, padding): a blob (one detailed patch, a product on a plain ground) is
+    not, and its hashes against hundreds of frames find look-alikes."""
+    from medialayer.fingerprints.video import FrameHashes, pack_frames
+    from medialayer.matching.av_envelope import AVSide, verify_av_pair
+    from medialayer.matching.local import LocalSide
+
+    rng = np.random.default_rng(11)
+    frame = rng.integers(0, 2**63, 4, dtype=np.int64)
+    whole = rng.integers(0, 2**63, 4, dtype=np.int64)       # the image's own hashes: unrelated to any frame
+    times = np.arange(40, dtype=np.float32) * 0.25
+    hashes = [rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64) for _ in range(4)]
+    for h, v in zip(hashes, (frame[0], frame[1], frame[0], frame[1])):
+        h[17] = np.uint64(v)                                  # frame 17 (4.25 s) equals the region
+    t_blob, h_blob = pack_frames(FrameHashes(times, *hashes))
+    video = AVSide("video", 10.0, None, t_blob, h_blob, None)
+    image_hashes = {"phash": int(whole[0]), "dhash": int(whole[1]), "phash_mirror": int(whole[2]),
+                    "dhash_mirror": int(whole[3]), "region_phash": int(frame[0]), "region_dhash": int(frame[1])}
+    kp = np.zeros((0, 2), np.float32)
+    local = LocalSide(kp, np.zeros((0, 32), np.uint8), np.zeros((0, 32), np.uint8), 400, 300,
+                      block=(0.2, 0.1, 0.9, 0.8), pasted=pasted)
+    image = AVSide("image", 0.0, None, None, None, None, image_hashes, local)
+    result = verify_av_pair(image, video, cfg)
+    assert result.match_found is pasted
+    if pasted:
+        assert result.match_type == "frame_grab" and result.matched_segments[0].reference_start == 4.25
+
+
+def _line(q0, q1, offset, speed=1.0):
+    from medialayer.matching.av import Alignment
+    return Alignment(0.97, q0, q1, speed * q0 + offset, speed * q1 + offset, speed, 40, "")
+
+
+def test_a_copy_that_opens_on_black_is_carried_back_across_the_blank_stretch():
+    """Blank frames are not hashed: a copy whose first seconds are black on both sides starts, for
+    frame evidence, at the first picture. Where neither file has an informative frame, the segment
+    goes on along its line to the nearest content or file edge."""
+    from medialayer.matching.av import extend_over_blanks
+
+    step = 0.25
+    q_times = np.arange(2.5, 15.0, step)                        # the copy: black until 2.5 s
+    r_times = np.r_[np.arange(30.0, 38.9, step), np.arange(43.0, 60.0, step)]   # black 38.9-43 s
+    al = _line(2.5, 14.75, 40.6, speed=0.96)
+    out = extend_over_blanks(al, q_times, r_times, 17.7, 90.0, step)
+    assert out.q_start == 0.0 and abs(out.r_start - 40.6) < 1e-9
+    # The query is blank after 14.75 s too, but the reference shows pictures there: the end stays
+    # (within half a step of the reference's next informative frame).
+    assert 14.75 <= out.q_end < 14.75 + 0.25 and out.r_end <= 55.0 - step / 2 + 1e-9
+
+    # A picture in the reference's gap (unrelated to the copy) stops the stretch half a step after it.
+    busy = np.sort(np.r_[r_times, 41.5])
+    out = extend_over_blanks(al, q_times, busy, 17.7, 90.0, step)
+    assert abs(out.r_start - (41.5 + step / 2)) < 1e-9 and out.q_start > 0.0
+
+    # Content right before the segment on the query side: nothing to carry.
+    q_full = np.arange(0.0, 15.0, step)
+    out = extend_over_blanks(_line(2.5, 14.75, 40.6), q_full, np.arange(30.0, 60.0, step), 15.0, 90.0, step)
+    assert out.q_start == 2.5 and out.q_end == 14.75
