@@ -31,6 +31,7 @@ from medialayer.media import fingerprint_table  # noqa: E402
 from medialayer.verification import local_evidence, pair_batch, verify_batch  # noqa: E402
 
 TARGET_PRECISION, TARGET_RECALL, TARGET_FAMILY = 0.99, 0.95, 0.85
+TARGET_FINGERPRINT_PER_S, TARGET_VERIFY_PER_S = 200, 1000   # per core: decode included; candidate pairs
 
 
 def fingerprint_all(items, cfg):
@@ -262,6 +263,10 @@ def main() -> int:
     ok = precision >= TARGET_PRECISION and recall >= TARGET_RECALL and worst >= TARGET_FAMILY
     print(f"targets: precision >= {TARGET_PRECISION}, recall >= {TARGET_RECALL}, every family >= {TARGET_FAMILY}: "
           f"{'MET' if ok else 'NOT MET'} (worst family {worst:.3f})")
+    fast = fp_rate >= TARGET_FINGERPRINT_PER_S and pairs_per_s >= TARGET_VERIFY_PER_S
+    print(f"speed targets: fingerprint >= {TARGET_FINGERPRINT_PER_S} images/s, verify >= {TARGET_VERIFY_PER_S} "
+          f"pairs/s per core: {'MET' if fast else 'NOT MET'} ({fp_rate:.0f} and {pairs_per_s:.0f}; this machine's "
+          f"speed drifts by up to 2x)")
     if args.dump:
         with open(args.dump, "w") as fh:
             for k in np.flatnonzero((pos | neg) & (is_cand | pos)):

@@ -121,7 +121,9 @@ def create_app(cfg: Config, warehouse: str | Path | None = None) -> FastAPI:
         index = holder.index if holder is not None else None
         return {"status": "ok", "version": __version__,
                 "index": {"version": index.version, "media": index.size,
-                          "bytes_per_media": round(index.bytes_per_media, 1)} if index else None,
+                          "bytes_per_media": round(index.bytes_per_media, 1),
+                          "av_media": index.av_table.num_rows,
+                          "av_bytes_per_media": round(index.av_bytes_per_media, 1)} if index else None,
                 "search": "ready" if index else index_error}
 
     def pair(body: PairRequest, media_type: str) -> dict:
@@ -176,8 +178,6 @@ def search_url(index, url: str, k: int, media_type: str | None, cfg: Config, tru
     row = query.slice(0, 1).to_pylist()[0]
     if row["status"] != "ok":
         raise MediaFailed(row["error_code"], row["error_detail"] or "", url)
-    if row["media_type"] != "image":
-        raise MediaFailed("unsupported_type", f"search covers images; this is {row['media_type']}", url)
     started = time.perf_counter()
     hits = index.search(query, k)
     return {"query": {"url": url, "media_key": row["media_key"], "media_type": row["media_type"]},

@@ -19,9 +19,10 @@ def is_delta(path: Path) -> bool:
 
 
 def scan_table(root: str | Path, name: str, columns: list[str] | None = None,
-               batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
-    """The current version of table `name`, batch by batch: for tables too large to hold at once."""
-    yield from _dataset(root, name).to_batches(columns=columns, batch_size=batch_size)
+               batch_size: int = 4096, where=None) -> Iterator[pa.RecordBatch]:
+    """The current version of table `name`, batch by batch: for tables too large to hold at once.
+    `where` (a pyarrow.dataset expression) skips row groups whose statistics rule them out."""
+    yield from _dataset(root, name).to_batches(columns=columns, batch_size=batch_size, filter=where)
 
 
 def table_columns(root: str | Path, name: str) -> list[str]:

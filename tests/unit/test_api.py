@@ -66,7 +66,7 @@ def call(base: str, path: str, body=None, token: str | None = TOKEN, raw: bytes 
 def test_health_and_openapi_need_no_token(server):
     status, body = call(server, "/health", token=None)
     assert status == 200 and body["status"] == "ok" and body["index"]["media"] == 8
-    assert body["index"]["bytes_per_media"] > 0
+    assert body["index"]["bytes_per_media"] > 0 and body["index"]["av_media"] == 0
     status, spec = call(server, "/openapi.json", token=None)
     assert status == 200 and {"/image/match", "/search", "/health"} <= set(spec["paths"])
 

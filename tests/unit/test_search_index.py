@@ -201,3 +201,61 @@ def test_the_api_benchmarks_filler_rows_fit_the_index(catalog, tmp_path):
         hits = index.search(_query(catalog["copies"][(i, "crop")], cfg), 5)
         assert hits and hits[0].media_key == real.column("media_key")[i].as_py()
         assert not [h.media_key for h in hits if h.media_key.startswith("filler")]
+
+
+def test_videos_and_audio_are_found_by_a_clip_a_sound_and_a_grabbed_frame(catalog, av_clips, tmp_path):
+    """The index holds the warehouse's videos and audio files beside its images: an excerpt of a
+    video, a stretch of its sound and a cropped frame grab each find it, with the batch job's
+    envelope; the unrelated video is not returned."""
+    import shutil
+
+    import cv2
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from medialayer.api import search_url
+    from medialayer.pairwise import match
+    from medialayer.synth import av as synth_av
+
+    wh = tmp_path / "warehouse"
+    shutil.copytree(catalog["warehouse"], wh, ignore=shutil.ignore_patterns(".search_index"))
+    media = tmp_path / "media"
+    media.mkdir()
+    sr, fps = av_clips["sr"], av_clips["fps"]
+    sound = synth_av.encode_audio(media / "jingle.mp3", av_clips["other"]["sound"], sr)
+    refs = [str(av_clips["demo"]["path"]), str(av_clips["other"]["path"]), str(sound)]
+    cfg = load_config(overrides={"fetch": {"local_roots": [str(media), str(av_clips["root"])]}})
+    rows = fingerprint_table(refs, [None] * 3, cfg, Fetcher(cfg.fetch, trusted_local=True), 2)
+    assert rows.column("status").to_pylist() == ["ok"] * 3
+    images = pq.read_table(wh / "fingerprints" / "part-0.parquet")
+    pq.write_table(rows.cast(images.schema), wh / "fingerprints" / "part-1.parquet")
+    keys = rows.column("media_key").to_pylist()
+    pq.write_table(pa.table({"listing_id": ["V0", "V1", "A0"], "media_key": keys, "seller_id": ["s9"] * 3,
+                             "sku_id": ["k0", "k1", "k2"], "brand_id": ["acme"] * 3}),
+                   wh / "listing_media" / "part-1.parquet")
+    index = SearchIndex.from_warehouse(wh, cfg)
+    assert index.size == len(catalog["originals"]) + 3 and index.av_bytes_per_media > 0
+
+    clip = synth_av.encode_video(media / "clip.mp4", synth_av.retime(av_clips["demo"]["frames"], fps, 10, 22), fps,
+                                 audio=av_clips["demo"]["sound"][10 * sr:22 * sr], sr=sr)
+    voice = synth_av.encode_audio(media / "voice.mp3", av_clips["other"]["sound"][5 * sr:17 * sr], sr)
+    frame = av_clips["demo"]["frames"][int(31.3 * fps)]
+    h, w = frame.shape[:2]
+    grab = cv2.resize(frame[h // 12:h - h // 12, w // 12:w - w // 12], (480, 360), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(media / "grab.jpg"), cv2.cvtColor(grab, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+    # The voice is a stretch of the other video's sound: the audio file and that video both hold it.
+    for query, want, kind in ((clip, {"V0"}, "segment_copy"), (voice, {"A0", "V1"}, "segment_copy"),
+                              (media / "grab.jpg", {"V0"}, "frame_grab")):
+        out = search_url(index, str(query), 5, None, cfg, trusted_local=True)
+        hits = {r["listing_id"]: r for r in out["results"]}
+        assert set(hits) & {"V0", "V1", "A0"} == want, (query, out["results"])
+        for name in want:
+            assert hits[name]["match_type"] == kind, hits[name]
+            pairwise = match(str(query), refs[["V0", "V1", "A0"].index(name)], cfg=cfg).to_dict()
+            assert hits[name]["similarity"] == pairwise["similarity"]     # search and pairwise agree
+    # Segments read query -> catalog media, whichever way round the job scores the pair.
+    for query, name, start in ((clip, "V0", 10), (voice, "A0", 5), (voice, "V1", 5)):
+        hit = {r["listing_id"]: r for r in search_url(index, str(query), 5, None, cfg, True)["results"]}[name]
+        seg = hit["matched_segments"][0]
+        assert seg["query_start"] <= 1 and abs(seg["reference_start"] - start) <= 1, (name, seg)

@@ -184,8 +184,8 @@ def match_keyframes(image: LocalSide, keyframes: Keyframes, cfg: LocalMatchConfi
         if ev.found:
             gaps = ([float(t[k] - t[k - 1])] if k > 0 else []) + ([float(t[k + 1] - t[k])] if k + 1 < t.size else [])
             found.append((ev, float(t[k]), max(gaps) if gaps else 0.0))
-    # Most inliers first: calibrated similarity saturates, and the keyframe nearest the grabbed
-    # frame (same zoom, same pan) keeps the most keypoints in place.
+    # Among the fits that hold the image (then among the rest), most inliers first: calibrated
+    # similarity saturates, and the keyframe nearest the grabbed frame keeps the most keypoints in place.
     found.sort(key=lambda x: (x[0].shared_b < inside_fraction, -x[0].inliers, -x[0].similarity))
     return found
 

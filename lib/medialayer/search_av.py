@@ -1,0 +1,82 @@
+"""Videos and audio files in the search index: the batch job's frame, landmark and keyframe-word keys.
+
+A catalog holds far fewer videos and sound files than images, so their keys live in RAM, sorted,
+built when the index loads (about 17 bytes per key: a 2-minute video has ~15,000 frame keys plus
+its landmark and keyframe-word keys; `bytes_per_media` reports the figure). A query's keys meet
+them under the job's rules (`candidates.kind_rules`: distinct shared keys per kind, bucket caps),
+so a pair the job would verify is verified here too:
+- a video or audio query meets videos and audio files (frames, sound tracks);
+- an image query meets videos through its pHash frame keys and one-bit probes, and through its
+  keypoint words against the videos' keyframes (a frame grab, cropped or not).
+Catalog images are not found from a video query (their frame keys are not indexed: a quarter of
+an image's keys, for a rare question).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .candidates import KIND_BAND, kind_rules, media_keys, real_rows
+from .config import Config
+
+
+def _keyable(table: pa.Table) -> pa.Table:
+    """media_keys reads `status`; indexed rows and queries are all ok."""
+    if "status" in table.column_names:
+        return table
+    return table.append_column("status", pa.array(["ok"] * table.num_rows))
+
+
+class AVKeyStore:
+    """Sorted (key, row, kind) entries of a table of ok video and audio rows; keyframe words sit on
+    pseudo rows (candidates.KEYFRAME_ROWS) so that a pair needs its words from one keyframe."""
+
+    def __init__(self, table: pa.Table, cfg: Config):
+        self.cfg = cfg
+        self.rules = kind_rules(cfg.candidates)
+        if table.num_rows == 0:
+            self.keys = np.zeros(0, np.int64)
+            self.rows = np.zeros(0, np.int64)
+            self.kinds = np.zeros(0, np.int8)
+        else:
+            k = media_keys(_keyable(table), cfg)
+            keep = k.indexed & (k.kind != KIND_BAND)
+            order = np.argsort(k.key[keep], kind="stable")
+            self.keys = k.key[keep][order]
+            self.rows = k.row[keep][order]
+            self.kinds = k.kind[keep][order]
+        self.starts = np.flatnonzero(np.r_[True, self.keys[1:] != self.keys[:-1]]) if self.keys.size else \
+            np.zeros(0, np.int64)
+        self.distinct = self.keys[self.starts]
+        self.sizes = np.diff(np.r_[self.starts, self.keys.size])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.rows.nbytes + self.kinds.nbytes + self.starts.nbytes
+                   + self.distinct.nbytes + self.sizes.nbytes)
+
+    def candidates(self, query: pa.Table) -> np.ndarray:
+        """Rows (of the indexed table) that the one query row meets under the job's rules."""
+        if self.keys.size == 0:
+            return np.zeros(0, np.int64)
+        k = media_keys(_keyable(query), self.cfg)
+        ask = k.query & (k.kind != KIND_BAND)
+        qrow, qkey, qkind = k.row[ask], k.key[ask], k.kind[ask]
+        if qkey.size == 0:
+            return np.zeros(0, np.int64)
+        at = np.minimum(np.searchsorted(self.distinct, qkey), self.distinct.size - 1)
+        cap = np.array([self.rules[int(x)][1] for x in range(4)])[qkind]
+        met = (self.distinct[at] == qkey) & (self.sizes[at] <= cap)
+        if not met.any():
+            return np.zeros(0, np.int64)
+        qrow, qkind, at = qrow[met], qkind[met], at[met]
+        counts = self.sizes[at]
+        first = self.starts[at]
+        owner = np.repeat(np.arange(at.size), counts)
+        pos = np.repeat(first - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(int(counts.sum()))
+        # (query row, indexed row, kind): each (row, key) is distinct on both sides, so the number
+        # of entries of a triple is the number of distinct keys the two rows share.
+        triples = np.stack([qrow[owner], self.rows[pos], qkind[owner].astype(np.int64)], axis=1)
+        uniq, n = np.unique(triples, axis=0, return_counts=True)
+        need = np.array([self.rules[int(x)][0] for x in range(4)])[uniq[:, 2]]
+        return np.unique(real_rows(uniq[n >= need, 1]))
