@@ -132,9 +132,10 @@ class SearchIndex:
 
     @classmethod
     def from_warehouse(cls, root: str | Path, cfg: Config, populate: bool = False) -> "SearchIndex":
-        """The current `fingerprints` (ok images) of a Parquet or Delta warehouse, with the first
-        listing of each media. The verification columns are cached as Arrow IPC and the key entries
-        as a sorted uint64 file, both memory-mapped; a restart maps them again without a rebuild.
+        """The current `fingerprints` (ok images, and beside them videos and audio files) of a
+        Parquet or Delta warehouse, with the first listing of each media. The verification columns
+        are cached as Arrow IPC and the key entries as a sorted uint64 file, both memory-mapped; a
+        restart maps them again without a rebuild.
         `populate` (a server: api.search_prefetch) reads the key files into memory at load."""
         root = Path(root).resolve()
         version = warehouse_version(root)
