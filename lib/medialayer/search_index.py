@@ -36,6 +36,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,8 @@ class SearchIndex:
         # requested from the kernel all at once before they are read (see _prefetch).
         self._fd = os.open(mapped_from[0], os.O_RDONLY) if mapped_from and hasattr(os, "posix_fadvise") else None
         self._base = mapped_from[1] if mapped_from else 0
+        if self._fd is not None:
+            weakref.finalize(self, os.close, self._fd)      # a reloading server drops old indexes
         # Videos and audio files: few beside the images, their keys in RAM (see search_av).
         self.av_table = av_table if av_table is not None else table.schema.empty_table()
         self._av = AVKeyStore(self.av_table, cfg)

@@ -259,3 +259,21 @@ def test_videos_and_audio_are_found_by_a_clip_a_sound_and_a_grabbed_frame(catalo
         hit = {r["listing_id"]: r for r in search_url(index, str(query), 5, None, cfg, True)["results"]}[name]
         seg = hit["matched_segments"][0]
         assert seg["query_start"] <= 1 and abs(seg["reference_start"] - start) <= 1, (name, seg)
+
+
+def test_indexes_dropped_by_reloads_leave_no_open_files(catalog):
+    """A server reloads its index whenever a run lands: the old index's mapped files and the file
+    its prefetch reads through must close with it."""
+    import gc
+    import os
+
+    cfg = load_config()
+    SearchIndex.from_warehouse(catalog["warehouse"], cfg)
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        index = SearchIndex.from_warehouse(catalog["warehouse"], cfg)
+        assert index.search(_query(catalog["copies"][(2, "crop")], cfg), 1)
+    del index
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before
