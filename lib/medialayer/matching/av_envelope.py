@@ -128,6 +128,8 @@ def _frame_grab(a: AVSide, b: AVSide, cfg: Config) -> MatchResult:
             ev, t_key, spacing = keyed[0]
             near = match_frame_grab(hashes, frames, m.video, window=(t_key - spacing, t_key + spacing))
             near_sim, t = (near[0], near[1]) if near is not None else (0.0, t_key)
+            if near_sim < m.match_threshold:
+                t = t_key         # no frame nearby is alike by its hashes: the window may cross a cut
             # The strongest fit says how sure we are that the picture is in the video (a showing
             # that leaves a little of it outside still shows it); the placed keyframe says where.
             strongest = max(k[0].similarity for k in keyed)
