@@ -2,9 +2,10 @@
 
 A catalog holds far fewer videos and sound files than images, so their keys live in RAM, sorted,
 built when the index loads (about 17 bytes per key: a 2-minute video has ~15,000 frame keys plus
-its landmark and keyframe-word keys; `bytes_per_media` reports the figure). A query's keys meet
+its landmark and keyframe-word keys; `av_bytes_per_media` reports the figure). A query's keys meet
 them under the job's rules (`candidates.kind_rules`: distinct shared keys per kind, bucket caps),
-so a pair the job would verify is verified here too:
+so a pair the job would verify is verified here too (a bucket's size counts the videos and audio
+files only, so a key crowded by images in the job can still bring a pair here: a superset):
 - a video or audio query meets videos and audio files (frames, sound tracks);
 - an image query meets videos through its pHash frame keys and one-bit probes, and through its
   keypoint words against the videos' keyframes (a frame grab, cropped or not).
