@@ -1,7 +1,7 @@
 """Videos and audio files in the search index: the batch job's frame, landmark and keyframe-word keys.
 
 A catalog holds far fewer videos and sound files than images, so their keys live in RAM, sorted,
-built when the index loads (about 17 bytes per key: a 2-minute video has ~15,000 frame keys plus
+built when the index loads (about 17 bytes per key: a 2-minute video has up to ~30,000 frame keys plus
 its landmark and keyframe-word keys; `av_bytes_per_media` reports the figure). A query's keys meet
 them under the job's rules (`candidates.kind_rules`: distinct shared keys per kind, bucket caps),
 so a pair the job would verify is verified here too (a bucket's size counts the videos and audio
