@@ -20,6 +20,14 @@ class Segment:
     similarity: float
 
 
+def swap_sides(segment: dict) -> dict:
+    """A stored segment (verify's rows, a -> b) read the other way round, b -> a: the caller's
+    order when a pair was scored with the smaller media_key first."""
+    return {"query_start": segment["reference_start"], "query_end": segment["reference_end"],
+            "reference_start": segment["query_start"], "reference_end": segment["query_end"],
+            "similarity": segment["similarity"]}
+
+
 @dataclass(frozen=True)
 class MatchResult:
     match_found: bool

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import Config, load_config
-from .envelope import MatchResult, Segment, error_result
+from .envelope import MatchResult, Segment, error_result, swap_sides
 from .fetching import Fetcher
 from .media import fingerprint_table
 from .verification import pair_batch, verify_batch
@@ -67,8 +67,7 @@ def match_pairs(pairs: Sequence[tuple[str, str, str | None]], cfg: Config | None
 
 def _to_result(row: dict, swapped: bool = False) -> MatchResult:
     """Envelope of a verified row; segments go back to the caller's (a, b) order when it was swapped."""
-    segments = [Segment(s["reference_start"], s["reference_end"], s["query_start"], s["query_end"], s["similarity"])
-                if swapped else Segment(**s) for s in row["matched_segments"] or []]
+    segments = [Segment(**(swap_sides(s) if swapped else s)) for s in row["matched_segments"] or []]
     return MatchResult(row["match_found"], row["confidence"], row["similarity"], row["match_type"],
                        row["media_type"], row["reason"], segments)
 

@@ -44,12 +44,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from .candidates import WORD_FLAG, image_keys
 from .config import Config
+from .envelope import swap_sides
 from .matching.image import score_global
 from .media import FINGERPRINT_SCHEMA
-from .search_av import AVKeyStore
+from .search_av import AVKeyStore, keyable
 from .search_keys import (EntryWriter, directory_path, in_memory_store, lookup, open_store,
                           pack_entries, row_bits, store_exists)
 from .tables import read_table, scan_table, table_columns
@@ -189,7 +191,7 @@ class SearchIndex:
     def bytes_per_media(self) -> float:
         """Bytes of key entries and directory per indexed media (memory-mapped, as the verification
         columns are; the global hashes, 72 bytes per media, are in RAM)."""
-        return (self.entries.nbytes + self.directory.nbytes) / max(1, self.size)
+        return (self.entries.nbytes + self.directory.nbytes) / max(1, self.table.num_rows)
 
     def take_rows(self, rows: np.ndarray, columns: list[str] | tuple[str, ...]) -> pa.Table:
         """Index rows `rows` (in that order) with `columns`: one zero-copy slice per row, then one
@@ -247,7 +249,7 @@ class SearchIndex:
         """(candidate rows, keypoint words each shares with the query)."""
         none = (np.zeros(0, np.int32), np.zeros(0, np.int64))
         c = self.cfg.candidates
-        k = image_keys(_keyable(query), c, mirrored_probes=True)
+        k = image_keys(keyable(query), c, mirrored_probes=True)
         qkeys = np.unique(k.key)          # straight and mirrored, exact bins and probes
         if qkeys.size == 0 or self.entries.size == 0:
             return none
@@ -367,10 +369,7 @@ class SearchIndex:
         for row, env, swap in zip(rows, envelopes, swapped[order]):
             envelope = {key: env[key] for key in ("match_found", "confidence", "similarity", "match_type",
                                                   "media_type", "reason", "matched_segments")}
-            envelope["matched_segments"] = [
-                {"query_start": g["reference_start"], "query_end": g["reference_end"],
-                 "reference_start": g["query_start"], "reference_end": g["query_end"], "similarity": g["similarity"]}
-                if swap else g for g in envelope["matched_segments"] or []]
+            envelope["matched_segments"] = [swap_sides(g) if swap else g for g in envelope["matched_segments"] or []]
             out.append(SearchHit(row["media_key"], row["media_url"], row["listing_id"], row["seller_id"],
                                  row["sku_id"], row["brand_id"], envelope))
         return out
@@ -390,7 +389,7 @@ def build_entries(table: pa.Table, cfg: Config, version: str = "memory",
     next_log = time.monotonic() + 15
     try:
         for start in range(0, n, _BUILD_BATCH):
-            k = image_keys(_keyable(table.slice(start, _BUILD_BATCH)), c)
+            k = image_keys(keyable(table.slice(start, _BUILD_BATCH)), c)
             keep = k.query & k.indexed
             packed = pack_entries(k.key[keep], k.row[keep] + start, rbits)
             if writer is not None:
@@ -439,14 +438,6 @@ def _keys_digest(cfg: Config) -> str:
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
-def _keyable(table: pa.Table) -> pa.Table:
-    """image_keys reads status and media_type; indexed rows are all ok images."""
-    if "status" in table.column_names:
-        return table
-    n = table.num_rows
-    return table.append_column("status", pa.array(["ok"] * n))
-
-
 def warehouse_version(root: Path) -> str:
     """An id of the warehouse's current fingerprints version: changes when a newer run lands."""
     table = root / "fingerprints"
@@ -479,10 +470,8 @@ def _write_cache(root: Path, path: Path, media_types: tuple[str, ...]) -> None:
     present = set(table_columns(root, "fingerprints"))
     columns = [c for c in dict.fromkeys([*INDEX_COLUMNS, "media_url", "status"]) if c in present]
     tmp = path.with_suffix(".tmp")
+    wanted = ds.field("media_type").isin(list(media_types))    # the video/audio pass skips image row groups
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        import pyarrow.dataset as ds
-
-        wanted = ds.field("media_type").isin(list(media_types))    # the video/audio pass skips image row groups
         for batch in scan_table(root, "fingerprints", columns, batch_size=_BUILD_BATCH, where=wanted):
             keep = pc.and_(pc.equal(batch.column("status"), "ok"),
                            pc.is_in(batch.column("media_type"), pa.array(list(media_types)))).fill_null(False)
