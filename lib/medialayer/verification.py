@@ -18,7 +18,8 @@ from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, unpack_keyframes
 from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK, region_kind
 from .matching.av_envelope import AVSide, verify_av_pair
-from .matching.image import GlobalScores, ImageSide, check_aligned, combine, describe_image_match, score_global
+from .matching.image import (GlobalScores, ImageSide, check_aligned, colours_refute, combine, describe_image_match,
+                             score_global)
 from .matching.local import LocalEvidence, LocalSide, match_local
 from .matching.picture import check_pictures
 
@@ -138,16 +139,20 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
     evidence_of = local_evidence(batch, cfg, glob)
     py = {f"{c}_{s}": batch.column(f"{c}_{s}").to_pylist()
           for c in ("content_sha256", "width", "height", "tone", "region") for s in "ab"}
+    tones = {s: np.array([t or 0 for t in py[f"tone_{s}"]], dtype=np.int64) for s in "ab"}
+    refused = colours_refute(glob.similarity, tones["a"], tones["b"], cfg.matching)
+    # A refused hash score is kept at record_threshold: below a match, still visible to tuning.
+    glob_sim = np.where(refused, np.minimum(glob.similarity, cfg.matching.record_threshold), glob.similarity)
     rows = []
     for i, ev in enumerate(evidence_of):
-        similarity, evidence = combine(float(glob.similarity[i]), ev)
+        similarity, evidence = combine(float(glob_sim[i]), ev)
         if not keep_below_record and similarity < cfg.matching.record_threshold:
             continue
         same = py["content_sha256_a"][i] is not None and py["content_sha256_a"][i] == py["content_sha256_b"][i]
         sides = [ImageSide(py[f"width_{s}"][i] or 0, py[f"height_{s}"][i] or 0, py[f"tone_{s}"][i] or 0,
                            py[f"region_{s}"][i]) for s in "ab"]
         result = describe_image_match(similarity, evidence, bool(glob.mirrored[i]), bool(glob.via_region[i]), ev,
-                                      same, sides[0], sides[1], cfg.matching)
+                                      same, sides[0], sides[1], cfg.matching, colour_refused=bool(refused[i]))
         env = result.to_dict()
         rows.append({**env, "index": i, "method": METHOD, "envelope": json.dumps(env)})
     return rows

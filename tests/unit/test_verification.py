@@ -95,3 +95,73 @@ def test_a_photo_turned_on_a_filled_canvas_matches_on_its_hashes_alone(photos, c
     for r in out:
         assert r["match_found"] and r["match_type"] in ("near_duplicate", "edited_copy"), r
         assert "rotation by about 5 degrees" in r["reason"] and "padding" not in r["reason"], r
+
+
+def _gradient(w: int, h: int, colour: tuple[float, float, float], wave: float):
+    """A smooth picture: light rising left to right, tinted by `colour`, with a horizontal wave."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    light = 50 + 140 * (x / w) * (0.6 + 0.4 * y / h) + wave * np.sin(2 * np.pi * y / h)
+    rgb = np.clip(light[..., None] * np.asarray(colour)[None, None, :], 0, 255).astype(np.uint8)
+    return Image.fromarray(rgb)
+
+
+def test_hashes_alone_do_not_match_pictures_whose_colours_no_tone_edit_relates(cfg, tmp_path):
+    """Hashes are blind to colour, so two smooth pictures with one layout of light and dark (a red and
+    a blue gradient) meet on them. Below confidence.high the colours decide: a tone edit of the red
+    one still matches, the blue one does not, and the reason says why."""
+    from medialayer.synth.edits import tone
+
+    red = _gradient(480, 360, (1.3, 0.55, 0.45), 0.0)
+    images = [red, tone(red, np.random.default_rng(5)), _gradient(480, 360, (0.45, 0.7, 1.3), 12.0)]
+    paths = []
+    for k, img in enumerate(images):
+        p = tmp_path / f"g{k}.jpg"
+        img.save(p, quality=90)
+        paths.append(str(p))
+    table = fingerprint_table(paths, ["image"] * 3, cfg, Fetcher(cfg.fetch, trusted_local=True))
+    a, b = np.array([0, 0]), np.array([1, 2])
+    out = verify_batch(pair_batch(table, a, b), cfg, keep_below_record=True).to_pylist()
+    assert out[0]["match_found"] and out[0]["similarity"] < cfg.matching.confidence.high, out[0]
+    assert not out[1]["match_found"] and "colours are not related" in out[1]["reason"], out[1]
+    assert out[1]["similarity"] == cfg.matching.record_threshold
+    # Without the colour check the blue gradient matches on its hashes.
+    off = cfg.with_overrides({"matching": {"image": {"weak_global_max_chroma": -1}}})
+    blind = verify_batch(pair_batch(table, a, b), off, keep_below_record=True).to_pylist()
+    assert blind[1]["match_found"] and blind[1]["similarity"] < cfg.matching.confidence.high, blind[1]
+
+
+def test_chroma_distance_forgives_tone_edits_but_not_another_hue(photos):
+    from PIL import Image
+
+    from medialayer.config import load_config
+    from medialayer.fingerprints.image import pack_tone
+    from medialayer.matching.image import chroma_distance, colours_refute
+    from medialayer.synth.edits import tone
+
+    def tone_word(img) -> int:
+        return pack_tone(np.asarray(img.convert("RGB").resize((64, 48))))
+
+    rng = np.random.default_rng(8)
+    originals, edited, swapped = [], [], []
+    for k in range(6):
+        img = photos[k].convert("RGB")
+        for _ in range(3):
+            originals.append(tone_word(img))
+            edited.append(tone_word(tone(img, rng)))
+            r, g, b = img.split()
+            swapped.append(tone_word(Image.merge("RGB", (b, r, g))))
+    originals, edited, swapped = (np.array(v, dtype=np.int64) for v in (originals, edited, swapped))
+    assert chroma_distance(originals, originals).max() == 0.0
+    limit = 0.10
+    assert chroma_distance(originals, edited).max() <= limit
+    # Rotating the channels of a coloured photo is another hue (the grey ones barely move).
+    assert (chroma_distance(originals, swapped) > limit).sum() >= 6
+    m = load_config().matching
+    assert m.image.weak_global_max_chroma == limit
+    far = np.array([0x204080, 0x804020, 0x204080, 0x204080], dtype=np.int64)
+    near = np.array([0x804020, 0x204080, 0x214282, 0], dtype=np.int64)
+    sims = np.array([0.8, 0.95, 0.8, 0.8])
+    # Weak and far: refused; strong: stands; alike colours: stand; no tone word: stands.
+    assert colours_refute(sims, far, near, m).tolist() == [True, False, False, False]

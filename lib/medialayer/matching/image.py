@@ -103,6 +103,38 @@ def score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: 
                         frame_s, frame_f, flat_a | flat_b)
 
 
+_SATURATION_SCALES = np.linspace(0.5, 2.0, 31)   # saturation edits rescale a colour's distance from grey
+
+
+def chroma_distance(tone_a: np.ndarray, tone_b: np.ndarray) -> np.ndarray:
+    """How far apart two pictures' mean colours are once brightness, contrast and saturation are
+    set aside: each colour as its channels' shares of R+G+B minus grey's third, the largest channel
+    difference after rescaling one side's (the better way round) by the saturation scale that fits
+    best. A white-balance cast moves it a few hundredths; another hue moves it by tenths."""
+    def shares(tone: np.ndarray) -> np.ndarray:
+        t = np.asarray(tone).astype(np.int64)
+        rgb = np.stack([t & 255, (t >> 8) & 255, (t >> 16) & 255], axis=-1).astype(np.float64)
+        return rgb / np.maximum(rgb.sum(axis=-1, keepdims=True), 1.0) - 1.0 / 3.0
+    a, b = shares(tone_a), shares(tone_b)
+    s = _SATURATION_SCALES[None, :, None]
+    ab = np.abs(a[:, None, :] - s * b[:, None, :]).max(axis=2).min(axis=1)
+    ba = np.abs(b[:, None, :] - s * a[:, None, :]).max(axis=2).min(axis=1)
+    return np.minimum(ab, ba)
+
+
+def colours_refute(similarity: np.ndarray, tone_a: np.ndarray, tone_b: np.ndarray, cfg: MatchingConfig) -> np.ndarray:
+    """Which global-hash scores are refused by colour (matching.image.weak_global_max_chroma): a
+    match weaker than confidence.high between pictures whose mean colours no tone edit connects.
+    Rows without a tone word (0) are never refused."""
+    limit = cfg.image.weak_global_max_chroma
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if limit < 0 or similarity.size == 0:
+        return np.zeros(similarity.shape, dtype=bool)
+    weak = (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
+    known = (np.asarray(tone_a).astype(np.int64) != 0) & (np.asarray(tone_b).astype(np.int64) != 0)
+    return weak & known & (chroma_distance(tone_a, tone_b) > limit)
+
+
 def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchConfig,
                   page_like: bool = False) -> LocalEvidence:
     """Reject a keypoint fit that lays one frame squarely on the other while the frames look different.
@@ -133,7 +165,7 @@ def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]
 
 def describe_image_match(similarity: float, evidence: str, global_mirrored: bool, via_region: bool,
                          local: LocalEvidence, same_bytes: bool, a: ImageSide, b: ImageSide,
-                         cfg: MatchingConfig) -> MatchResult:
+                         cfg: MatchingConfig, colour_refused: bool = False) -> MatchResult:
     """Envelope for one scored pair: match_type and a one-sentence reason naming what changed.
 
     `exact` is reserved for byte-identical files; everything else that matches says how it differs.
@@ -141,6 +173,10 @@ def describe_image_match(similarity: float, evidence: str, global_mirrored: bool
     similarity = 1.0 if same_bytes else float(similarity)
     confidence = confidence_for(similarity, cfg.match_threshold, cfg.confidence)
     if similarity < cfg.match_threshold:
+        if colour_refused and not same_bytes:
+            return MatchResult(False, "none", similarity, "no_match", "image",
+                               "Images differ: their layouts of light and dark are alike, but their colours are not "
+                               "related by any brightness, contrast or saturation change")
         return MatchResult(False, "none", similarity, "no_match", "image",
                            "Images differ: no visual correspondence above the match threshold")
     if same_bytes:
