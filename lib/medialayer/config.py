@@ -431,10 +431,13 @@ class VideoMatchConfig:
     frame_grab_calibration: list
     edge_snap_s: float
     grab_inside_fraction: float
+    grab_max_chroma: float
 
     def validate(self, path: str) -> None:
         _non_negative(self.edge_snap_s, f"{path}.edge_snap_s")
         _unit(self.grab_inside_fraction, f"{path}.grab_inside_fraction")
+        if not (self.grab_max_chroma == -1 or 0 <= self.grab_max_chroma <= 1):
+            raise ConfigError(f"{path}.grab_max_chroma must be in [0, 1], or -1 (off)")
         _check_curve(self.frame_grab_calibration, f"{path}.frame_grab_calibration", increasing=False)
         _in_range(self.frame_max_distance, 1, 32, f"{path}.frame_max_distance")
         _check_speeds(self.speeds, f"{path}.speeds")

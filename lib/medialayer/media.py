@@ -60,7 +60,7 @@ FINGERPRINT_SCHEMA = pa.schema([
     ("picture", pa.binary()),                # image: small grey picture (width byte, then pixels) for fit checks
     ("frame_count", pa.int32()),             # video: sampled frames kept (near-blank ones dropped)
     ("frame_times", pa.binary()),            # video: float32 seconds per kept frame
-    ("frame_hashes", pa.binary()),           # video: uint64 pHash, dHash, centre pHash, centre dHash per frame
+    ("frame_hashes", pa.binary()),           # video: uint64 pHash, dHash, centre pHash, centre dHash, colour per frame
     ("kf_times", pa.binary()),               # video: float32 seconds per keyframe (its keypoints are in kp_*)
     ("kf_counts", pa.binary()),              # video: uint16 keypoints per keyframe, in kp_* order
     ("peak_count", pa.int32()),              # audio (and videos' sound tracks): spectral peaks
@@ -130,7 +130,7 @@ def av_print(data: bytes, media_type: str, cfg: Config) -> AVPrint:
     times = hashes = keyframes = None
     n_frames = None
     if decoded.frames is not None:
-        fh = frame_hashes(decoded.frame_times, decoded.frames, cfg.video)
+        fh = frame_hashes(decoded.frame_times, decoded.frames, cfg.video, decoded.frame_colours)
         times, hashes = pack_frames(fh)
         n_frames = int(fh.times.size)
         if decoded.keyframes:

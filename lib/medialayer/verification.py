@@ -159,7 +159,7 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
 
 
 _AV_COLUMNS = ("media_type", "duration_s", "content_sha256", "frame_times", "frame_hashes", "audio_peaks",
-               "phash", "dhash", "phash_mirror", "dhash_mirror", "region_phash", "region_dhash")
+               "phash", "dhash", "phash_mirror", "dhash_mirror", "region_phash", "region_dhash", "tone")
 # Keypoints: an image's (for a frame grab) or a video's keyframes'.
 _AV_LOCAL_COLUMNS = ("kp_xy", "kp_desc", "kp_desc_mirror", "kp_frame_w", "kp_frame_h", "region", "kf_times",
                      "kf_counts")

@@ -26,6 +26,7 @@ class DecodedAV:
     height: int | None = None
     frame_times: np.ndarray | None = None        # (n,) float64 seconds
     frames: list[np.ndarray] | None = None       # n grey uint8 frames, long side <= video.frame_side
+    frame_colours: np.ndarray | None = None      # (n, 3) uint8 mean R, G, B of each sampled frame
     keyframe_times: np.ndarray | None = None     # (k,) seconds: every video.keyframe_interval_s
     keyframes: list[np.ndarray] | None = None    # k grey uint8 frames, long side <= video.keyframe_side
     audio: np.ndarray | None = None              # mono float32 at audio.sample_rate, or None (no track)
@@ -54,7 +55,7 @@ def decode_av(data: bytes, media_type: str, video_cfg: VideoConfig, audio_cfg: A
             out = DecodedAV(media_type, duration or 0.0)
             if media_type == "video":
                 out.width, out.height = int(vstream.codec_context.width or 0), int(vstream.codec_context.height or 0)
-                out.frame_times, out.frames, out.keyframe_times, out.keyframes = _sample_frames(
+                out.frame_times, out.frames, out.frame_colours, out.keyframe_times, out.keyframes = _sample_frames(
                     container, vstream, video_cfg, duration)
                 if not out.frames:
                     raise MediaError("decode_error", "no decodable video frame")
@@ -82,21 +83,24 @@ def _declared_duration(container, stream) -> float | None:
 
 
 def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None = None
-                   ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray]]:
-    """Frames at cfg.sample_fps (the first frame at or after each tick), grey, long side <= frame_side;
-    and keyframes: one of those frames every keyframe_interval_s (spaced out so that a video of the
-    declared `duration` fits max_keyframes), grey, long side <= keyframe_side."""
+                   ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Frames at cfg.sample_fps (the first frame at or after each tick), grey, long side <= frame_side,
+    with each one's mean colour (from a thumbnail _COLOUR_SIDE long: a frame grab keeps its frame's
+    colours, which the grey hashes cannot tell); and keyframes: one of those frames every
+    keyframe_interval_s (spaced out so that a video of the declared `duration` fits max_keyframes),
+    grey, long side <= keyframe_side."""
     stream.thread_type = "AUTO"
     step = 1.0 / cfg.sample_fps
     times: list[float] = []
     frames: list[np.ndarray] = []
+    colours: list[np.ndarray] = []
     key_times: list[float] = []
     keys: list[np.ndarray] = []
     key_step = cfg.keyframe_interval_s
     if duration and cfg.max_keyframes > 0:
         key_step = max(key_step, duration / cfg.max_keyframes)
     next_t = next_key = 0.0
-    size = key_size = None
+    size = key_size = colour_size = None
     for frame in container.decode(stream):
         t = frame.time if frame.time is not None else (len(times) * step)
         if t > cfg.max_duration_s:
@@ -106,7 +110,10 @@ def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None =
         if size is None:
             size = _fit(frame.width, frame.height, cfg.frame_side)
             key_size = _fit(frame.width, frame.height, cfg.keyframe_side)
+            colour_size = _fit(frame.width, frame.height, _COLOUR_SIDE)
         frames.append(frame.to_ndarray(format="gray", width=size[0], height=size[1]))
+        colours.append(frame.to_ndarray(format="rgb24", width=colour_size[0], height=colour_size[1])
+                       .reshape(-1, 3).mean(axis=0))
         times.append(float(t))
         next_t = max(next_t + step, t + step * 0.5)
         if t + 1e-6 >= next_key and len(keys) < cfg.max_keyframes and cfg.keyframe_keypoints > 0:
@@ -116,7 +123,11 @@ def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None =
         if len(frames) >= cfg.max_frames:
             log.info("video sampling stopped at video.max_frames=%d (%.0f s)", cfg.max_frames, t)
             break
-    return np.asarray(times, dtype=np.float64), frames, np.asarray(key_times, dtype=np.float64), keys
+    colour_array = np.clip(np.round(np.asarray(colours, dtype=np.float64).reshape(-1, 3)), 0, 255).astype(np.uint8)
+    return np.asarray(times, dtype=np.float64), frames, colour_array, np.asarray(key_times, dtype=np.float64), keys
+
+
+_COLOUR_SIDE = 16     # long side of the thumbnail a frame's mean colour is read from (pixels)
 
 
 def _fit(width: int, height: int, side: int) -> tuple[int, int]:

@@ -22,8 +22,8 @@ from .image import dhash_from_thumbs, grayscale_thumbs, phash_from_thumbs
 from .local import (DESCRIPTOR_BYTES, LocalFeatures, extract_local_features, pack_angles, pack_xy, unpack_angles,
                     unpack_descriptors, unpack_xy)
 
-# v2: keyframe keypoints (frame grabs that were cropped or overlaid)
-VIDEO_FINGERPRINT_VERSION = "video-v2"
+# v2: keyframe keypoints (frame grabs that were cropped or overlaid); v3: each frame's mean colour
+VIDEO_FINGERPRINT_VERSION = "video-v3"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class FrameHashes:
     dhash: np.ndarray     # (n,) uint64
     centre_phash: np.ndarray   # (n,) uint64, of the centre crop
     centre_dhash: np.ndarray
+    # (n,) uint64 mean colour R | G << 8 | B << 16 (the layout of an image's tone word), or None
+    # (fingerprints made before video-v3)
+    colour: np.ndarray | None = None
 
 
 def trim_flat_borders(gray: np.ndarray, cfg: VideoConfig) -> np.ndarray:
@@ -57,40 +60,55 @@ def trim_flat_borders(gray: np.ndarray, cfg: VideoConfig) -> np.ndarray:
     return gray[top:h - bottom, left:w - right]
 
 
-def frame_hashes(times: np.ndarray, frames: Sequence[np.ndarray], cfg: VideoConfig) -> FrameHashes:
-    """Hashes of the informative frames (luma standard deviation >= video.min_frame_contrast)."""
-    keep_t, bigs, smalls = [], [], []
-    for t, frame in zip(times, frames):
+def frame_hashes(times: np.ndarray, frames: Sequence[np.ndarray], cfg: VideoConfig,
+                 colours: np.ndarray | None = None) -> FrameHashes:
+    """Hashes of the informative frames (luma standard deviation >= video.min_frame_contrast), with
+    their mean colours when `colours` ((n, 3) R, G, B per frame) is given."""
+    keep_t, keep_k, bigs, smalls = [], [], [], []
+    for k, (t, frame) in enumerate(zip(times, frames)):
         trimmed = trim_flat_borders(frame, cfg)
         if trimmed.size == 0 or min(trimmed.shape) < 8 or float(trimmed.std()) < cfg.min_frame_contrast:
             continue
         h, w = trimmed.shape
         dy, dx = int(h * (1 - cfg.centre_crop) / 2), int(w * (1 - cfg.centre_crop) / 2)
         keep_t.append(t)
+        keep_k.append(k)
         for part in (trimmed, trimmed[dy:h - dy, dx:w - dx]):
             big, small = grayscale_thumbs(np.ascontiguousarray(part))
             bigs.append(big)
             smalls.append(small)
+    colour = None
+    if colours is not None:
+        rgb = np.asarray(colours, dtype=np.uint64).reshape(-1, 3)[keep_k] if keep_k else np.zeros((0, 3), np.uint64)
+        colour = rgb[:, 0] | (rgb[:, 1] << np.uint64(8)) | (rgb[:, 2] << np.uint64(16))
     if not bigs:
         z = np.zeros(0, dtype=np.uint64)
-        return FrameHashes(np.zeros(0, dtype=np.float32), z, z.copy(), z.copy(), z.copy())
+        return FrameHashes(np.zeros(0, dtype=np.float32), z, z.copy(), z.copy(), z.copy(), colour)
     phash, _ = phash_from_thumbs(np.stack(bigs))
     dhash, _ = dhash_from_thumbs(np.stack(smalls))
-    return FrameHashes(np.asarray(keep_t, dtype=np.float32), phash[0::2], dhash[0::2], phash[1::2], dhash[1::2])
+    return FrameHashes(np.asarray(keep_t, dtype=np.float32), phash[0::2], dhash[0::2], phash[1::2], dhash[1::2],
+                       colour)
 
 
 def pack_frames(fh: FrameHashes) -> tuple[bytes, bytes]:
-    """(frame_times blob: float32 seconds, frame_hashes blob: 4 uint64 per frame: pHash, dHash,
-    centre pHash, centre dHash)."""
-    h = np.stack([fh.phash, fh.dhash, fh.centre_phash, fh.centre_dhash], axis=1)
+    """(frame_times blob: float32 seconds, frame_hashes blob: per frame, uint64 pHash, dHash, centre
+    pHash, centre dHash, and the mean colour word when the frames have one)."""
+    cols = [fh.phash, fh.dhash, fh.centre_phash, fh.centre_dhash]
+    if fh.colour is not None:
+        cols.append(fh.colour)
+    h = np.stack(cols, axis=1)
     return fh.times.astype("<f4").tobytes(), h.astype("<u8").tobytes()
 
 
 def unpack_frames(times: bytes | None, hashes: bytes | None) -> FrameHashes:
+    """Frames of either layout: 5 words per frame (video-v3, with colour) or 4 (before)."""
     t = np.frombuffer(times or b"", dtype="<f4")
-    h = np.frombuffer(hashes or b"", dtype="<u8").reshape(-1, 4)
+    words = np.frombuffer(hashes or b"", dtype="<u8")
+    per_frame = 5 if t.size and words.size == 5 * t.size else 4
+    h = words[:words.size - words.size % per_frame].reshape(-1, per_frame)
     n = min(t.size, h.shape[0])
-    return FrameHashes(t[:n], *(h[:n, k].astype(np.uint64) for k in range(4)))
+    colour = h[:n, 4].astype(np.uint64) if per_frame == 5 else None
+    return FrameHashes(t[:n], *(h[:n, k].astype(np.uint64) for k in range(4)), colour)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 from ..config import AudioConfig, AudioMatchConfig, LocalMatchConfig, VideoConfig, VideoMatchConfig
 from ..fingerprints.audio import Peaks, landmarks
 from ..fingerprints.video import FrameHashes, Keyframes
+from .image import chroma_distance
 from .local import LocalEvidence, LocalSide, match_local
 from .timeline import Line, longest_run, vote_line
 
@@ -143,11 +144,21 @@ def match_frame_grab(image_hashes: dict[str, int], r: FrameHashes, cfg: VideoMat
     or the image's content region, against each frame whole or its centre (a cropped grab),
     whichever is nearest; among the frames within `window` (seconds) when given. Scored on
     matching.video.frame_grab_calibration, stricter than the image one: the nearest of hundreds of
-    frames is closer than any one pair by chance."""
+    frames is closer than any one pair by chance.
+
+    Frames whose mean colour no tone edit relates to the image's (matching.video.grab_max_chroma;
+    `image_hashes["tone"]`) are not candidates: the hashes are grey, and a smooth picture's layout of
+    light and dark recurs in other videos' frames."""
+    keep = np.ones(r.times.size, dtype=bool)
     if window is not None:
-        inside = (r.times >= window[0] - 1e-3) & (r.times <= window[1] + 1e-3)
-        r = FrameHashes(r.times[inside], r.phash[inside], r.dhash[inside], r.centre_phash[inside],
-                        r.centre_dhash[inside])
+        keep &= (r.times >= window[0] - 1e-3) & (r.times <= window[1] + 1e-3)
+    tone = image_hashes.get("tone")
+    if r.colour is not None and tone and cfg.grab_max_chroma >= 0:
+        keep &= chroma_distance(np.full(r.times.size, int(tone), dtype=np.int64),
+                                r.colour.astype(np.int64)) <= cfg.grab_max_chroma
+    if not keep.all():
+        r = FrameHashes(r.times[keep], r.phash[keep], r.dhash[keep], r.centre_phash[keep], r.centre_dhash[keep],
+                        r.colour[keep] if r.colour is not None else None)
     if r.times.size == 0:
         return None
     best = None

@@ -208,6 +208,54 @@ def test_a_blobs_hashes_are_not_a_picture_inside_a_frame(cfg, pasted):
         assert result.match_type == "frame_grab" and result.matched_segments[0].reference_start == 4.25
 
 
+def test_a_frame_grab_keeps_its_frames_colours(cfg):
+    """Frame hashes are grey: a smooth picture's layout of light and dark recurs in other videos.
+    A frame whose mean colour no tone edit relates to the image's is not its frame; frames of the
+    same hue are, brighter or paler; fingerprints made before frames had colours are not checked."""
+    from medialayer.fingerprints.video import FrameHashes, pack_frames, unpack_frames
+    from medialayer.matching.av_envelope import AVSide, verify_av_pair
+
+    rng = np.random.default_rng(12)
+    image = rng.integers(0, 2**63, 2, dtype=np.int64)
+    times = np.arange(40, dtype=np.float32) * 0.25
+    hashes = [rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64) for _ in range(4)]
+    for h, v in zip(hashes, (image[0], image[1], image[0], image[1])):
+        h[17] = np.uint64(v)                                  # frame 17 (4.25 s) has the image's hashes
+    slate = 0x8a6a55                                          # R 0x55, G 0x6a, B 0x8a: a blue-grey
+    colours = np.full(40, slate, dtype=np.uint64)
+    image_hashes = {"phash": int(image[0]), "dhash": int(image[1]), "phash_mirror": int(image[0]) ^ 0xFFFF,
+                    "dhash_mirror": int(image[1]) ^ 0xFFFF, "region_phash": None, "region_dhash": None}
+    t_blob, h_blob = pack_frames(FrameHashes(times, *hashes, colours))
+    assert len(h_blob) == 40 * 5 * 8
+    assert unpack_frames(t_blob, h_blob).colour.tolist() == colours.tolist()
+    video = AVSide("video", 10.0, None, t_blob, h_blob, None)
+    results = {}
+    for name, tone in (("same", 0x8a6a55), ("brighter and paler", 0xb8a496), ("pink", 0x9c50d2)):
+        grab = AVSide("image", 0.0, None, None, None, None, {**image_hashes, "tone": tone})
+        results[name] = verify_av_pair(grab, video, cfg)
+    assert results["same"].match_found and results["same"].matched_segments[0].reference_start == 4.25
+    assert results["brighter and paler"].match_found, results["brighter and paler"]
+    assert not results["pink"].match_found, results["pink"]
+    # Off, or frames without colours (video-v2 rows, 4 words per frame): the hashes decide alone.
+    off = cfg.with_overrides({"matching": {"video": {"grab_max_chroma": -1}}})
+    grab = AVSide("image", 0.0, None, None, None, None, {**image_hashes, "tone": 0x9c50d2})
+    assert verify_av_pair(grab, video, off).match_found
+    t_old, h_old = pack_frames(FrameHashes(times, *hashes))
+    assert len(h_old) == 40 * 4 * 8 and unpack_frames(t_old, h_old).colour is None
+    assert verify_av_pair(grab, AVSide("video", 10.0, None, t_old, h_old, None), cfg).match_found
+
+
+def test_decoded_frames_carry_their_mean_colour(av_clips, cfg):
+    clip = av_clips["demo"]
+    d = decode_av(open(clip["path"], "rb").read(), "video", cfg.video, cfg.audio)
+    assert d.frame_colours.shape == (len(d.frames), 3) and d.frame_colours.dtype == np.uint8
+    for t, colour in list(zip(d.frame_times, d.frame_colours))[::25]:
+        truth = clip["frames"][int(round(t * av_clips["fps"]))].reshape(-1, 3).mean(axis=0)
+        assert np.abs(colour.astype(float) - truth).max() <= 12, (t, colour, truth)
+    fh = frame_hashes(d.frame_times, d.frames, cfg.video, d.frame_colours)
+    assert fh.colour is not None and fh.colour.size == fh.times.size
+
+
 def _line(q0, q1, offset, speed=1.0):
     from medialayer.matching.av import Alignment
     return Alignment(0.97, q0, q1, speed * q0 + offset, speed * q1 + offset, speed, 40, "")
