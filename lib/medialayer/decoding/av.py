@@ -112,8 +112,7 @@ def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None =
             key_size = _fit(frame.width, frame.height, cfg.keyframe_side)
             colour_size = _fit(frame.width, frame.height, _COLOUR_SIDE)
         frames.append(frame.to_ndarray(format="gray", width=size[0], height=size[1]))
-        colours.append(frame.to_ndarray(format="rgb24", width=colour_size[0], height=colour_size[1])
-                       .reshape(-1, 3).mean(axis=0))
+        colours.append(_mean_colour(frame, colour_size))
         times.append(float(t))
         next_t = max(next_t + step, t + step * 0.5)
         if t + 1e-6 >= next_key and len(keys) < cfg.max_keyframes and cfg.keyframe_keypoints > 0:
@@ -128,6 +127,33 @@ def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None =
 
 
 _COLOUR_SIDE = 16     # long side of the thumbnail a frame's mean colour is read from (pixels)
+_COLOUR_GRID = (32, 18)   # about this many points (x, y) per plane a planar YUV frame's mean colour is read from
+_YUV_PLANAR = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
+# Y'CbCr -> R'G'B' (full-range values, chroma centred on 0): BT.709 when the stream says so, else
+# BT.601, FFmpeg's own default for an unspecified colour space.
+_TO_RGB = {"709": np.array([[1.0, 0.0, 1.5748], [1.0, -0.1873, -0.4681], [1.0, 1.8556, 0.0]]),
+           "601": np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])}
+
+
+def _mean_colour(frame, colour_size: tuple[int, int]) -> np.ndarray:
+    """Mean R, G, B of a decoded frame. Planar YUV (nearly every video) is read from a sparse grid of
+    its planes, without scaling the frame (a scaled RGB copy costs a quarter of the decoding on small
+    videos); the conversion is linear, so the mean's conversion is the mean colour. Other pixel
+    formats go through a small RGB thumbnail."""
+    if frame.format.name not in _YUV_PLANAR:
+        return frame.to_ndarray(format="rgb24", width=colour_size[0], height=colour_size[1]).reshape(-1, 3).mean(axis=0)
+    means = []
+    for plane in frame.planes[:3]:
+        pixels = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        step_y, step_x = max(1, plane.height // _COLOUR_GRID[1]), max(1, plane.width // _COLOUR_GRID[0])
+        means.append(float(pixels[step_y // 2::step_y, step_x // 2:plane.width:step_x].mean()))
+    y, cb, cr = means
+    if frame.format.name.startswith("yuvj") or int(frame.color_range or 0) == 2:   # full range
+        ycc = np.array([y, cb - 128.0, cr - 128.0])
+    else:                                                                          # limited (TV) range
+        ycc = np.array([(y - 16.0) * 255.0 / 219.0, (cb - 128.0) * 255.0 / 224.0, (cr - 128.0) * 255.0 / 224.0])
+    matrix = _TO_RGB["709" if int(getattr(frame, "colorspace", 0) or 0) == 1 else "601"]
+    return np.clip(matrix @ ycc, 0.0, 255.0)
 
 
 def _fit(width: int, height: int, side: int) -> tuple[int, int]:

@@ -77,3 +77,18 @@ def test_fingerprint_rows_for_video_audio_and_bad_files(av_clips, cfg, tmp_path)
     assert abs(sound["duration_s"] - 10.0) < 0.5 and sound["peak_count"] > 50
     assert zero["status"] == "error" and zero["error_code"] == "decode_error"
     assert missing["status"] == "error" and missing["error_code"] == "not_found" and missing["media_type"] == "video"
+
+
+@pytest.mark.parametrize("pixel_format", ["yuv420p", "yuvj420p", "yuv444p", "rgb24", "nv12"])
+def test_a_frames_mean_colour_does_not_depend_on_its_pixel_format(pixel_format):
+    """Planar YUV is read from its planes (limited or full range), anything else through an RGB
+    thumbnail; both give the picture's mean colour."""
+    import av
+
+    from medialayer.decoding.av import _mean_colour
+
+    y, x = np.mgrid[0:180, 0:320]
+    rgb = np.stack([40 + 150 * x / 320, 90 + 60 * y / 180, 160 - 80 * x / 320], axis=-1).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pixel_format)
+    colour = _mean_colour(frame, (16, 9))
+    assert np.abs(colour - rgb.reshape(-1, 3).mean(axis=0)).max() <= 6, (pixel_format, colour)
