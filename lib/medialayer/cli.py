@@ -192,9 +192,9 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     cfg = cfg.with_overrides({"fetch": {"local_roots": [str(catalog.media_dir)]}})
     if args.format:
         cfg = cfg.with_overrides({"warehouse": {"format": args.format}})
+    warehouse = str(fresh_demo_warehouse(out / "warehouse"))
     spark = get_spark(cfg)
     second = args.run_date or datetime.now(timezone.utc).date()
-    warehouse = str(out / "warehouse")
     for day, manifest in ((second - timedelta(days=1), catalog.manifest_path), (second, day2.manifest_path)):
         summary = run_pipeline(spark, cfg, str(manifest), warehouse, day, str(catalog.authorizations_path))
         print(format_summary(summary.to_dict()) + "\n")
@@ -207,6 +207,21 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
           f"{len(catalog.bad_listings)} bad rows); day two: {day2.manifest_path} "
           f"({len(day2.new_listings)} new listings)")
     return 0
+
+
+def fresh_demo_warehouse(path: Path) -> Path:
+    """The demo's warehouse, emptied: the demo replays two nights ending today, and a warehouse that
+    already holds today's run refuses the night before (runs go forward in time). Only a medialayer
+    warehouse (one with a `runs` table) is removed; anything else at that path stops the demo."""
+    import shutil
+
+    if path.exists():
+        if not (path / "runs").exists():
+            raise SystemExit(f"{path} exists and is not a medialayer warehouse; the demo will not replace it "
+                             "(choose another --out)")
+        log.info("replacing the previous demo warehouse %s", path)
+        shutil.rmtree(path)
+    return path
 
 
 def format_summary(s: dict) -> str:

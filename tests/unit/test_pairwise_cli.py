@@ -43,3 +43,24 @@ def test_bad_config_exits_with_a_message(tmp_path, capsys):
     conf.write_text("nonsense: 1\n")
     assert main(["match", "x", "y", "--conf", str(conf)]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_the_demo_replaces_its_own_warehouse_and_nothing_else(tmp_path):
+    """`make demo` twice on one day: the second replays the night before into a fresh warehouse
+    (a warehouse holding today's run refuses yesterday). A directory that is not a medialayer
+    warehouse is never deleted."""
+    import pytest
+
+    from medialayer.cli import fresh_demo_warehouse
+
+    assert fresh_demo_warehouse(tmp_path / "warehouse") == tmp_path / "warehouse"      # nothing there yet
+    old = tmp_path / "warehouse"
+    (old / "runs").mkdir(parents=True)
+    (old / "runs" / "part-0.parquet").write_bytes(b"x")
+    assert not fresh_demo_warehouse(old).exists()
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "keep.jpg").write_bytes(b"x")
+    with pytest.raises(SystemExit, match="not a medialayer warehouse"):
+        fresh_demo_warehouse(other)
+    assert (other / "keep.jpg").exists()
