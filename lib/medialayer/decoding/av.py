@@ -85,8 +85,8 @@ def _declared_duration(container, stream) -> float | None:
 def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None = None
                    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:
     """Frames at cfg.sample_fps (the first frame at or after each tick), grey, long side <= frame_side,
-    with each one's mean colour (from a thumbnail _COLOUR_SIDE long: a frame grab keeps its frame's
-    colours, which the grey hashes cannot tell); and keyframes: one of those frames every
+    with each one's mean colour (`_mean_colour`: a frame grab keeps its frame's colours, which the
+    grey hashes cannot tell); and keyframes: one of those frames every
     keyframe_interval_s (spaced out so that a video of the declared `duration` fits max_keyframes),
     grey, long side <= keyframe_side."""
     stream.thread_type = "AUTO"
@@ -126,7 +126,7 @@ def _sample_frames(container, stream, cfg: VideoConfig, duration: float | None =
     return np.asarray(times, dtype=np.float64), frames, colour_array, np.asarray(key_times, dtype=np.float64), keys
 
 
-_COLOUR_SIDE = 16     # long side of the thumbnail a frame's mean colour is read from (pixels)
+_COLOUR_SIDE = 16         # long side of the RGB thumbnail the mean colour of a frame not in planar YUV is read from
 _COLOUR_GRID = (32, 18)   # about this many points (x, y) per plane a planar YUV frame's mean colour is read from
 _YUV_PLANAR = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
 # Y'CbCr -> R'G'B' (full-range values, chroma centred on 0): BT.709 when the stream says so, else
