@@ -7,17 +7,22 @@ from medialayer.synth.edits import recompress
 from medialayer.verification import PREFILTER_COLUMNS, global_prefilter, pair_batch, verify_batch
 
 
+def _fingerprinted(images, cfg, tmp_path, prefix: str):
+    """Fingerprints of `images`, each saved as a JPEG (quality 90) under `tmp_path` first."""
+    paths = []
+    for k, img in enumerate(images):
+        p = tmp_path / f"{prefix}{k}.jpg"
+        img.save(p, quality=90)
+        paths.append(str(p))
+    return fingerprint_table(paths, ["image"] * len(paths), cfg, Fetcher(cfg.fetch, trusted_local=True))
+
+
 def test_global_prefilter_keeps_hash_copies_and_drops_strangers(photos, cfg, tmp_path):
     """Pairs without shared keypoint words go on to keypoint matching only when their global hashes
     already score record_threshold; the prefilter must agree with full verification on those."""
     rng = np.random.default_rng(3)
     images = [photos[0], recompress(photos[0], rng), photos[7], photos[12]]
-    paths = []
-    for k, img in enumerate(images):
-        p = tmp_path / f"p{k}.jpg"
-        img.save(p, quality=90)
-        paths.append(str(p))
-    table = fingerprint_table(paths, ["image"] * 4, cfg, Fetcher(cfg.fetch, trusted_local=True))
+    table = _fingerprinted(images, cfg, tmp_path, "p")
     a, b = np.array([0, 0, 2]), np.array([1, 2, 3])
     full = pair_batch(table, a, b)
     slim = full.select([f"{c}_{s}" for s in "ab" for c in PREFILTER_COLUMNS])
@@ -44,12 +49,7 @@ def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, c
     from medialayer.verification import local_side
 
     images = [photos[5], watermark(photos[5], np.random.default_rng(4)), photos[9].resize(photos[5].size)]
-    paths = []
-    for k, img in enumerate(images):
-        p = tmp_path / f"w{k}.jpg"
-        img.save(p, quality=90)
-        paths.append(str(p))
-    rows = fingerprint_table(paths, ["image"] * 3, cfg, Fetcher(cfg.fetch, trusted_local=True)).to_pylist()
+    rows = _fingerprinted(images, cfg, tmp_path, "w").to_pylist()
     assert all(r["picture"] for r in rows)
     sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
     fit = LocalEvidence(inliers=40, similarity=0.93, shared_a=1.0, shared_b=1.0, occupancy=0.9,
@@ -115,12 +115,7 @@ def test_hashes_alone_do_not_match_pictures_whose_colours_no_tone_edit_relates(c
 
     red = _gradient(480, 360, (1.3, 0.55, 0.45), 0.0)
     images = [red, tone(red, np.random.default_rng(5)), _gradient(480, 360, (0.45, 0.7, 1.3), 12.0)]
-    paths = []
-    for k, img in enumerate(images):
-        p = tmp_path / f"g{k}.jpg"
-        img.save(p, quality=90)
-        paths.append(str(p))
-    table = fingerprint_table(paths, ["image"] * 3, cfg, Fetcher(cfg.fetch, trusted_local=True))
+    table = _fingerprinted(images, cfg, tmp_path, "g")
     a, b = np.array([0, 0]), np.array([1, 2])
     out = verify_batch(pair_batch(table, a, b), cfg, keep_below_record=True).to_pylist()
     assert out[0]["match_found"] and out[0]["similarity"] < cfg.matching.confidence.high, out[0]

@@ -178,6 +178,16 @@ def test_a_grab_is_placed_on_a_keyframe_that_holds_all_of_it(cfg):
     assert any(t != 0.0 for t in by_inliers_alone)      # the rule, not luck, put the wide view first
 
 
+def _frames_holding(rng: np.random.Generator, phash: int, dhash: int):
+    """Times and (pHash, dHash, centre pHash, centre dHash) of 40 frames 0.25 s apart with random
+    hashes, except frame 17 (4.25 s), whole and centre, which has the given ones."""
+    times = np.arange(40, dtype=np.float32) * 0.25
+    hashes = [rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64) for _ in range(4)]
+    for h, v in zip(hashes, (phash, dhash, phash, dhash)):
+        h[17] = np.uint64(v)
+    return times, hashes
+
+
 @pytest.mark.parametrize("pasted", [True, False])
 def test_a_blobs_hashes_are_not_a_picture_inside_a_frame(cfg, pasted):
     """An image's content region meets a video frame only when the region is a picture in a frame
@@ -190,10 +200,7 @@ def test_a_blobs_hashes_are_not_a_picture_inside_a_frame(cfg, pasted):
     rng = np.random.default_rng(11)
     frame = rng.integers(0, 2**63, 4, dtype=np.int64)
     whole = rng.integers(0, 2**63, 4, dtype=np.int64)       # the image's own hashes: unrelated to any frame
-    times = np.arange(40, dtype=np.float32) * 0.25
-    hashes = [rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64) for _ in range(4)]
-    for h, v in zip(hashes, (frame[0], frame[1], frame[0], frame[1])):
-        h[17] = np.uint64(v)                                  # frame 17 (4.25 s) equals the region
+    times, hashes = _frames_holding(rng, frame[0], frame[1])  # frame 17 (4.25 s) equals the region
     t_blob, h_blob = pack_frames(FrameHashes(times, *hashes))
     video = AVSide("video", 10.0, None, t_blob, h_blob, None)
     image_hashes = {"phash": int(whole[0]), "dhash": int(whole[1]), "phash_mirror": int(whole[2]),
@@ -217,10 +224,7 @@ def test_a_frame_grab_keeps_its_frames_colours(cfg):
 
     rng = np.random.default_rng(12)
     image = rng.integers(0, 2**63, 2, dtype=np.int64)
-    times = np.arange(40, dtype=np.float32) * 0.25
-    hashes = [rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64) for _ in range(4)]
-    for h, v in zip(hashes, (image[0], image[1], image[0], image[1])):
-        h[17] = np.uint64(v)                                  # frame 17 (4.25 s) has the image's hashes
+    times, hashes = _frames_holding(rng, image[0], image[1])  # frame 17 (4.25 s) has the image's hashes
     slate = 0x8a6a55                                          # R 0x55, G 0x6a, B 0x8a: a blue-grey
     colours = np.full(40, slate, dtype=np.uint64)
     image_hashes = {"phash": int(image[0]), "dhash": int(image[1]), "phash_mirror": int(image[0]) ^ 0xFFFF,
