@@ -153,6 +153,8 @@ class LocalFeatureConfig:
 class ImageConfig:
     max_pixels: int
     decode_max_side: int
+    detail_max_side: int
+    detail_below: float
     picture_side: int
     region: RegionConfig
     local: LocalFeatureConfig
@@ -160,6 +162,8 @@ class ImageConfig:
     def validate(self, path: str) -> None:
         _positive(self.max_pixels, f"{path}.max_pixels")
         _at_least(self.decode_max_side, 64, f"{path}.decode_max_side")
+        _in_range(self.detail_max_side, 0, 8192, f"{path}.detail_max_side")
+        _in_range(self.detail_below, 0.0, 1.0, f"{path}.detail_below")
         _in_range(self.picture_side, 0, 255, f"{path}.picture_side")
 
 

@@ -6,13 +6,15 @@ Failures never raise: each becomes a row with status=error and a code.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -96,6 +98,7 @@ class Loaded:
     image: DecodedImage | None = None
     av: AVPrint | None = None
     error: MediaError | None = None
+    detail: Callable[[int], np.ndarray | None] | None = None   # the image decoded again, larger (see image_fingerprints)
 
 
 def load_media(url: str | None, declared_type: str | None, fetcher: Fetcher, cfg: Config) -> Loaded:
@@ -114,12 +117,24 @@ def load_media(url: str | None, declared_type: str | None, fetcher: Fetcher, cfg
             media_type = "audio"           # an MP4/WebM container declared as audio: its sound track
         if media_type != "image":
             return Loaded(url, media_type, sha, av=av_print(data, media_type, cfg))
-        return Loaded(url, "image", sha, image=decode_image(data, cfg.image))
+        image = decode_image(data, cfg.image)
+        return Loaded(url, "image", sha, image=image, detail=functools.partial(_decode_larger, data, image, cfg))
     except MediaError as err:
         return Loaded(url, guessed, sha, error=err)
     except Exception as exc:  # noqa: BLE001 - one bad item must not take down the batch
         log.exception("unexpected failure on %s", url)
         return Loaded(url, guessed, error=MediaError("internal_error", f"{type(exc).__name__}: {exc}"))
+
+
+def _decode_larger(data: bytes, decoded: DecodedImage, cfg: Config, side: int) -> np.ndarray | None:
+    """`data` decoded with its long side up to `side`; None when the file is not larger than what
+    was decoded already, or the second decode fails (the first one's fingerprints stand)."""
+    if max(decoded.width, decoded.height) <= max(decoded.rgb.shape[:2]):
+        return None
+    try:
+        return decode_image(data, dataclasses.replace(cfg.image, decode_max_side=side)).rgb
+    except MediaError:
+        return None
 
 
 def av_print(data: bytes, media_type: str, cfg: Config) -> AVPrint:
@@ -161,7 +176,8 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
         loaded = [load_media(u, t, fetcher, cfg) for u, t in jobs]
 
     ok = [i for i, item in enumerate(loaded) if item.image is not None]
-    fps = image_fp.image_fingerprints([loaded[i].image.rgb for i in ok], cfg.image)
+    fps = image_fp.image_fingerprints([loaded[i].image.rgb for i in ok], cfg.image,
+                                      [loaded[i].detail for i in ok])
     n = len(loaded)
     packed = (*image_fp.HASH_COLUMNS, *image_fp.REGION_HASH_COLUMNS, image_fp.TONE_COLUMN)
     hash_cols = {c: np.zeros(n, dtype=np.int64) for c in packed}

@@ -9,7 +9,7 @@ second DCT: mirroring a row reverses it, which flips the sign of every odd horiz
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -24,7 +24,8 @@ from .region import BLOCK, TILTED, content_region, flat_fraction, off_background
 # v5: keypoints spread over an 8x8 grid (was 4x4), so an overlay no longer takes most of the slots; a
 # photo turned on a filled canvas gets a region (kind TILTED), hashed straightened; the tone word's
 # colour and contrast are the content region's.
-FINGERPRINT_VERSION = "image-v5"
+# v6: a small photo pasted on a page (a screenshot) takes its keypoints from a larger second decode.
+FINGERPRINT_VERSION = "image-v6"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
 # The same four hashes of the content region; equal to the frame's when no region was found.
 REGION_HASH_COLUMNS = tuple(f"region_{c}" for c in HASH_COLUMNS)
@@ -103,14 +104,20 @@ class ImageFingerprints:
     pictures: list[bytes | None]           # small grey picture (pack_picture), None when image.picture_side is 0
 
 
-def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageFingerprints:
+Detail = Callable[[int], "np.ndarray | None"]
+
+
+def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig,
+                       details: Sequence[Detail | None] | None = None) -> ImageFingerprints:
     """Every fingerprint of a batch of decoded RGB images (the fetch/decode step bounds their size).
 
     All work happens on two reduced copies: a grey working frame (keypoints, hashes) and a small
     colour thumbnail (content region, tone), so the cost per image is nearly independent of its size.
+    `details[i](side)`, when given, decodes image i again with its long side up to `side` (None when
+    the file holds no more pixels): a small photo pasted on a page takes its keypoints from there.
     """
     grays, tones, fractions, region_grays, local, pictures = [], [], [], [], [], []
-    for rgb in images:
+    for i, rgb in enumerate(images):
         gray = working_gray(rgb, cfg.local.max_side)
         thumb = shrink(rgb, cfg.region.analysis_side)
         off = off_background(thumb, cfg.region)
@@ -146,7 +153,10 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
             fractions.append((*frac, float(box.kind), float(box.kind == BLOCK and only_within)))
         grays.append(gray)
         tones.append(pack_tone(thumb, flat_fraction(thumb, cfg.region, off), content))
-        local.append(extract_local_features(gray, cfg.local, within, only_within))
+        detail = details[i] if details is not None else None
+        zoomed = (_pasted_photo_features(gray.shape, within, detail, cfg)
+                  if within is not None and only_within and detail is not None else None)
+        local.append(zoomed or extract_local_features(gray, cfg.local, within, only_within))
         pictures.append(pack_picture(shrink_gray(gray, cfg.picture_side)) if cfg.picture_side else None)
     hashes = global_hashes(grays, tones)
     # Without a region the region hashes are the frame's: hash only the frames that have one.
@@ -157,6 +167,41 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig) -> ImageF
         column[with_region] = region_hashes[c]
         hashes[f"region_{c}"] = column
     return ImageFingerprints(hashes, fractions, local, pictures)
+
+
+def _pasted_photo_features(frame_shape: tuple[int, int], box: tuple[int, int, int, int], detail: Detail,
+                           cfg: ImageConfig) -> LocalFeatures | None:
+    """Keypoints of a pasted photo `box` (x0, y0, x1, y1 in the working frame) taken from a larger
+    decode of the file, in working-frame coordinates; None when the photo is large enough already
+    or the file holds no more detail.
+
+    A screenshot shows the photo at a third of the page, so in the 400-px working frame it is 130-200
+    px across: ORB finds only the coarse corners there, and the original's finer ones have nothing to
+    meet. The second decode is paid only for such pages.
+    """
+    h, w = frame_shape
+    x0, y0, x1, y1 = box
+    long_side = max(x1 - x0, y1 - y0)
+    if not cfg.detail_max_side or long_side >= cfg.detail_below * cfg.local.max_side:
+        return None
+    side = min(cfg.detail_max_side, int(round(max(h, w) * cfg.local.max_side / max(1, long_side))))
+    hi = detail(side)
+    if hi is None:
+        return None
+    hh, hw = hi.shape[:2]
+    sx, sy = hw / float(w), hh / float(h)
+    crop = hi[int(y0 * sy):max(int(y0 * sy) + 1, int(round(y1 * sy))),
+              int(x0 * sx):max(int(x0 * sx) + 1, int(round(x1 * sx)))]
+    if max(crop.shape[:2]) < 1.25 * long_side:
+        return None                        # not enough more pixels to be worth a second detection
+    gray = working_gray(crop, cfg.local.max_side)
+    features = extract_local_features(gray, cfg.local)
+    if features.count == 0:
+        return None
+    gh, gw = gray.shape
+    xy = features.xy * np.array([(x1 - x0) / float(gw), (y1 - y0) / float(gh)], dtype=np.float32)
+    xy += np.array([x0, y0], dtype=np.float32)
+    return LocalFeatures(xy, features.descriptors, features.mirrored, w, h, features.angles)
 
 
 def shrink_gray(gray: np.ndarray, side: int) -> np.ndarray:

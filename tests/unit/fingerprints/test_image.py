@@ -126,3 +126,48 @@ def test_a_solid_block_in_a_corner_is_a_badge_and_keypoints_spill_past_it(photos
     assert share == 1.0 and pasted == 1.0            # a photo on a page: its keypoints only
     share, pasted = keypoints_inside(page((0, 0)))
     assert share < 0.95 and pasted == 0.0            # a corner block: the rest of the frame too
+
+
+def test_a_small_photo_on_a_page_takes_its_keypoints_from_a_larger_decode(photos, cfg, tmp_path):
+    """A desktop screenshot shows the photo at 40% of the page width: 160 px of the 400-px working
+    frame. Its keypoints come from a second decode of the file, so they meet the original's."""
+    from PIL import ImageDraw
+
+    from medialayer.config import load_config
+    from medialayer.fetching import Fetcher
+    from medialayer.media import fingerprint_table
+    from medialayer.verification import local_evidence, pair_batch
+
+    photo = photos[0]
+    page = Image.new("RGB", (1440, 900), (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1440, 54), fill=(30, 90, 160))
+    pw = 576
+    page.paste(photo.resize((pw, round(pw * photo.height / photo.width))), (58, 74))
+    for i in range(5):
+        draw.text((700, 90 + 40 * i), "Product title goes here", fill=(30, 30, 30))
+    paths = [str(tmp_path / "original.jpg"), str(tmp_path / "page.jpg")]
+    photo.save(paths[0], quality=90)
+    page.save(paths[1], quality=90)
+
+    def fingerprinted(c):
+        table = fingerprint_table(paths, ["image", "image"], c, Fetcher(c.fetch, trusted_local=True))
+        assert table.column("status").to_pylist() == ["ok", "ok"]
+        return table
+
+    zoomed = fingerprinted(cfg)
+    plain = fingerprinted(load_config(overrides={"image": {"detail_max_side": 0}}))
+    region = zoomed.column("region")[1].as_py()
+    assert region is not None and int(region[4]) == 1 and region[5] == 1.0     # a pasted photo
+    assert region[2] - region[0] < 0.5                                          # a small one
+    for table in (zoomed, plain):          # both keep their keypoints on the photo
+        xy = np.frombuffer(table.column("kp_xy")[1].as_py(), dtype="<u2").reshape(-1, 2) / 4.0
+        w, h = table.column("kp_frame_w")[1].as_py(), table.column("kp_frame_h")[1].as_py()
+        assert (xy[:, 0] / w >= region[0] - 0.01).all() and (xy[:, 0] / w <= region[2] + 0.01).all()
+        assert (xy[:, 1] / h >= region[1] - 0.01).all() and (xy[:, 1] / h <= region[3] + 0.01).all()
+    # The frame and the original are the same; only the page's keypoints changed.
+    assert zoomed.column("phash").to_pylist() == plain.column("phash").to_pylist()
+    assert zoomed.column("kp_desc")[0].as_py() == plain.column("kp_desc")[0].as_py()
+    assert zoomed.column("kp_count")[1].as_py() == cfg.image.local.max_keypoints
+    inliers = [local_evidence(pair_batch(t, np.array([0]), np.array([1])), cfg)[0].inliers for t in (zoomed, plain)]
+    assert inliers[0] >= 2 * inliers[1], inliers
