@@ -146,13 +146,14 @@ def test_a_small_photo_on_a_page_takes_its_keypoints_from_a_larger_decode(photos
     page.paste(photo.resize((pw, round(pw * photo.height / photo.width))), (58, 74))
     for i in range(5):
         draw.text((700, 90 + 40 * i), "Product title goes here", fill=(30, 30, 30))
-    paths = [str(tmp_path / "original.jpg"), str(tmp_path / "page.jpg")]
+    paths = [str(tmp_path / "original.jpg"), str(tmp_path / "page.jpg"), str(tmp_path / "small_page.jpg")]
     photo.save(paths[0], quality=90)
     page.save(paths[1], quality=90)
+    page.resize((400, 250)).save(paths[2], quality=90)       # no more pixels than the working frame
 
     def fingerprinted(c):
-        table = fingerprint_table(paths, ["image", "image"], c, Fetcher(c.fetch, trusted_local=True))
-        assert table.column("status").to_pylist() == ["ok", "ok"]
+        table = fingerprint_table(paths, ["image"] * 3, c, Fetcher(c.fetch, trusted_local=True))
+        assert table.column("status").to_pylist() == ["ok"] * 3
         return table
 
     zoomed = fingerprinted(cfg)
@@ -168,6 +169,9 @@ def test_a_small_photo_on_a_page_takes_its_keypoints_from_a_larger_decode(photos
     # The frame and the original are the same; only the page's keypoints changed.
     assert zoomed.column("phash").to_pylist() == plain.column("phash").to_pylist()
     assert zoomed.column("kp_desc")[0].as_py() == plain.column("kp_desc")[0].as_py()
+    small_region = zoomed.column("region")[2].as_py()
+    assert small_region is not None and int(small_region[4]) == 1          # found, but nothing to zoom into
+    assert zoomed.column("kp_desc")[2].as_py() == plain.column("kp_desc")[2].as_py()
     assert zoomed.column("kp_count")[1].as_py() == cfg.image.local.max_keypoints
     inliers = [local_evidence(pair_batch(t, np.array([0]), np.array([1])), cfg)[0].inliers for t in (zoomed, plain)]
     assert inliers[0] >= 2 * inliers[1], inliers
