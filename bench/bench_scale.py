@@ -126,7 +126,10 @@ def throughput(cfg, work: Path) -> dict:
 def pool(cfg, rebuild: bool = False):
     from medialayer.synth.photos import all_photos
 
-    path = CACHE / f"pool-v{POOL_VERSION}.parquet"
+    from medialayer.fingerprints.image import FINGERPRINT_VERSION
+
+    # Named for the image fingerprint version: a pool fingerprinted by older code is rebuilt.
+    path = CACHE / f"pool-v{POOL_VERSION}-{FINGERPRINT_VERSION}.parquet"
     if path.exists() and not rebuild:
         return load_pool(path)
     photos = all_photos()[:60]
@@ -154,10 +157,12 @@ def pool_truth(p, cfg) -> dict[tuple[int, int], bool]:
 
 
 def synthetic_table(p, n: int, seed: int) -> tuple[Path, Layout]:
-    # Named for the fingerprint schema too: a table cached before a column was added is rewritten.
+    # Named for the fingerprint schema and version too: a table cached before a column was added, or
+    # drawn from a pool of older fingerprints, is rewritten.
+    from medialayer.fingerprints.image import FINGERPRINT_VERSION
     from medialayer.media import FINGERPRINT_SCHEMA
 
-    tag = hashlib.sha1(FINGERPRINT_SCHEMA.to_string().encode()).hexdigest()[:8]
+    tag = hashlib.sha1((FINGERPRINT_SCHEMA.to_string() + FINGERPRINT_VERSION).encode()).hexdigest()[:8]
     out = CACHE / f"table-v{POOL_VERSION}-{tag}-{n}-{seed}"
     layout = plan(p, n, seed=seed)
     if not (out / "_DONE").exists():

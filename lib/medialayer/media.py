@@ -133,7 +133,8 @@ def _decode_larger(data: bytes, decoded: DecodedImage, cfg: Config, side: int) -
         return None
     try:
         return decode_image(data, dataclasses.replace(cfg.image, decode_max_side=side)).rgb
-    except MediaError:
+    except Exception:  # noqa: BLE001 - it runs inside the batch's fingerprinting, which must not raise
+        log.warning("second decode of %d bytes at %d px failed; keypoints from the first", len(data), side)
         return None
 
 

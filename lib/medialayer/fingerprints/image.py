@@ -156,7 +156,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig,
         detail = details[i] if details is not None else None
         zoomed = (_pasted_photo_features(gray.shape, within, detail, cfg)
                   if within is not None and only_within and detail is not None else None)
-        local.append(zoomed or extract_local_features(gray, cfg.local, within, only_within))
+        local.append(zoomed if zoomed is not None else extract_local_features(gray, cfg.local, within, only_within))
         pictures.append(pack_picture(shrink_gray(gray, cfg.picture_side)) if cfg.picture_side else None)
     hashes = global_hashes(grays, tones)
     # Without a region the region hashes are the frame's: hash only the frames that have one.

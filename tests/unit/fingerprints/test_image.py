@@ -175,3 +175,20 @@ def test_a_small_photo_on_a_page_takes_its_keypoints_from_a_larger_decode(photos
     assert zoomed.column("kp_count")[1].as_py() == cfg.image.local.max_keypoints
     inliers = [local_evidence(pair_batch(t, np.array([0]), np.array([1])), cfg)[0].inliers for t in (zoomed, plain)]
     assert inliers[0] >= 2 * inliers[1], inliers
+
+
+def test_the_second_decode_is_larger_and_never_raises(photos, cfg):
+    import io
+
+    from medialayer.decoding import decode_image
+    from medialayer.media import _decode_larger
+
+    buf = io.BytesIO()
+    photos[1].resize((1200, 900)).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    first = decode_image(data, cfg.image)
+    assert max(first.rgb.shape[:2]) == cfg.image.decode_max_side
+    assert max(_decode_larger(data, first, cfg, 900).shape[:2]) == 900
+    assert _decode_larger(data[: len(data) // 3], first, cfg, 900) is None     # truncated: None, not an error
+    small = decode_image(data, cfg.image)
+    assert _decode_larger(data, type(small)(small.rgb, 400, 300, small.format), cfg, 900) is None  # nothing more
