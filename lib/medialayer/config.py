@@ -412,6 +412,7 @@ class ImageMatchConfig:
     max_frame_flat_fraction: float
     local: LocalMatchConfig
     weak_global_max_chroma: float
+    weak_global_max_aspect_change: float = -1.0
     local_min_words: int = 1
 
     def validate(self, path: str) -> None:
@@ -419,6 +420,8 @@ class ImageMatchConfig:
         _unit(self.max_frame_flat_fraction, f"{path}.max_frame_flat_fraction")
         if not (self.weak_global_max_chroma == -1 or 0 <= self.weak_global_max_chroma <= 1):
             raise ConfigError(f"{path}.weak_global_max_chroma must be in [0, 1], or -1 (off)")
+        if not (self.weak_global_max_aspect_change == -1 or 0 <= self.weak_global_max_aspect_change <= 2):
+            raise ConfigError(f"{path}.weak_global_max_aspect_change must be in [0, 2], or -1 (off)")
         if self.local_min_words < 0:
             raise ConfigError(f"{path}.local_min_words must be >= 0 (0 sends every candidate to keypoint matching)")
 

@@ -19,6 +19,7 @@ from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK, region_kind
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import (GlobalScores, ImageSide, check_aligned, colours_refute, combine, describe_image_match,
+                             shapes_refute,
                              score_global)
 from .matching.local import LocalEvidence, LocalSide, match_local
 from .matching.picture import check_pictures
@@ -140,7 +141,11 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
     py = {f"{c}_{s}": batch.column(f"{c}_{s}").to_pylist()
           for c in ("content_sha256", "width", "height", "tone", "region") for s in "ab"}
     tones = {s: np.array([t or 0 for t in py[f"tone_{s}"]], dtype=np.int64) for s in "ab"}
-    refused = colours_refute(glob.similarity, tones["a"], tones["b"], cfg.matching)
+    sides_of = {s: [ImageSide(w or 0, h or 0, t or 0, r) for w, h, t, r in
+                    zip(py[f"width_{s}"], py[f"height_{s}"], py[f"tone_{s}"], py[f"region_{s}"])] for s in "ab"}
+    by_colour = colours_refute(glob.similarity, tones["a"], tones["b"], cfg.matching)
+    by_shape = shapes_refute(glob.similarity, glob.pairing, sides_of["a"], sides_of["b"], cfg.matching)
+    refused = by_colour | by_shape
     # A refused hash score is kept at record_threshold: below a match, still visible to tuning.
     glob_sim = np.where(refused, np.minimum(glob.similarity, cfg.matching.record_threshold), glob.similarity)
     rows = []
@@ -149,10 +154,9 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
         if not keep_below_record and similarity < cfg.matching.record_threshold:
             continue
         same = py["content_sha256_a"][i] is not None and py["content_sha256_a"][i] == py["content_sha256_b"][i]
-        sides = [ImageSide(py[f"width_{s}"][i] or 0, py[f"height_{s}"][i] or 0, py[f"tone_{s}"][i] or 0,
-                           py[f"region_{s}"][i]) for s in "ab"]
         result = describe_image_match(similarity, evidence, bool(glob.mirrored[i]), bool(glob.via_region[i]), ev,
-                                      same, sides[0], sides[1], cfg.matching, colour_refused=bool(refused[i]))
+                                      same, sides_of["a"][i], sides_of["b"][i], cfg.matching,
+                                      colour_refused=bool(by_colour[i]), shape_refused=bool(by_shape[i]))
         env = result.to_dict()
         rows.append({**env, "index": i, "method": METHOD, "envelope": json.dumps(env)})
     return rows

@@ -160,3 +160,23 @@ def test_chroma_distance_forgives_tone_edits_but_not_another_hue(photos):
     sims = np.array([0.8, 0.95, 0.8, 0.8])
     # Weak and far: refused; strong: stands; alike colours: stand; no tone word: stands.
     assert colours_refute(sims, far, near, m).tolist() == [True, False, False, False]
+
+
+def test_shape_rule_compares_the_areas_the_hash_pairing_took():
+    from medialayer.config import load_config
+    from medialayer.matching.image import ImageSide, shapes_refute
+
+    m = load_config().matching
+    wide = ImageSide(1200, 800, 0)                                   # 3:2 frame
+    tall = ImageSide(800, 1200, 0)                                   # 2:3 frame
+    boxed = ImageSide(1000, 1000, 0, [0.2, 0.3, 0.8, 0.7, 0, 0])     # square frame, a 3:2 region
+    unknown = ImageSide(0, 0, 0)
+    frames, regions, region_frame = 0, 1, 3                          # indices of matching.image._PAIRINGS
+    sides_a = [wide, wide, wide, boxed, boxed, wide]
+    sides_b = [tall, tall, boxed, wide, wide, unknown]
+    pairing = np.array([frames, frames, regions, region_frame, frames, frames])
+    sims = np.array([0.8, 0.95, 0.8, 0.8, 0.8, 0.8])
+    # Other proportions, weak: refused; strong: stands; region vs the other's region, and a region
+    # vs the other's frame, of one shape: stand; the square frame vs a 3:2 frame: refused;
+    # unknown size: stands.
+    assert shapes_refute(sims, pairing, sides_a, sides_b, m).tolist() == [True, False, False, False, True, False]

@@ -51,6 +51,7 @@ class GlobalScores:
     frame_straight: np.ndarray   # the frames' own distance, straight and mirrored (no pairing rules),
     frame_mirrored: np.ndarray   # which the keypoint template guard compares with
     page_like: np.ndarray        # bool: either frame is mostly flat background
+    pairing: np.ndarray | None = None   # int: which of _PAIRINGS scored best (frame or region per side)
 
 
 def calibrate(distance: np.ndarray, anchors: list) -> np.ndarray:
@@ -100,7 +101,7 @@ def score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: 
     distance = np.where(mirrored, best_f, best_s)
     which = np.where(mirrored, f.argmin(axis=0), s.argmin(axis=0))
     return GlobalScores(calibrate(distance, cfg.image.calibration), distance, mirrored, which > 0,
-                        frame_s, frame_f, flat_a | flat_b)
+                        frame_s, frame_f, flat_a | flat_b, which)
 
 
 _SATURATION_SCALES = np.linspace(0.5, 2.0, 31)   # saturation edits rescale a colour's distance from grey
@@ -135,6 +136,40 @@ def colours_refute(similarity: np.ndarray, tone_a: np.ndarray, tone_b: np.ndarra
     return weak & known & (chroma_distance(tone_a, tone_b) > limit)
 
 
+def shapes_refute(similarity: np.ndarray, pairing: np.ndarray | None, sides_a: Sequence["ImageSide"],
+                  sides_b: Sequence["ImageSide"], cfg: MatchingConfig) -> np.ndarray:
+    """Which global-hash scores are refused by shape (matching.image.weak_global_max_aspect_change):
+    a match weaker than confidence.high between areas (frame or content region, as the best hash
+    pairing took them) whose aspect ratios differ more than that (|ln| of their ratio).
+
+    Hashes are taken on a square thumbnail, so they cannot tell a 3:4 box from a 4:3 one: two
+    products of one outline and colour on white meet whatever their proportions. A copy keeps its
+    proportions, or is cropped into them (then keypoints carry it); a stretched copy keeps its
+    thumbnail and scores above confidence.high. Sides of unknown size are never refused."""
+    limit = cfg.image.weak_global_max_aspect_change
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if limit < 0 or similarity.size == 0 or pairing is None:
+        return np.zeros(similarity.shape, dtype=bool)
+    weak = (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
+    uses_region = {k: np.array([p == "region_" for p in sides], dtype=bool)
+                   for k, sides in enumerate(zip(*_PAIRINGS))}
+    region_a, region_b = uses_region[0][pairing], uses_region[1][pairing]
+    log_a = np.array([_log_aspect(s, r) for s, r in zip(sides_a, region_a)])
+    log_b = np.array([_log_aspect(s, r) for s, r in zip(sides_b, region_b)])
+    return weak & np.isfinite(log_a) & np.isfinite(log_b) & (np.abs(log_a - log_b) > limit)
+
+
+def _log_aspect(side: "ImageSide", use_region: bool) -> float:
+    """ln(width / height) of the frame, or of its content region when `use_region` and it has one."""
+    if side.width <= 0 or side.height <= 0:
+        return float("nan")
+    w, h = float(side.width), float(side.height)
+    r = side.region
+    if use_region and r is not None and len(r) >= 4 and r[2] > r[0] and r[3] > r[1]:
+        w, h = w * (r[2] - r[0]), h * (r[3] - r[1])
+    return float(np.log(w / h))
+
+
 def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchConfig,
                   page_like: bool = False) -> LocalEvidence:
     """Reject a keypoint fit that lays one frame squarely on the other while the frames look different.
@@ -165,7 +200,7 @@ def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]
 
 def describe_image_match(similarity: float, evidence: str, global_mirrored: bool, via_region: bool,
                          local: LocalEvidence, same_bytes: bool, a: ImageSide, b: ImageSide,
-                         cfg: MatchingConfig, colour_refused: bool = False) -> MatchResult:
+                         cfg: MatchingConfig, colour_refused: bool = False, shape_refused: bool = False) -> MatchResult:
     """Envelope for one scored pair: match_type and a one-sentence reason naming what changed.
 
     `exact` is reserved for byte-identical files; everything else that matches says how it differs.
@@ -177,6 +212,10 @@ def describe_image_match(similarity: float, evidence: str, global_mirrored: bool
             return MatchResult(False, "none", similarity, "no_match", "image",
                                "Images differ: their layouts of light and dark are alike, but their colours are not "
                                "related by any brightness, contrast or saturation change")
+        if shape_refused and not same_bytes:
+            return MatchResult(False, "none", similarity, "no_match", "image",
+                               "Images differ: their layouts of light and dark are alike, but their proportions are "
+                               "not (a copy keeps its width-to-height ratio)")
         return MatchResult(False, "none", similarity, "no_match", "image",
                            "Images differ: no visual correspondence above the match threshold")
     if same_bytes:

@@ -137,3 +137,32 @@ def test_a_canvas_around_the_photo_is_not_a_colour_change(photos, save):
     brighter = on_canvas(Image.eval(img, lambda v: min(255, int(v * 1.3))))
     toned = medialayer.match(a, save(brighter, "padded_bright.jpg"))
     assert toned.match_found and "colour or brightness" in toned.reason, toned
+
+
+def _plain_product(size, colour, seed, canvas_side=800):
+    """A plain rounded box on a white canvas, with a little sensor noise: all its hashes see is its outline."""
+    from PIL import ImageDraw
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    pixels = np.asarray(Image.new("RGB", (w, h), colour)).astype(np.int16) + rng.integers(-6, 7, (h, w, 1))
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, w - 1, h - 1), radius=min(w, h) // 4, fill=255)
+    canvas = Image.new("RGB", (canvas_side, canvas_side), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)),
+                 ((canvas_side - w) // 2, (canvas_side - h) // 2), mask)
+    return canvas
+
+
+def test_plain_products_of_other_proportions_do_not_match_but_a_resized_copy_does(save):
+    from medialayer.config import load_config
+
+    a = save(_plain_product((500, 320), (70, 90, 105), 1), "plain_a.jpg", quality=90)
+    other = save(_plain_product((440, 400), (40, 60, 110), 2), "plain_other.jpg", quality=90)
+    copy = save(_plain_product((500, 320), (70, 90, 105), 1).resize((560, 560)), "plain_copy.jpg", quality=80)
+    off = load_config(overrides={"matching": {"image": {"weak_global_max_aspect_change": -1}}})
+    unguarded = medialayer.match(a, other, cfg=off)
+    assert unguarded.match_found and unguarded.similarity < 0.9       # the weak hash match the rule is for
+    refused = medialayer.match(a, other)
+    assert not refused.match_found and "proportions" in refused.reason
+    assert medialayer.match(a, copy).match_found                       # same proportions: still a copy
