@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medialayer.config import load_config
+from medialayer.fingerprints.image import FINGERPRINT_VERSION
 from medialayer.synth.scale import Layout, build_pool, load_pool, plan, planted_pairs, save_pool, write_table
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "scale"
@@ -126,8 +127,6 @@ def throughput(cfg, work: Path) -> dict:
 def pool(cfg, rebuild: bool = False):
     from medialayer.synth.photos import all_photos
 
-    from medialayer.fingerprints.image import FINGERPRINT_VERSION
-
     # Named for the image fingerprint version: a pool fingerprinted by older code is rebuilt.
     path = CACHE / f"pool-v{POOL_VERSION}-{FINGERPRINT_VERSION}.parquet"
     if path.exists() and not rebuild:
@@ -159,7 +158,6 @@ def pool_truth(p, cfg) -> dict[tuple[int, int], bool]:
 def synthetic_table(p, n: int, seed: int) -> tuple[Path, Layout]:
     # Named for the fingerprint schema and version too: a table cached before a column was added, or
     # drawn from a pool of older fingerprints, is rewritten.
-    from medialayer.fingerprints.image import FINGERPRINT_VERSION
     from medialayer.media import FINGERPRINT_SCHEMA
 
     tag = hashlib.sha1((FINGERPRINT_SCHEMA.to_string() + FINGERPRINT_VERSION).encode()).hexdigest()[:8]

@@ -23,6 +23,23 @@ def photos() -> list[Image.Image]:
 
 
 @pytest.fixture
+def fingerprinted(tmp_path: Path):
+    """fingerprinted(images, cfg, prefix, quality=90) -> the fingerprints table of `images`, each
+    saved as a JPEG under `tmp_path` first (real encoding and decoding, local files trusted)."""
+    from medialayer.fetching import Fetcher
+    from medialayer.media import fingerprint_table
+
+    def _fingerprinted(images, cfg: Config, prefix: str, quality: int = 90):
+        paths = []
+        for k, img in enumerate(images):
+            p = tmp_path / f"{prefix}{k}.jpg"
+            img.save(p, quality=quality)
+            paths.append(str(p))
+        return fingerprint_table(paths, ["image"] * len(paths), cfg, Fetcher(cfg.fetch, trusted_local=True))
+    return _fingerprinted
+
+
+@pytest.fixture
 def save(tmp_path: Path):
     """save(img, name, **pillow_options) -> path of the written file."""
     def _save(img: Image.Image, name: str, **options) -> str:

@@ -19,8 +19,7 @@ from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK, region_kind
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import (GlobalScores, ImageSide, check_aligned, colours_refute, combine, describe_image_match,
-                             shapes_refute,
-                             score_global)
+                             score_global, shapes_refute)
 from .matching.local import LocalEvidence, LocalSide, match_local
 from .matching.picture import check_pictures
 

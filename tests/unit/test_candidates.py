@@ -49,19 +49,7 @@ def test_default_layout_finds_near_duplicates_and_rejects_random_pairs():
 
 # --- the full key set of real fingerprints, and the join semantics --------------------------------
 
-def _fingerprint_table(images, cfg, tmp_path):
-    from medialayer.fetching import Fetcher
-    from medialayer.media import fingerprint_table
-
-    paths = []
-    for k, img in enumerate(images):
-        p = tmp_path / f"i{k}.jpg"
-        img.save(p, quality=88)
-        paths.append(str(p))
-    return fingerprint_table(paths, ["image"] * len(paths), cfg, Fetcher(cfg.fetch, trusted_local=True))
-
-
-def test_heavy_crops_screenshots_and_mirrors_become_candidates(photos, cfg, tmp_path):
+def test_heavy_crops_screenshots_and_mirrors_become_candidates(photos, cfg, fingerprinted):
     from medialayer.candidates import candidate_pairs_in_memory, image_keys
     from medialayer.synth.edits import crop_heavy, mirror, screenshot
 
@@ -70,7 +58,7 @@ def test_heavy_crops_screenshots_and_mirrors_become_candidates(photos, cfg, tmp_
     copies = []
     for img in subjects:
         copies += [crop_heavy(img, rng), screenshot(img, rng), mirror(crop_heavy(img, rng), rng)]
-    table = _fingerprint_table(subjects + copies, cfg, tmp_path)
+    table = fingerprinted(subjects + copies, cfg, "i", quality=88)
     keys = image_keys(table, cfg.candidates)
     a, b, _ = candidate_pairs_in_memory(keys, cfg.candidates)
     pairs = set(zip(a.tolist(), b.tolist()))
@@ -80,22 +68,22 @@ def test_heavy_crops_screenshots_and_mirrors_become_candidates(photos, cfg, tmp_
     assert found >= 0.8, sorted(expected - pairs)
 
 
-def test_hash_bands_alone_keep_unrelated_photos_apart(photos, cfg, tmp_path):
+def test_hash_bands_alone_keep_unrelated_photos_apart(photos, cfg, fingerprinted):
     """Keypoint words are selective only through the common-word cap, which needs a catalog-sized
     corpus; the hash bands are selective on their own."""
     from medialayer.candidates import candidate_pairs_in_memory, image_keys
 
     bands_only = cfg.with_overrides({"candidates": {"local": {"keypoints": 0}}})
-    table = _fingerprint_table(photos, bands_only, tmp_path)
+    table = fingerprinted(photos, bands_only, "i", quality=88)
     a, _, _ = candidate_pairs_in_memory(image_keys(table, bands_only.candidates), bands_only.candidates)
     n = len(photos)
     assert len(a) <= 0.02 * n * (n - 1) / 2      # textures (brick, gravel, grass) may share a band
 
 
-def test_mirrored_keys_serve_only_the_index_side(photos, cfg, tmp_path):
+def test_mirrored_keys_serve_only_the_index_side(photos, cfg, fingerprinted):
     from medialayer.candidates import image_keys
 
-    table = _fingerprint_table(photos[:2], cfg, tmp_path)
+    table = fingerprinted(photos[:2], cfg, "i", quality=88)
     keys = image_keys(table, cfg.candidates)
     assert keys.query.any() and (~keys.query).any()
     assert set(keys.row.tolist()) == {0, 1}
@@ -124,10 +112,10 @@ def test_orientation_bins_and_their_neighbour_probe():
     assert probe.tolist() == [11, 1, 0, 5]          # the neighbour on the nearer side, wrapping round
 
 
-def test_probe_keys_are_asked_but_never_stored(photos, cfg, tmp_path):
+def test_probe_keys_are_asked_but_never_stored(photos, cfg, fingerprinted):
     from medialayer.candidates import image_keys
 
-    keys = image_keys(_fingerprint_table(photos[:2], cfg, tmp_path), cfg.candidates)
+    keys = image_keys(fingerprinted(photos[:2], cfg, "i", quality=88), cfg.candidates)
     probes = keys.query & ~keys.indexed
     mirrored = ~keys.query & keys.indexed
     assert probes.any() and mirrored.any()

@@ -7,22 +7,12 @@ from medialayer.synth.edits import recompress
 from medialayer.verification import PREFILTER_COLUMNS, global_prefilter, pair_batch, verify_batch
 
 
-def _fingerprinted(images, cfg, tmp_path, prefix: str):
-    """Fingerprints of `images`, each saved as a JPEG (quality 90) under `tmp_path` first."""
-    paths = []
-    for k, img in enumerate(images):
-        p = tmp_path / f"{prefix}{k}.jpg"
-        img.save(p, quality=90)
-        paths.append(str(p))
-    return fingerprint_table(paths, ["image"] * len(paths), cfg, Fetcher(cfg.fetch, trusted_local=True))
-
-
-def test_global_prefilter_keeps_hash_copies_and_drops_strangers(photos, cfg, tmp_path):
+def test_global_prefilter_keeps_hash_copies_and_drops_strangers(photos, cfg, fingerprinted):
     """Pairs without shared keypoint words go on to keypoint matching only when their global hashes
     already score record_threshold; the prefilter must agree with full verification on those."""
     rng = np.random.default_rng(3)
     images = [photos[0], recompress(photos[0], rng), photos[7], photos[12]]
-    table = _fingerprinted(images, cfg, tmp_path, "p")
+    table = fingerprinted(images, cfg, "p")
     a, b = np.array([0, 0, 2]), np.array([1, 2, 3])
     full = pair_batch(table, a, b)
     slim = full.select([f"{c}_{s}" for s in "ab" for c in PREFILTER_COLUMNS])
@@ -38,7 +28,7 @@ def test_global_prefilter_keeps_hash_copies_and_drops_strangers(photos, cfg, tmp
 
 
 
-def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, cfg, tmp_path):
+def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, cfg, fingerprinted):
     """The verifier's last keypoint check: the same fit is kept between a photo and its watermarked
     copy, and refused between two different photos (as when only a shared watermark word fitted)."""
     from dataclasses import replace
@@ -49,7 +39,7 @@ def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, c
     from medialayer.verification import local_side
 
     images = [photos[5], watermark(photos[5], np.random.default_rng(4)), photos[9].resize(photos[5].size)]
-    rows = _fingerprinted(images, cfg, tmp_path, "w").to_pylist()
+    rows = fingerprinted(images, cfg, "w").to_pylist()
     assert all(r["picture"] for r in rows)
     sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
     fit = LocalEvidence(inliers=40, similarity=0.93, shared_a=1.0, shared_b=1.0, occupancy=0.9,
@@ -107,7 +97,7 @@ def _gradient(w: int, h: int, colour: tuple[float, float, float], wave: float):
     return Image.fromarray(rgb)
 
 
-def test_hashes_alone_do_not_match_pictures_whose_colours_no_tone_edit_relates(cfg, tmp_path):
+def test_hashes_alone_do_not_match_pictures_whose_colours_no_tone_edit_relates(cfg, fingerprinted):
     """Hashes are blind to colour, so two smooth pictures with one layout of light and dark (a red and
     a blue gradient) meet on them. Below confidence.high the colours decide: a tone edit of the red
     one still matches, the blue one does not, and the reason says why."""
@@ -115,7 +105,7 @@ def test_hashes_alone_do_not_match_pictures_whose_colours_no_tone_edit_relates(c
 
     red = _gradient(480, 360, (1.3, 0.55, 0.45), 0.0)
     images = [red, tone(red, np.random.default_rng(5)), _gradient(480, 360, (0.45, 0.7, 1.3), 12.0)]
-    table = _fingerprinted(images, cfg, tmp_path, "g")
+    table = fingerprinted(images, cfg, "g")
     a, b = np.array([0, 0]), np.array([1, 2])
     out = verify_batch(pair_batch(table, a, b), cfg, keep_below_record=True).to_pylist()
     assert out[0]["match_found"] and out[0]["similarity"] < cfg.matching.confidence.high, out[0]

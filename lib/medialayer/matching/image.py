@@ -61,6 +61,9 @@ def calibrate(distance: np.ndarray, anchors: list) -> np.ndarray:
 
 
 _PAIRINGS = (("", ""), ("region_", "region_"), ("", "region_"), ("region_", ""))
+# Per pairing, whether side a / side b compared its content region (else its frame).
+_REGION_A = np.array([pa == "region_" for pa, _ in _PAIRINGS])
+_REGION_B = np.array([pb == "region_" for _, pb in _PAIRINGS])
 
 
 def frame_distances(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -151,11 +154,8 @@ def shapes_refute(similarity: np.ndarray, pairing: np.ndarray | None, sides_a: S
     if limit < 0 or similarity.size == 0 or pairing is None:
         return np.zeros(similarity.shape, dtype=bool)
     weak = (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
-    uses_region = {k: np.array([p == "region_" for p in sides], dtype=bool)
-                   for k, sides in enumerate(zip(*_PAIRINGS))}
-    region_a, region_b = uses_region[0][pairing], uses_region[1][pairing]
-    log_a = np.array([_log_aspect(s, r) for s, r in zip(sides_a, region_a)])
-    log_b = np.array([_log_aspect(s, r) for s, r in zip(sides_b, region_b)])
+    log_a = np.array([_log_aspect(s, r) for s, r in zip(sides_a, _REGION_A[pairing])])
+    log_b = np.array([_log_aspect(s, r) for s, r in zip(sides_b, _REGION_B[pairing])])
     return weak & np.isfinite(log_a) & np.isfinite(log_b) & (np.abs(log_a - log_b) > limit)
 
 

@@ -128,14 +128,12 @@ def test_a_solid_block_in_a_corner_is_a_badge_and_keypoints_spill_past_it(photos
     assert share < 0.95 and pasted == 0.0            # a corner block: the rest of the frame too
 
 
-def test_a_small_photo_on_a_page_takes_its_keypoints_from_a_larger_decode(photos, cfg, tmp_path):
+def test_a_small_photo_on_a_page_takes_its_keypoints_from_a_larger_decode(photos, cfg, fingerprinted):
     """A desktop screenshot shows the photo at 40% of the page width: 160 px of the 400-px working
     frame. Its keypoints come from a second decode of the file, so they meet the original's."""
     from PIL import ImageDraw
 
     from medialayer.config import load_config
-    from medialayer.fetching import Fetcher
-    from medialayer.media import fingerprint_table
     from medialayer.verification import local_evidence, pair_batch
 
     photo = photos[0]
@@ -146,18 +144,12 @@ def test_a_small_photo_on_a_page_takes_its_keypoints_from_a_larger_decode(photos
     page.paste(photo.resize((pw, round(pw * photo.height / photo.width))), (58, 74))
     for i in range(5):
         draw.text((700, 90 + 40 * i), "Product title goes here", fill=(30, 30, 30))
-    paths = [str(tmp_path / "original.jpg"), str(tmp_path / "page.jpg"), str(tmp_path / "small_page.jpg")]
-    photo.save(paths[0], quality=90)
-    page.save(paths[1], quality=90)
-    page.resize((400, 250)).save(paths[2], quality=90)       # no more pixels than the working frame
-
-    def fingerprinted(c):
-        table = fingerprint_table(paths, ["image"] * 3, c, Fetcher(c.fetch, trusted_local=True))
+    # The photo, the page, and the page no larger than the working frame.
+    images = [photo, page, page.resize((400, 250))]
+    zoomed = fingerprinted(images, cfg, "z")
+    plain = fingerprinted(images, load_config(overrides={"image": {"detail_max_side": 0}}), "p")
+    for table in (zoomed, plain):
         assert table.column("status").to_pylist() == ["ok"] * 3
-        return table
-
-    zoomed = fingerprinted(cfg)
-    plain = fingerprinted(load_config(overrides={"image": {"detail_max_side": 0}}))
     region = zoomed.column("region")[1].as_py()
     assert region is not None and int(region[4]) == 1 and region[5] == 1.0     # a pasted photo
     assert region[2] - region[0] < 0.5                                          # a small one
