@@ -8,7 +8,7 @@ Beside it, the expected chance candidates: unrelated hashes agree on a band with
 2^-bits, and each image pair has about `pairings` hash pairings, so a catalog of N media gets
 about N^2/2 * pairings * bands * 2^-bits of them: the join's volume, which is what grows as N^2.
 
-    .venv/bin/python bench/band_tradeoff.py            # needs bench/.cache/scale/pool-v1.parquet (make bench)
+    .venv/bin/python bench/band_tradeoff.py            # builds bench-scale's pool if missing (a few minutes)
 """
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import CACHE, POOL_VERSION, pool_truth  # noqa: E402
+from bench_scale import pool, pool_truth  # noqa: E402
 
 from medialayer.candidates import (KIND_WORD, ImageKeys, candidate_pairs_in_memory,  # noqa: E402
                                   collision_probability, image_keys)
 from medialayer.config import BandConfig, load_config  # noqa: E402
 from medialayer.fingerprints.bits import to_unsigned  # noqa: E402
-from medialayer.synth.scale import load_pool  # noqa: E402
 
 LAYOUTS = [(64, 16), (48, 18), (64, 18), (64, 20), (96, 20), (128, 22), (128, 24), (0, 0)]
 QUERY = ("phash", "region_phash")
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keypoints", type=int, default=None, help="candidates.local.keypoints")
     args = ap.parse_args(argv)
     cfg = load_config(args.conf)
-    p = load_pool(CACHE / f"pool-v{POOL_VERSION}.parquet")
+    p = pool(cfg)
     truth = pool_truth(p, cfg)              # what verifies does not depend on the candidate keys
     if args.keypoints is not None:
         cfg = cfg.with_overrides({"candidates": {"local": {"keypoints": args.keypoints}}})

@@ -8,7 +8,7 @@ short multi-index chunks (see DESIGN.md, Pipeline). Pure numpy so tests and the 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -92,6 +92,11 @@ class ImageKeys:
     word: np.ndarray      # bool: a keypoint word (needs candidates.local.min_shared distinct hits)
     indexed: np.ndarray | None = None   # bool: stored on the index side (straight and mirrored keys)
     kind: np.ndarray | None = None      # int8 KIND_*; derived from `word` when not given
+    # int64: a band key's own pHash and dHash (the frame's or region's, in the orientation that made
+    # the key), so that a bucket can tell a chance meeting from a near copy (band_distance_ok);
+    # None when the batch has no dHash columns, 0 on other kinds' rows.
+    ph: np.ndarray | None = None
+    dh: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.indexed is None:
@@ -116,28 +121,35 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
 
     ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
                             pc.equal(batch.column("media_type"), "image")).fill_null(False))
-    rows, keys, query, word, indexed = [], [], [], [], []
+    rows, keys, query, word, indexed, ph, dh = [], [], [], [], [], [], []
+    with_hashes = all(f"{c}dhash{m}" in batch.column_names for c in ("", "region_") for m in ("", "_mirror"))
 
-    def emit(r: np.ndarray, k: np.ndarray, is_query: bool, is_indexed: bool, is_word: bool) -> None:
+    def emit(r: np.ndarray, k: np.ndarray, is_query: bool, is_indexed: bool, is_word: bool,
+             p: np.ndarray | None = None, d: np.ndarray | None = None) -> None:
         rows.append(r)
         keys.append(k)
         query.append(np.full(k.size, is_query))
         indexed.append(np.full(k.size, is_indexed))
         word.append(np.full(k.size, is_word))
+        ph.append(np.zeros(k.size, dtype=np.int64) if p is None else p)
+        dh.append(np.zeros(k.size, dtype=np.int64) if d is None else d)
+
+    def column(name: str) -> np.ndarray:
+        # fill_null first: a column with nulls (error rows) would come out as float64 and lose bits
+        return batch.column(name).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
 
     positions = band_positions(cfg.image)
     has_region = np.asarray(batch.column("region").is_valid())
-    for column, straight, only_region in (("phash", True, False), ("phash_mirror", False, False),
-                                          ("region_phash", True, True), ("region_phash_mirror", False, True)):
-        use = ok & has_region if only_region else ok
+    for prefix, mirror, straight in (("", "", True), ("", "_mirror", False),
+                                     ("region_", "", True), ("region_", "_mirror", False)):
+        use = ok & has_region if prefix else ok
         idx = np.flatnonzero(use)
         if idx.size == 0:
             continue
-        # fill_null first: a column with nulls (error rows) would come out as float64 and lose bits
-        values = batch.column(column).fill_null(0).to_numpy(zero_copy_only=False)
-        hashes = to_unsigned(values[idx].astype(np.int64))
-        bk = band_keys(hashes, positions)
-        emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight, True, False)
+        values = column(f"{prefix}phash{mirror}")[idx]
+        bk = band_keys(to_unsigned(values), positions)
+        d = np.repeat(column(f"{prefix}dhash{mirror}")[idx], bk.shape[1]) if with_hashes else None
+        emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight, True, False, np.repeat(values, bk.shape[1]), d)
 
     lw = cfg.local
     ok_rows = np.flatnonzero(ok)
@@ -154,43 +166,54 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
                 angles = unpack_angles(_blob_prefixes(batch.column("kp_angle"), ok_rows, lw.keypoints)[0])
                 if not straight:
                     angles = (180.0 - angles) % 360.0
-            exact, probe = binned_words(desc, angles, lw)
+            exact, probe, probing = binned_words(desc, angles, lw)
             # The index stores each word in its orientation bin; the query also probes the
-            # nearest neighbouring bin, so orientation noise at a bin edge costs nothing.
-            owners = np.repeat(owner, lw.tables)
-            emit(owners, exact, straight, True, True)
+            # nearest neighbouring bin for keypoints near an edge, so orientation noise there
+            # costs nothing.
+            emit(np.repeat(owner, lw.tables), exact, straight, True, True)
             if probe is not None and (straight or mirrored_probes):
-                emit(owners, probe, True, False, True)
+                emit(np.repeat(owner[probing], lw.tables), probe, True, False, True)
     if not rows:
         z = np.zeros(0, dtype=np.int64)
         f = np.zeros(0, dtype=bool)
-        return ImageKeys(z, z.copy(), f, f.copy(), f.copy())
+        return ImageKeys(z, z.copy(), f, f.copy(), f.copy(), ph=z.copy() if with_hashes else None,
+                         dh=z.copy() if with_hashes else None)
     row, key = np.concatenate(rows).astype(np.int64), np.concatenate(keys).astype(np.int64)
     query, indexed, word = np.concatenate(query), np.concatenate(indexed), np.concatenate(word)
-    return _distinct_image_keys(row, key, query, indexed, word, lw.bits)
+    keys_out = _distinct_image_keys(row, key, query, indexed, word, np.concatenate(ph), np.concatenate(dh), lw.bits)
+    if not with_hashes:
+        keys_out = replace(keys_out, ph=None, dh=None)
+    return keys_out
 
 
 def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, indexed: np.ndarray,
-                         word: np.ndarray, bits: int) -> ImageKeys:
+                         word: np.ndarray, ph: np.ndarray, dh: np.ndarray, bits: int) -> ImageKeys:
     """Each (row, key) once, its flags OR-ed (a key reached as a word of the image and of its mirror,
-    or as a frame band and a region band).
+    or as a frame band and a region band). A band key reached from two different hashes (frame and
+    region, straight and mirrored) is kept once per hash: its meetings are judged by the hash that
+    made them (`band_meeting_near`), and a region near a copy must not be judged by its frame.
 
     Fast path: the row, the key's payload and both flags packed into one int64 (row above bit 47,
     payload from bit 2, query and indexed in bits 1 and 0), so that one value sort (several times
     faster than an argsort) puts a (row, key)'s copies next to each other. Words' table and
-    orientation bin (bits 40-49) move down to just above their sampled bits to fit."""
-    parts = [_packed_distinct(row[word == w], key[word == w], query[word == w], indexed[word == w], w, bits)
+    orientation bin (bits 40-49) move down to just above their sampled bits to fit. Band keys, a
+    sixth of the rows, are argsorted instead, to carry their hashes along."""
+    parts = [_packed_distinct(row[word == w], key[word == w], query[word == w], indexed[word == w], w, bits,
+                              None if w else (ph[~word], dh[~word]))
              for w in (False, True)]
     if any(p is None for p in parts):               # does not pack: the general sort
-        r, k, q, i, kind = distinct_keys(ImageKeys(row, key, query, word, indexed))
-        return ImageKeys(r, k, q, kind == KIND_WORD, i, kind)
-    r, k, q, i = (np.concatenate(x) for x in zip(*parts))
-    return ImageKeys(r, k, q, (k & WORD_FLAG) != 0, i)
+        keys = ImageKeys(row, key, query, word, indexed, ph=ph, dh=dh)
+        r, k, q, i, kind = distinct_keys(keys)
+        order, starts = _distinct_order(keys)
+        return ImageKeys(r, k, q, kind == KIND_WORD, i, kind, ph[order][starts], dh[order][starts])
+    r, k, q, i, p, d = (np.concatenate(x) for x in zip(*parts))
+    return ImageKeys(r, k, q, (k & WORD_FLAG) != 0, i, ph=p, dh=d)
 
 
 def _packed_distinct(r: np.ndarray, k: np.ndarray, query: np.ndarray, indexed: np.ndarray, is_word: bool,
-                     bits: int) -> tuple[np.ndarray, ...] | None:
-    """(row, key, query, indexed) of one kind's keys, each (row, key) once; None if they do not pack."""
+                     bits: int, hashes: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, ...] | None:
+    """(row, key, query, indexed, pHash, dHash) of one kind's keys, each (row, key) once (hashes 0
+    when not given); None if they do not pack."""
     low = (np.int64(1) << np.int64(bits)) - 1
     payload = ((k >> np.int64(40)) & np.int64(0x3FF)) << np.int64(bits) | (k & low) if is_word else k
     if r.size and (int(r.min()) < 0 or int(r.max()) >= 1 << 16 or int(payload.max()) >= 1 << 45
@@ -198,17 +221,26 @@ def _packed_distinct(r: np.ndarray, k: np.ndarray, query: np.ndarray, indexed: n
         return None
     packed = (r << np.int64(47)) | (payload << np.int64(2)) | (query.astype(np.int64) << np.int64(1)) \
         | indexed.astype(np.int64)
-    packed.sort()
+    if hashes is None:
+        packed.sort()
+        p = d = None
+    else:
+        o = np.lexsort((hashes[1], hashes[0], packed >> np.int64(2)))
+        packed, p, d = packed[o], hashes[0][o], hashes[1][o]
     v = packed >> np.int64(2)
     first = np.ones(v.size, dtype=bool)
     first[1:] = v[1:] != v[:-1]
+    if p is not None:        # one key reached from two different hashes stays twice, with each
+        first[1:] |= (p[1:] != p[:-1]) | (d[1:] != d[:-1])
     starts = np.flatnonzero(first)
     flags = np.bitwise_or.reduceat(packed & np.int64(3), starts) if starts.size else packed[:0]
     v = v[starts]
     payload = v & ((np.int64(1) << np.int64(45)) - 1)
     if is_word:
         payload = WORD_FLAG | ((payload >> np.int64(bits)) << np.int64(40)) | (payload & low)
-    return v >> np.int64(45), payload, (flags & 2) != 0, (flags & 1) != 0
+    zeros = np.zeros(starts.size, dtype=np.int64)
+    return (v >> np.int64(45), payload, (flags & 2) != 0, (flags & 1) != 0,
+            zeros if p is None else p[starts], zeros if d is None else d[starts])
 
 
 def _blob_prefixes(column: "pa.Array | pa.ChunkedArray", rows: np.ndarray, limit: int) -> tuple[bytes, np.ndarray]:
@@ -239,27 +271,37 @@ def _sorted_unique(x: np.ndarray) -> np.ndarray:
 _ANGLE_SHIFT = np.int64(44)     # words use bits 0-39 (sampled bits) and 40-43 (table); bins go above
 
 
-def binned_words(desc: np.ndarray, angles: np.ndarray | None, lw) -> tuple[np.ndarray, np.ndarray | None]:
-    """Word keys of descriptors ((n * tables,), flagged), each in its keypoint's orientation bin; and
-    the same words in the nearest neighbouring bin (None when words are not binned by orientation)."""
+def binned_words(desc: np.ndarray, angles: np.ndarray | None,
+                 lw) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Word keys of descriptors ((n * tables,), flagged), each in its keypoint's orientation bin; the
+    same words in the nearest neighbouring bin for the keypoints that lie within
+    `lw.angle_probe_margin` of a bin edge; and which keypoints those are (their words come in that
+    order, `tables` each). The last two are None when words are not binned by orientation."""
     from .fingerprints.local import descriptor_words, word_tables
 
     words = descriptor_words(desc, word_tables(lw.tables, lw.bits, lw.seed))          # (n, tables)
     if lw.angle_bins <= 0 or angles is None or angles.shape[0] != desc.shape[0]:
-        return words.ravel() | WORD_FLAG, None
-    exact, probe = angle_bins(angles, lw.angle_bins)
+        return words.ravel() | WORD_FLAG, None, None
+    exact, probe = angle_bins(angles, lw.angle_bins, lw.angle_probe_margin)
+    near = np.flatnonzero(probe >= 0)
     return ((words | (exact[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG,
-            (words | (probe[:, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG)
+            (words[near] | (probe[near, None] << _ANGLE_SHIFT)).ravel() | WORD_FLAG, near)
 
 
-def angle_bins(angles: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bin of each orientation, the neighbouring bin it lies closer to)."""
+def angle_bins(angles: np.ndarray, n_bins: int, margin: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(bin of each orientation, the neighbouring bin it lies closer to, or -1 when it lies further
+    than `margin` bin widths from both edges). A margin of 0.5 probes every keypoint's nearer
+    neighbour; a smaller one probes only those that orientation noise can carry across the edge, at
+    that share of the probe keys (and of the chance meetings they bring)."""
     width = 360.0 / n_bins
     pos = (np.asarray(angles, dtype=np.float64) % 360.0) / width
     exact = np.floor(pos).astype(np.int64) % n_bins
-    upper = (pos - np.floor(pos)) >= 0.5
+    frac = pos - np.floor(pos)
+    upper = frac >= 0.5
     probe = np.where(upper, exact + 1, exact - 1) % n_bins
-    return exact, probe
+    if margin >= 0.5:                                   # every keypoint (none is further)
+        return exact, probe
+    return exact, np.where(np.minimum(frac, 1.0 - frac) < margin, probe, -1)
 
 
 def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
@@ -269,10 +311,13 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
     import pandas as pd
 
     rules = kind_rules(cfg)
+    zeros = np.zeros(keys.row.size, dtype=np.int64)
     df = pd.DataFrame({"row": keys.row, "key": keys.key, "query": keys.query, "kind": keys.kind,
-                       "indexed": keys.indexed})
-    q = df[df["query"]].drop_duplicates(["row", "key"])
-    df = df[df["indexed"]].drop_duplicates(["row", "key"])
+                       "indexed": keys.indexed, "ph": zeros if keys.ph is None else keys.ph,
+                       "dh": zeros if keys.dh is None else keys.dh})
+    # A band key reached from two hashes of one media stays twice (see _distinct_image_keys).
+    q = df[df["query"]].drop_duplicates(["row", "key", "ph", "dh"])
+    df = df[df["indexed"]].drop_duplicates(["row", "key", "ph", "dh"])
     sizes = df.groupby("key")["row"].transform("size")
     caps = df["kind"].map({k: cap for k, (_, cap) in rules.items()})
     too_big = sizes > caps
@@ -280,8 +325,13 @@ def candidate_pairs_in_memory(keys: ImageKeys, cfg: "CandidatesConfig",
     index = df[~too_big]
     if query_rows is not None:
         q = q[np.isin(real_rows(q["row"].to_numpy()), query_rows)]
-    joined = q[["key", "row", "kind"]].merge(index[["key", "row"]], on="key", suffixes=("_q", "_r"))
+    joined = q[["key", "row", "kind", "ph", "dh"]].merge(index[["key", "row", "ph", "dh"]], on="key",
+                                                          suffixes=("_q", "_r"))
     joined = joined[joined["row_q"] != joined["row_r"]]
+    if keys.ph is not None:
+        near = band_meeting_near(*(joined[c].to_numpy(np.int64) for c in ("ph_q", "dh_q", "ph_r", "dh_r")),
+                                 cfg.image.max_distance)
+        joined = joined[(joined["kind"].to_numpy() != KIND_BAND) | near]
     a = np.minimum(joined["row_q"].to_numpy(), joined["row_r"].to_numpy())
     b = np.maximum(joined["row_q"].to_numpy(), joined["row_r"].to_numpy())
     hits = pd.DataFrame({"a": a, "b": b, "key": joined["key"].to_numpy(), "kind": joined["kind"].to_numpy()})
@@ -308,15 +358,33 @@ class BucketHits:
     over_kind: np.ndarray
 
 
+def band_meeting_near(ph_a: np.ndarray, dh_a: np.ndarray, ph_b: np.ndarray, dh_b: np.ndarray,
+                      max_distance: float) -> np.ndarray:
+    """Whether two hashes that met in a pHash band are near enough to be worth verifying: their
+    pHash and dHash distance together, as a share of 128 bits, within candidates.image.max_distance
+    (-1: always). A chance meeting agrees on the band's bits and on about half of the rest."""
+    if max_distance < 0:
+        return np.ones(np.shape(ph_a), dtype=bool)
+    def bits(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # unsigned: bitwise_count counts the bits of a signed integer's absolute value
+        return np.bitwise_count((np.asarray(x, np.int64) ^ np.asarray(y, np.int64)).view(np.uint64)).astype(np.int64)
+
+    d = bits(ph_a, ph_b) + bits(dh_a, dh_b)
+    return d <= int(np.floor(max_distance * 128 + 1e-9))
+
+
 def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: np.ndarray,
-                kind: np.ndarray, rules: dict[int, tuple[int, int]]) -> BucketHits:
+                kind: np.ndarray, rules: dict[int, tuple[int, int]], ph: np.ndarray | None = None,
+                dh: np.ndarray | None = None, max_band_distance: float = -1.0) -> BucketHits:
     """The banding join over key rows that hold every row of each of their keys (a partition of the
     key table split by key), in one sort: each query row meets every indexed row of its bucket.
 
     Same semantics as `candidate_pairs_in_memory` (and the Spark SQL join this replaced): a bucket whose
     offered (indexed) rows exceed its kind's cap is skipped; a media never meets itself; when both
-    media ask and both offer a key, the pair counts it once. Each media holds a key at most once
-    (`distinct_keys`). Counts from different partitions add up (a key lives in one partition)."""
+    media ask and both offer a key, the pair counts it once; a pHash band meeting counts only when
+    the two hashes are near (`band_meeting_near`, when `ph` and `dh` are given). Each media holds a
+    key at most once (`distinct_keys`). Counts from different partitions add up (a key lives in one
+    partition)."""
     key = np.asarray(key, dtype=np.int64)
     order = np.argsort(key, kind="stable")
     key, media = key[order], np.asarray(media, dtype=np.int64)[order]
@@ -345,6 +413,10 @@ def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: 
     ri = rpos[np.repeat(r_first - (ends - cnt), cnt) + np.arange(int(ends[-1]) if ends.size else 0)]
     mq, mr = media[qi], media[ri]
     keep = (mq != mr) & ~(query[ri] & indexed[qi] & (mr < mq))
+    if ph is not None and max_band_distance >= 0:
+        band = np.flatnonzero(keep & (kind[qi] == KIND_BAND))
+        ph, dh = np.asarray(ph, np.int64)[order], np.asarray(dh, np.int64)[order]
+        keep[band] = band_meeting_near(ph[qi[band]], dh[qi[band]], ph[ri[band]], dh[ri[band]], max_band_distance)
     x, y, k = np.minimum(mq, mr)[keep], np.maximum(mq, mr)[keep], kind[qi][keep]
     x, y, k, n = count_pairs(x, y, k, np.ones(x.size, dtype=np.int64))
     return BucketHits(x, y, k, n, key[starts][over], offered[over], bkind[over])
@@ -411,7 +483,7 @@ def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfi
                               0, 0, cols["kp_angle"][i])
         if kf.descriptors.shape[0] == 0:
             continue
-        flat, _ = binned_words(kf.descriptors, kf.angles, lw)
+        flat, _, _ = binned_words(kf.descriptors, kf.angles, lw)
         k = np.repeat(np.repeat(np.arange(kf.counts.size), kf.counts), lw.tables)
         _, first = np.unique(flat, return_index=True)          # a word's first keyframe keeps it
         rows.append(-1 - (int(i) * KEYFRAME_ROWS + k[first]))
@@ -436,25 +508,44 @@ def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config", image_frames: 
                         ("row", "key", "query", "word", "indexed", "kind")))
     # Each (row, key) once (image_keys' are; kinds never share a key, their flag bits differ).
     row, key, query, indexed, kind = distinct_keys(other)
-    parts = [image_keys(batch, cfg.candidates), ImageKeys(row, key, query, kind == KIND_WORD, indexed, kind)]
-    return ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                       ("row", "key", "query", "word", "indexed", "kind")))
+    img = image_keys(batch, cfg.candidates)
+    parts = [img, ImageKeys(row, key, query, kind == KIND_WORD, indexed, kind)]
+    out = ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                      ("row", "key", "query", "word", "indexed", "kind")))
+    if img.ph is None:
+        return out
+    zeros = np.zeros(row.size, dtype=np.int64)
+    return replace(out, ph=np.concatenate([img.ph, zeros]), dh=np.concatenate([img.dh, zeros]))
 
 
 def distinct_keys(keys: ImageKeys) -> tuple[np.ndarray, ...]:
     """(row, key, query, indexed, kind) with each (row, key) once, its flags OR-ed: a media can reach
     one key twice (a symmetric picture's straight and mirrored hash, a region equal to the frame in
-    some bands), and bucket sizes must count media, not keys."""
-    order = _key_row_order(keys.key, keys.row)
+    some bands), and bucket sizes must count media, not keys. With hashes (`ImageKeys.ph`), a band
+    key reached from two different hashes stays once per hash."""
+    order, starts = _distinct_order(keys)
     row, key = keys.row[order], keys.key[order]
-    first = np.ones(row.size, dtype=bool)
-    first[1:] = (row[1:] != row[:-1]) | (key[1:] != key[:-1])
-    starts = np.flatnonzero(first)
     if starts.size == row.size:
         return row, key, keys.query[order], keys.indexed[order], keys.kind[order]
     query = np.logical_or.reduceat(keys.query[order], starts) if starts.size else keys.query[:0]
     indexed = np.logical_or.reduceat(keys.indexed[order], starts) if starts.size else keys.indexed[:0]
     return row[starts], key[starts], query, indexed, keys.kind[order][starts]
+
+
+def _distinct_order(keys: ImageKeys) -> tuple[np.ndarray, np.ndarray]:
+    """(an order that puts each (row, key)'s copies together, the first position of each in it);
+    with hashes, each (row, key, pHash, dHash)'s."""
+    if keys.ph is None:
+        order = _key_row_order(keys.key, keys.row)
+    else:
+        order = np.lexsort((keys.dh, keys.ph, keys.row, keys.key))
+    row, key = keys.row[order], keys.key[order]
+    first = np.ones(row.size, dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (key[1:] != key[:-1])
+    if keys.ph is not None:
+        ph, dh = keys.ph[order], keys.dh[order]
+        first[1:] |= (ph[1:] != ph[:-1]) | (dh[1:] != dh[:-1])
+    return order, np.flatnonzero(first)
 
 
 def _key_row_order(key: np.ndarray, row: np.ndarray) -> np.ndarray:

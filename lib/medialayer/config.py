@@ -245,10 +245,13 @@ class BandConfig:
     bands: int
     bits_per_band: int
     seed: int
+    max_distance: float = -1.0
 
     def validate(self, path: str) -> None:
         _in_range(self.bands, 1, 256, f"{path}.bands")
         _in_range(self.bits_per_band, 4, 32, f"{path}.bits_per_band")
+        if not (self.max_distance == -1 or 0.0 <= self.max_distance <= 1.0):
+            raise ConfigError(f"{path}.max_distance must be in 0..1 or -1 (off), got {self.max_distance}")
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,7 @@ class LocalWordConfig:
     min_shared: int
     max_bucket_size: int
     angle_bins: int
+    angle_probe_margin: float
     seed: int
 
     def validate(self, path: str) -> None:
@@ -268,6 +272,7 @@ class LocalWordConfig:
         _positive(self.min_shared, f"{path}.min_shared")
         _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
         _in_range(self.angle_bins, 0, 64, f"{path}.angle_bins")
+        _in_range(self.angle_probe_margin, 0.0, 0.5, f"{path}.angle_probe_margin")
 
 
 @dataclass(frozen=True)

@@ -120,13 +120,16 @@ def test_a_large_partition_joined_in_groups_gives_the_whole_join(monkeypatch):
     rules = kind_rules(load_config(overrides={"candidates": {"local": {"max_bucket_size": 10}}}).candidates)
     rng = np.random.default_rng(9)
     n = 20000
-    key = rng.integers(0, 3000, n) | (np.int64(1) << np.int64(62))
+    # Words and pHash bands, the bands carrying hashes from a few values: some meetings near, most far.
+    kind = (rng.random(n) < 0.7).astype(np.int8)
+    key = rng.integers(0, 3000, n) | (kind.astype(np.int64) << np.int64(62))
     media = rng.integers(0, 2**62, n)
     query, indexed = rng.random(n) < 0.6, rng.random(n) < 0.8
-    kind = np.ones(n, dtype=np.int8)
-    whole = bucket_hits(key, media, query, indexed, kind, rules)
+    ph = rng.integers(0, 2**62, 4)[rng.integers(0, 4, n)]
+    whole = bucket_hits(key, media, query, indexed, kind, rules, ph, ph, 0.3)
+    assert whole.kind.min() == 0 and whole.kind.max() == 1
     monkeypatch.setattr(candidate_stage, "_BUCKET_ROWS", 1500)       # 16 groups
-    parts = candidate_stage._bucket_hits_in_parts(key, media, query, indexed, kind, rules)
+    parts = candidate_stage._bucket_hits_in_parts(key, media, query, indexed, kind, rules, ph, ph, 0.3)
     as_set = lambda h: set(zip(h.x.tolist(), h.y.tolist(), h.kind.tolist(), h.n.tolist()))  # noqa: E731
     assert as_set(parts) == as_set(whole) and len(as_set(whole)) > 1000
     assert sorted(parts.over_key.tolist()) == sorted(whole.over_key.tolist()) and whole.over_key.size > 0

@@ -107,9 +107,34 @@ def test_common_words_are_skipped_and_counted(cfg):
 def test_orientation_bins_and_their_neighbour_probe():
     from medialayer.candidates import angle_bins
 
-    exact, probe = angle_bins(np.array([1.0, 29.0, 359.0, 185.0]), 12)     # 30-degree bins
-    assert exact.tolist() == [0, 0, 11, 6]
-    assert probe.tolist() == [11, 1, 0, 5]          # the neighbour on the nearer side, wrapping round
+    exact, probe = angle_bins(np.array([1.0, 29.0, 359.0, 185.0, 195.0, 190.0]), 12)     # 30-degree bins
+    assert exact.tolist() == [0, 0, 11, 6, 6, 6]
+    assert probe.tolist() == [11, 1, 0, 5, 7, 5]    # the neighbour on the nearer side, wrapping round
+    # A margin of a quarter bin (7.5 degrees) probes only keypoints that near an edge.
+    _, near = angle_bins(np.array([1.0, 29.0, 359.0, 185.0, 195.0, 190.0]), 12, 0.25)
+    assert near.tolist() == [11, 1, 0, 5, -1, -1]
+
+
+def test_a_probe_margin_probes_only_keypoints_near_a_bin_edge(photos, cfg, fingerprinted):
+    from medialayer.candidates import image_keys
+    from medialayer.fingerprints.local import unpack_angles
+
+    table = fingerprinted(photos[:2], cfg, "i", quality=88)
+    counts = {}
+    for margin in (0.5, 0.25, 0.0):
+        c = cfg.with_overrides({"candidates": {"local": {"angle_probe_margin": margin}}}).candidates
+        keys = image_keys(table, c)
+        counts[margin] = int((keys.query & ~keys.indexed).sum())
+        stored = int((keys.word & keys.indexed & keys.query).sum())
+    lw = cfg.candidates.local
+    angles = [unpack_angles(b)[:lw.keypoints] for b in table.column("kp_angle").to_pylist()]
+    frac = np.concatenate(angles) / (360.0 / lw.angle_bins) % 1.0
+    quarter = int((np.minimum(frac, 1 - frac) < 0.25).sum()) * lw.tables
+    # Every keypoint probes at 0.5, a quarter-bin margin about half of them, none at 0 (up to the
+    # few probe words that equal a stored word of the image and merge with it).
+    assert counts[0.5] > 0.9 * stored
+    assert abs(counts[0.25] - quarter) <= 0.02 * quarter and 0.35 * counts[0.5] < counts[0.25] < 0.65 * counts[0.5]
+    assert counts[0.0] == 0
 
 
 def test_probe_keys_are_asked_but_never_stored(photos, cfg, fingerprinted):
@@ -213,11 +238,22 @@ def test_bucket_hits_over_key_partitions_equal_the_in_memory_join(cfg):
     query, indexed = rng.random(n_rows) < 0.6, rng.random(n_rows) < 0.7
     indexed[~query & ~indexed] = True
     r, k, q, i, kd = distinct_keys(ImageKeys(row, key, query, np.zeros(n_rows, bool), indexed, kind))
-    a, b, n_over = candidate_pairs_in_memory(ImageKeys(r, k, q, kd == KIND_WORD, i, kd), c)
+    # Each media's band rows carry its hashes: media of one family lie a few bits apart, families
+    # lie far apart, so the band distance rule drops the meetings across families.
+    family = rng.integers(0, 12, n_media)
+    near = lambda base: base[family] ^ (np.int64(1) << rng.integers(0, 63, n_media))   # noqa: E731
+    ph_m, dh_m = near(rng.integers(0, 1 << 62, 12)), near(rng.integers(0, 1 << 62, 12))
+    ph, dh = np.where(kd == KIND_BAND, ph_m[r], 0), np.where(kd == KIND_BAND, dh_m[r], 0)
+    a, b, n_over = candidate_pairs_in_memory(ImageKeys(r, k, q, kd == KIND_WORD, i, kd, ph, dh), c)
     want = set(zip(a.tolist(), b.tolist()))
+    a0, b0, _ = candidate_pairs_in_memory(ImageKeys(r, k, q, kd == KIND_WORD, i, kd), c)
+    dropped = set(zip(a0.tolist(), b0.tolist())) - want
+    assert len(dropped) > 20 and want <= set(zip(a0.tolist(), b0.tolist()))
+    assert all(family[x] != family[y] for x, y in dropped)
 
     part = (k * 7919) % 5                       # five partitions, each holding all rows of its keys
-    hits = [bucket_hits(k[part == p], r[part == p], q[part == p], i[part == p], kd[part == p], rules)
+    hits = [bucket_hits(k[part == p], r[part == p], q[part == p], i[part == p], kd[part == p], rules,
+                        ph[part == p], dh[part == p], c.image.max_distance)
             for p in range(5)]
     counts: dict = {}
     for h in hits:
@@ -235,6 +271,21 @@ def test_bucket_hits_over_key_partitions_equal_the_in_memory_join(cfg):
     assert sum(h.over_key.size for h in hits) == n_over > 0
     assert all((h.over_size > np.array([rules[kk][1] for kk in h.over_kind.tolist()], dtype=np.int64)).all()
                for h in hits if h.over_key.size)
+
+
+def test_a_band_meeting_counts_only_between_near_hashes():
+    """pHash plus dHash bits apart, out of 128, against candidates.image.max_distance; hashes with
+    the sign bit set count like any other (numpy counts a negative int64's absolute value)."""
+    from medialayer.candidates import band_meeting_near
+
+    base = np.array([-5697386930534658231, 0x0123456789ABCDEF, -1], dtype=np.int64)
+    # n top bits flipped: the XOR has the sign bit set
+    flip = lambda x, n: x ^ np.array([((1 << n) - 1) << (64 - n)], dtype=np.uint64).view(np.int64)[0]  # noqa: E731
+    assert band_meeting_near(base, base, flip(base, 16), base, 0.30).all()             # 16 bits
+    assert band_meeting_near(base, base, flip(base, 20), flip(base, 18), 0.30).all()   # 38 = floor(0.30 * 128)
+    assert not band_meeting_near(base, base, flip(base, 20), flip(base, 19), 0.30).any()
+    assert band_meeting_near(base, base, ~base, ~base, -1).all()                       # off
+    assert not band_meeting_near(base, base, ~base, base, 0.30).any()
 
 
 def test_descriptor_words_sample_the_bits_np_unpackbits_numbers():
@@ -268,15 +319,27 @@ def test_image_keys_fast_dedupe_equals_the_general_one():
     row = rng.integers(0, 300, n)
     query, indexed = rng.random(n) < 0.5, rng.random(n) < 0.5
     indexed[~query] = True
-    fast = _distinct_image_keys(row, key, query, indexed, word, 22)
+    # A band row carries its hashes (here a function of (row, key), so every copy carries the same).
+    ph = np.where(word, 0, key ^ (row << 20))
+    dh = ph * 3
+    fast = _distinct_image_keys(row, key, query, indexed, word, ph, dh, 22)
     r, k, q, i, kind = distinct_keys(ImageKeys(row, key, query, word, indexed))
     order = np.lexsort((fast.row, fast.key))
     assert r.size < n
-    for got, want in ((fast.row, r), (fast.key, k), (fast.query, q), (fast.indexed, i), (fast.kind, kind)):
+    want_ph = np.where(kind == 0, k ^ (r << 20), 0)
+    for got, want in ((fast.row, r), (fast.key, k), (fast.query, q), (fast.indexed, i), (fast.kind, kind),
+                      (fast.ph, want_ph), (fast.dh, want_ph * 3)):
         assert np.array_equal(got[order], want)
     # Rows past what packs fall back to the general sort, with the same result.
-    slow = _distinct_image_keys(row + (1 << 16), key, query, indexed, word, 22)
-    assert np.array_equal(np.sort(slow.row), np.sort(r + (1 << 16)))
+    slow = _distinct_image_keys(row + (1 << 16), key, query, indexed, word, ph, dh, 22)
+    order = np.lexsort((slow.row, slow.key))
+    assert np.array_equal(slow.row[order], r + (1 << 16))
+    assert np.array_equal(slow.ph[order], want_ph) and np.array_equal(slow.dh[order], want_ph * 3)
+    # One band key reached from two hashes (say frame and region) stays once per hash, flags merged
+    # only between copies of one hash: each meeting is judged by the hash that made it.
+    two = _distinct_image_keys(np.zeros(3, np.int64), np.full(3, 5, np.int64), np.array([True, False, False]),
+                               np.ones(3, bool), np.zeros(3, bool), np.array([7, 9, 7]), np.array([1, 1, 1]), 22)
+    assert sorted(zip(two.ph.tolist(), two.query.tolist())) == [(7, True), (9, False)]
 
 
 def test_count_pairs_sums_each_triple_once(monkeypatch):

@@ -22,18 +22,19 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..candidates import BucketHits, bucket_hits, kind_rules, media_keys, pairs_meeting_rules, real_rows
+from ..candidates import KIND_BAND, BucketHits, bucket_hits, kind_rules, media_keys, pairs_meeting_rules, real_rows
 from ..config import Config
 from ..search_keys import key_hash
 
 log = logging.getLogger(__name__)
 
 _KEY_INPUT = ("status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
-              "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks",
+              "dhash", "dhash_mirror", "region_dhash", "region_dhash_mirror", "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks",
               "kf_times", "kf_counts", "kp_xy")
 
 
@@ -102,6 +103,7 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
         query = query & is_new[real_rows(row)]
         keep = query | indexed                    # an old media's probe keys ask nothing
         row, key, query, indexed, kind = row[keep], key[keep], query[keep], indexed[keep], kind[keep]
+        hashes = None if k.ph is None else (k.ph[keep], k.dh[keep])
         if counter is not None:
             counter.add(int(row.size))
         ids = np.asarray(batch.column("media_id").to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -118,12 +120,18 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
             no = np.zeros(alias_row.size, dtype=bool)
             query, indexed = np.concatenate([query, no]), np.concatenate([indexed, no])
             kind = np.concatenate([kind, np.full(alias_row.size, KIND_ALIAS, dtype=np.int8)])
-        return _shards(owner, key, query, indexed, kind, parts, labels)
+            if hashes is not None:
+                z = np.zeros(alias_row.size, dtype=np.int64)
+                hashes = (np.concatenate([hashes[0], z]), np.concatenate([hashes[1], z]))
+        return _shards(owner, key, query, indexed, kind, parts, labels, hashes)
 
     return ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT).mapInArrow(explode, SHARD_SCHEMA)
 
 
-SHARD_SCHEMA = "shard int, key_rows long, blob binary"
+SHARD_SCHEMA = "shard int, key_rows long, blob binary, layout tinyint"
+# Record layouts of key shards: (media id, join key, flags), and pHash band rows with their own
+# pHash and dHash after them (so that a bucket can drop chance band meetings).
+_PLAIN, _WITH_HASHES = 0, 1
 # Fingerprints keyed at a time: ~700k key rows, whose arrays stay in cache (numpy's sorts, gathers
 # and packing run 3-9x faster per row than over a whole 10,000-row Arrow batch, measured).
 _KEY_SUB_BATCH = 256
@@ -163,22 +171,41 @@ def _find_labels(parts: int, spark) -> np.ndarray:
 
 
 def _shards(owner: np.ndarray, key: np.ndarray, query: np.ndarray, indexed: np.ndarray, kind: np.ndarray,
-            parts: int, labels: np.ndarray) -> pa.RecordBatch:
+            parts: int, labels: np.ndarray, hashes: tuple[np.ndarray, np.ndarray] | None = None) -> pa.RecordBatch:
     """Key rows packed per join partition (by key): media ids, join keys, flags (indexed bit 0,
-    query bit 1, kind above)."""
+    query bit 1, kind above); pHash band rows also carry their pHash and dHash, when given (16 bytes
+    more on a sixth of the rows)."""
     flags = indexed.astype(np.uint8) | (query.astype(np.uint8) << 1) | (kind.astype(np.uint8) << 2)
-    return _pack_shards(key_hash(key, 0) % np.uint64(parts), [owner, key, flags], labels)
+    target = key_hash(key, 0) % np.uint64(parts)
+    if hashes is None:
+        return _pack_shards(target, [owner, key, flags], labels)
+    band = kind == KIND_BAND
+    plain = _pack_shards(target[~band], [owner[~band], key[~band], flags[~band]], labels)
+    banded = _pack_shards(target[band], [owner[band], key[band], flags[band], hashes[0][band], hashes[1][band]],
+                          labels, _WITH_HASHES)
+    return pa.Table.from_batches([plain, banded]).combine_chunks().to_batches()[0] if banded.num_rows else plain
 
 
 def _unshard(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ...]:
-    """(media_id, join_key, query, indexed, kind) of every key row in these key shards."""
-    owner, key, flags = _unpack_shards(batches, (np.int64, np.int64, np.uint8))
-    return owner, key, (flags & 2) != 0, (flags & 1) != 0, (flags >> 2).astype(np.int8)
+    """(media_id, join_key, query, indexed, kind, pHash, dHash) of every key row in these key shards
+    (hashes 0 where a row carries none, None when no row does)."""
+    batches = list(batches)
+    plain = [b.filter(pc.equal(b.column("layout"), _PLAIN)) for b in batches]
+    banded = [b.filter(pc.equal(b.column("layout"), _WITH_HASHES)) for b in batches]
+    owner, key, flags = _unpack_shards(plain, (np.int64, np.int64, np.uint8))
+    ph = dh = None
+    if any(b.num_rows for b in banded):
+        bo, bk, bf, bp, bd = _unpack_shards(banded, (np.int64, np.int64, np.uint8, np.int64, np.int64))
+        z = np.zeros(owner.size, dtype=np.int64)
+        ph, dh = np.concatenate([z, bp]), np.concatenate([z, bd])
+        owner, key, flags = np.concatenate([owner, bo]), np.concatenate([key, bk]), np.concatenate([flags, bf])
+    return owner, key, (flags & 2) != 0, (flags & 1) != 0, (flags >> 2).astype(np.int8), ph, dh
 
 
-def _pack_shards(target: np.ndarray, columns: list[np.ndarray], labels: np.ndarray) -> pa.RecordBatch:
-    """Rows (shard label, rows, blob): the rows of `columns` going to each target partition, as
-    packed records (each column's value, one after the other, per row)."""
+def _pack_shards(target: np.ndarray, columns: list[np.ndarray], labels: np.ndarray,
+                 layout: int = _PLAIN) -> pa.RecordBatch:
+    """Rows (shard label, rows, blob, layout): the rows of `columns` going to each target partition,
+    as packed records (each column's value, one after the other, per row)."""
     # Partition numbers are small: a 16-bit stable argsort is a radix sort.
     small = np.uint16 if labels.size <= 1 << 16 else np.uint32
     order = np.argsort(np.asarray(target).astype(small), kind="stable")
@@ -197,25 +224,31 @@ def _pack_shards(target: np.ndarray, columns: list[np.ndarray], labels: np.ndarr
             n.append(e - s)
             blob.append(rec[s:e].tobytes())
     return pa.RecordBatch.from_arrays([pa.array(shard, type=pa.int32()), pa.array(n, type=pa.int64()),
-                                       pa.array(blob, type=pa.binary())], names=["shard", "key_rows", "blob"])
+                                       pa.array(blob, type=pa.binary()), pa.array([layout] * len(n), type=pa.int8())],
+                                      names=["shard", "key_rows", "blob", "layout"])
 
 
 _BUCKET_ROWS = 1 << 19            # key rows joined at a time: cache-sized, as _KEY_SUB_BATCH
 
 
 def _bucket_hits_in_parts(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: np.ndarray,
-                          kind: np.ndarray, rules: dict) -> BucketHits:
+                          kind: np.ndarray, rules: dict, ph: np.ndarray | None, dh: np.ndarray | None,
+                          max_band_distance: float) -> BucketHits:
     """bucket_hits over a partition's rows, split by key hash into cache-sized groups (a key's rows
     stay in one group, so the result is the same)."""
     groups = 1 << max(0, int(np.ceil(np.log2(max(1, key.size / _BUCKET_ROWS)))))
+    if ph is None:
+        ph = dh = np.zeros(key.size, dtype=np.int64)
+        max_band_distance = -1.0
     if groups == 1:
-        return bucket_hits(key, media, query, indexed, kind, rules)
+        return bucket_hits(key, media, query, indexed, kind, rules, ph, dh, max_band_distance)
     g = (key_hash(key, 0) >> np.uint64(64 - int(np.log2(groups)))).astype(np.int64)
     # argsort by group through one value sort: (group, index) packed in an int64
     idx_bits = np.int64(max(1, int(key.size).bit_length()))
     order = np.sort((g << idx_bits) | np.arange(key.size, dtype=np.int64)) & ((np.int64(1) << idx_bits) - 1)
     bounds = np.searchsorted(g[order], np.arange(groups + 1))
-    out = [bucket_hits(*(a[order[s:e]] for a in (key, media, query, indexed, kind)), rules)
+    out = [bucket_hits(*(a[order[s:e]] for a in (key, media, query, indexed, kind)), rules,
+                       ph[order[s:e]], dh[order[s:e]], max_band_distance)
            for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
     return BucketHits(*(np.concatenate([getattr(h, f) for h in out]) for f in BucketHits.__dataclass_fields__))
 
@@ -263,9 +296,11 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
 
     def buckets(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # A partition holds every row of its keys: take it whole (media_per_partition bounds it).
-        media, key, query, indexed, kind = _unshard(batches)
+        media, key, query, indexed, kind, ph, dh = _unshard(batches)
         alias = kind == KIND_ALIAS
-        h = _bucket_hits_in_parts(key[~alias], media[~alias], query[~alias], indexed[~alias], kind[~alias], rules)
+        h = _bucket_hits_in_parts(key[~alias], media[~alias], query[~alias], indexed[~alias], kind[~alias], rules,
+                                  None if ph is None else ph[~alias], None if dh is None else dh[~alias],
+                                  cfg.candidates.image.max_distance)
         n_alias = int(alias.sum())
         x = np.concatenate([h.x, media[alias], h.over_key])
         y = np.concatenate([h.y, key[alias], h.over_kind.astype(np.int64)])
