@@ -93,7 +93,7 @@ class ImageKeys:
     indexed: np.ndarray | None = None   # bool: stored on the index side (straight and mirrored keys)
     kind: np.ndarray | None = None      # int8 KIND_*; derived from `word` when not given
     # int64: a band key's own pHash and dHash (the frame's or region's, in the orientation that made
-    # the key), so that a bucket can tell a chance meeting from a near copy (band_distance_ok);
+    # the key), so that a bucket can tell a chance meeting from a near copy (band_meeting_near);
     # None when the batch has no dHash columns, 0 on other kinds' rows.
     ph: np.ndarray | None = None
     dh: np.ndarray | None = None
@@ -191,13 +191,14 @@ def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, in
     """Each (row, key) once, its flags OR-ed (a key reached as a word of the image and of its mirror,
     or as a frame band and a region band). A band key reached from two different hashes (frame and
     region, straight and mirrored) is kept once per hash: its meetings are judged by the hash that
-    made them (`band_meeting_near`), and a region near a copy must not be judged by its frame.
+    made them (`band_meeting_near`), and a region near a copy must not be judged by its frame. (Such
+    a media then counts twice toward the bucket's size; it is rare, and the caps are for hot keys.)
 
     Fast path: the row, the key's payload and both flags packed into one int64 (row above bit 47,
     payload from bit 2, query and indexed in bits 1 and 0), so that one value sort (several times
     faster than an argsort) puts a (row, key)'s copies next to each other. Words' table and
     orientation bin (bits 40-49) move down to just above their sampled bits to fit. Band keys, a
-    sixth of the rows, are argsorted instead, to carry their hashes along."""
+    sixth of the rows, are lexsorted with their hashes instead, to carry them along."""
     parts = [_packed_distinct(row[word == w], key[word == w], query[word == w], indexed[word == w], w, bits,
                               None if w else (ph[~word], dh[~word]))
              for w in (False, True)]

@@ -93,11 +93,20 @@ def test_key_shards_round_trip_and_land_on_their_partition(spark):
     query, indexed = rng.random(n) < 0.5, rng.random(n) < 0.5
     kind = rng.integers(0, 10, n).astype(np.int8)
     labels = shard_labels(parts, spark)
-    batch = _shards(owner, key, query, indexed, kind, parts, labels)
+    [batch] = _shards(owner, key, query, indexed, kind, parts, labels)
     back = _unshard(iter([batch]))
     order = np.lexsort((owner, key))
     back_order = np.lexsort((back[0], back[1]))
     for got, want in zip(back, (owner, key, query, indexed, kind)):
+        assert np.array_equal(got[back_order], want[order])
+    assert back[5] is None and back[6] is None
+    # With hashes, pHash band rows (kind 0) carry theirs, in blobs of their own layout; others none.
+    ph, dh = rng.integers(-2**62, 2**62, n), rng.integers(-2**62, 2**62, n)
+    both = _shards(owner, key, query, indexed, kind, parts, labels, (ph, dh))
+    assert [set(b.column("layout").to_pylist()) for b in both] == [{0}, {1}]
+    back = _unshard(iter(both))
+    back_order = np.lexsort((back[0], back[1]))
+    for got, want in zip(back, (owner, key, query, indexed, kind, np.where(kind == 0, ph, 0), np.where(kind == 0, dh, 0))):
         assert np.array_equal(got[back_order], want[order])
     df = spark.createDataFrame(batch.to_pandas()).repartition(parts, "shard")
     where = df.select("shard", F.spark_partition_id().alias("p")).distinct().toPandas()

@@ -22,7 +22,6 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -34,8 +33,9 @@ from ..search_keys import key_hash
 log = logging.getLogger(__name__)
 
 _KEY_INPUT = ("status", "media_type", "phash", "phash_mirror", "region_phash", "region_phash_mirror",
-              "dhash", "dhash_mirror", "region_dhash", "region_dhash_mirror", "region", "kp_desc", "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks",
-              "kf_times", "kf_counts", "kp_xy")
+              "dhash", "dhash_mirror", "region_dhash", "region_dhash_mirror", "region", "kp_desc",
+              "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks", "kf_times",
+              "kf_counts", "kp_xy")
 
 
 def media_id(key: "str | F.Column" = "media_key") -> F.Column:
@@ -94,9 +94,9 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for whole in batches:
             for start in range(0, whole.num_rows, _KEY_SUB_BATCH):
-                yield shard_batch(whole.slice(start, _KEY_SUB_BATCH))
+                yield from shard_batch(whole.slice(start, _KEY_SUB_BATCH))
 
-    def shard_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    def shard_batch(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
         k = media_keys(batch, cfg, image_frames)
         row, key, query, indexed, kind = k.row, k.key, k.query, k.indexed, k.kind
         is_new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
@@ -171,31 +171,29 @@ def _find_labels(parts: int, spark) -> np.ndarray:
 
 
 def _shards(owner: np.ndarray, key: np.ndarray, query: np.ndarray, indexed: np.ndarray, kind: np.ndarray,
-            parts: int, labels: np.ndarray, hashes: tuple[np.ndarray, np.ndarray] | None = None) -> pa.RecordBatch:
+            parts: int, labels: np.ndarray,
+            hashes: tuple[np.ndarray, np.ndarray] | None = None) -> list[pa.RecordBatch]:
     """Key rows packed per join partition (by key): media ids, join keys, flags (indexed bit 0,
     query bit 1, kind above); pHash band rows also carry their pHash and dHash, when given (16 bytes
-    more on a sixth of the rows)."""
+    more on a sixth of the rows), in blobs of their own layout."""
     flags = indexed.astype(np.uint8) | (query.astype(np.uint8) << 1) | (kind.astype(np.uint8) << 2)
     target = key_hash(key, 0) % np.uint64(parts)
     if hashes is None:
-        return _pack_shards(target, [owner, key, flags], labels)
+        return [_pack_shards(target, [owner, key, flags], labels)]
     band = kind == KIND_BAND
-    plain = _pack_shards(target[~band], [owner[~band], key[~band], flags[~band]], labels)
-    banded = _pack_shards(target[band], [owner[band], key[band], flags[band], hashes[0][band], hashes[1][band]],
-                          labels, _WITH_HASHES)
-    return pa.Table.from_batches([plain, banded]).combine_chunks().to_batches()[0] if banded.num_rows else plain
+    return [_pack_shards(target[~band], [owner[~band], key[~band], flags[~band]], labels),
+            _pack_shards(target[band], [owner[band], key[band], flags[band], hashes[0][band], hashes[1][band]],
+                         labels, _WITH_HASHES)]
 
 
 def _unshard(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ...]:
     """(media_id, join_key, query, indexed, kind, pHash, dHash) of every key row in these key shards
-    (hashes 0 where a row carries none, None when no row does)."""
+    (hashes 0 where a row carries none; None when no row does)."""
     batches = list(batches)
-    plain = [b.filter(pc.equal(b.column("layout"), _PLAIN)) for b in batches]
-    banded = [b.filter(pc.equal(b.column("layout"), _WITH_HASHES)) for b in batches]
-    owner, key, flags = _unpack_shards(plain, (np.int64, np.int64, np.uint8))
+    owner, key, flags = _unpack_shards(batches, (np.int64, np.int64, np.uint8), _PLAIN)
+    bo, bk, bf, bp, bd = _unpack_shards(batches, (np.int64, np.int64, np.uint8, np.int64, np.int64), _WITH_HASHES)
     ph = dh = None
-    if any(b.num_rows for b in banded):
-        bo, bk, bf, bp, bd = _unpack_shards(banded, (np.int64, np.int64, np.uint8, np.int64, np.int64))
+    if bo.size:
         z = np.zeros(owner.size, dtype=np.int64)
         ph, dh = np.concatenate([z, bp]), np.concatenate([z, bd])
         owner, key, flags = np.concatenate([owner, bo]), np.concatenate([key, bk]), np.concatenate([flags, bf])
@@ -257,11 +255,14 @@ def _record_dtype(dtypes: list) -> np.dtype:
     return np.dtype([(f"f{i}", np.dtype(d).newbyteorder("<")) for i, d in enumerate(dtypes)])   # packed, no padding
 
 
-def _unpack_shards(batches: Iterator[pa.RecordBatch], dtypes: tuple) -> list[np.ndarray]:
-    """The columns of every row in these shard batches (`_pack_shards` with these dtypes)."""
+def _unpack_shards(batches: "Iterator[pa.RecordBatch] | list[pa.RecordBatch]", dtypes: tuple,
+                   layout: int = _PLAIN) -> list[np.ndarray]:
+    """The columns of every row in the blobs of this layout in these shard batches (`_pack_shards`
+    with these dtypes)."""
     rec = _record_dtype(list(dtypes))
     parts = [np.frombuffer(blob, dtype=rec, count=n) for batch in batches
-             for n, blob in zip(batch.column("key_rows").to_pylist(), batch.column("blob").to_pylist())]
+             for n, blob, lay in zip(batch.column("key_rows").to_pylist(), batch.column("blob").to_pylist(),
+                                     batch.column("layout").to_pylist()) if lay == layout]
     if not parts:
         return [np.zeros(0, dtype=d) for d in dtypes]
     allrec = np.concatenate(parts)
