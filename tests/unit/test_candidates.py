@@ -130,8 +130,8 @@ def test_a_probe_margin_probes_only_keypoints_near_a_bin_edge(photos, cfg, finge
     angles = [unpack_angles(b)[:lw.keypoints] for b in table.column("kp_angle").to_pylist()]
     frac = np.concatenate(angles) / (360.0 / lw.angle_bins) % 1.0
     quarter = int((np.minimum(frac, 1 - frac) < 0.25).sum()) * lw.tables
-    # Every keypoint probes at 0.5, a quarter-bin margin about half of them, none at 0 (up to the
-    # few probe words that equal a stored word of the image and merge with it).
+    # Every keypoint probes at 0.5 (a probe word equal to a stored word of the image merges with
+    # it, hence not quite all), a quarter-bin margin about half of them, none at 0.
     assert counts[0.5] > 0.9 * stored
     assert abs(counts[0.25] - quarter) <= 0.02 * quarter and 0.35 * counts[0.5] < counts[0.25] < 0.65 * counts[0.5]
     assert counts[0.0] == 0
