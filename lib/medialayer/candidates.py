@@ -203,9 +203,7 @@ def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, in
                               None if w else (ph[~word], dh[~word]))
              for w in (False, True)]
     if any(p is None for p in parts):               # does not pack: the general sort
-        keys = ImageKeys(row, key, query, word, indexed, ph=ph, dh=dh)
-        r, k, q, i, kind = distinct_keys(keys)
-        order, starts = _distinct_order(keys)
+        r, k, q, i, kind, order, starts = _distinct(ImageKeys(row, key, query, word, indexed, ph=ph, dh=dh))
         return ImageKeys(r, k, q, kind == KIND_WORD, i, kind, ph[order][starts], dh[order][starts])
     r, k, q, i, p, d = (np.concatenate(x) for x in zip(*parts))
     return ImageKeys(r, k, q, (k & WORD_FLAG) != 0, i, ph=p, dh=d)
@@ -524,13 +522,19 @@ def distinct_keys(keys: ImageKeys) -> tuple[np.ndarray, ...]:
     one key twice (a symmetric picture's straight and mirrored hash, a region equal to the frame in
     some bands), and bucket sizes must count media, not keys. With hashes (`ImageKeys.ph`), a band
     key reached from two different hashes stays once per hash."""
+    return _distinct(keys)[:5]
+
+
+def _distinct(keys: ImageKeys) -> tuple[np.ndarray, ...]:
+    """distinct_keys' five columns, then the order and first positions they were taken by (so that
+    other columns, such as hashes, can be taken the same way)."""
     order, starts = _distinct_order(keys)
     row, key = keys.row[order], keys.key[order]
     if starts.size == row.size:
-        return row, key, keys.query[order], keys.indexed[order], keys.kind[order]
+        return row, key, keys.query[order], keys.indexed[order], keys.kind[order], order, starts
     query = np.logical_or.reduceat(keys.query[order], starts) if starts.size else keys.query[:0]
     indexed = np.logical_or.reduceat(keys.indexed[order], starts) if starts.size else keys.indexed[:0]
-    return row[starts], key[starts], query, indexed, keys.kind[order][starts]
+    return row[starts], key[starts], query, indexed, keys.kind[order][starts], order, starts
 
 
 def _distinct_order(keys: ImageKeys) -> tuple[np.ndarray, np.ndarray]:
