@@ -30,10 +30,12 @@ class SparkConfig:
     shuffle_partitions: int
     fingerprint_batch_rows: int
     log_level: str
+    verify_broadcast_pairs: int
     extra: dict
 
     def validate(self, path: str) -> None:
         _positive(self.shuffle_partitions, f"{path}.shuffle_partitions")
+        _non_negative(self.verify_broadcast_pairs, f"{path}.verify_broadcast_pairs")
         _positive(self.fingerprint_batch_rows, f"{path}.fingerprint_batch_rows")
         _one_of(self.log_level, {"ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"}, f"{path}.log_level")
         for key in self.extra:

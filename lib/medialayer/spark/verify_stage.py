@@ -1,9 +1,11 @@
 """Verify stage: candidate pairs + both sides' fingerprints -> media_matches rows with envelopes."""
 from __future__ import annotations
 
+import logging
 from typing import Iterator
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -11,6 +13,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from ..config import Config
 from ..verification import MATCH_SCHEMA, PREFILTER_COLUMNS, SIDE_COLUMNS, global_prefilter, verify_batch
 
+log = logging.getLogger(__name__)
 MATCH_SPARK_SCHEMA = from_arrow_schema(MATCH_SCHEMA)
 _VERIFY_BATCH = 4096
 
@@ -21,14 +24,17 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
 
     When `pairs` carries shared_words, pairs with fewer than matching.image.local_min_words are first
     scored on their global hashes alone (a join of a few int64 columns, not of ~17 KB fingerprints)
-    and only those reaching record_threshold go on: at scale most candidates are chance band hits."""
+    and only those reaching record_threshold go on.
+
+    The full fingerprints are the run's widest rows (~15 KB; 15 GB at a million media): only those of
+    media some pair names go past the scan into the joins' shuffles (see `_with_sides`)."""
     ok = fingerprints.where(F.col("status") == "ok")
     min_words = cfg.matching.image.local_min_words
     if "shared_words" in pairs.columns and min_words > 0:
         sure = pairs.where(F.col("shared_words") >= min_words).select("media_key_a", "media_key_b")
         doubtful = pairs.where(F.col("shared_words") < min_words).select("media_key_a", "media_key_b")
         pairs = sure.unionByName(_prefilter(doubtful, ok, cfg))
-    joined = _with_sides(pairs, ok, SIDE_COLUMNS)
+    joined = _with_sides(pairs, ok, SIDE_COLUMNS, broadcast=_few_pairs(pairs, cfg))
     ordered = joined.select(*[f"{c}_{s}" for s in "ab" for c in SIDE_COLUMNS])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -53,9 +59,37 @@ def _prefilter(pairs: DataFrame, ok: DataFrame, cfg: Config) -> DataFrame:
     return joined.mapInArrow(run, "media_key_a string, media_key_b string")
 
 
-def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...]) -> DataFrame:
-    """`pairs` with `columns` of both media beside them, suffixed _a and _b."""
+def _few_pairs(pairs: DataFrame, cfg: Config) -> bool:
+    """Whether the pairs are at most spark.verify_broadcast_pairs (then they, and the media they
+    name, are broadcast: see `_with_sides`). Counting caches the pairs for the joins that follow."""
+    limit = cfg.spark.verify_broadcast_pairs
+    if limit <= 0:
+        return False
+    pairs.persist(StorageLevel.MEMORY_AND_DISK)
+    count = pairs.count()
+    few = count <= limit
+    log.info("verify: %d candidate pairs%s", count, "" if few else
+             f" (over spark.verify_broadcast_pairs={limit}): every fingerprint goes through the joins' shuffles")
+    return few
+
+
+def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], broadcast: bool = False) -> DataFrame:
+    """`pairs` with `columns` of both media beside them, suffixed _a and _b.
+
+    `broadcast` (the pairs are few beside the catalog): the names of the media in some pair are
+    broadcast to the scan of `ok`, so only their rows go on, and the pairs are broadcast to the
+    first join, so its side is never shuffled. Only the pairs with side a, and side b, are then
+    shuffled for the second join. At a million media ~300k pairs name about a third of the catalog.
+
+    (Partitioning the sides by media_key once for both joins would save a shuffle too, but adaptive
+    execution, on by default, plans the two renamed copies as separate stages and does not reuse the
+    exchange: Spark 4.2, checked.)"""
     sides = ok.select(*columns)
+    if broadcast:
+        names = (pairs.select(F.col("media_key_a").alias("media_key"))
+                 .unionByName(pairs.select(F.col("media_key_b").alias("media_key"))).distinct())
+        sides = sides.join(F.broadcast(names), "media_key", "left_semi")
+        pairs = F.broadcast(pairs)
     a = sides.select(*[F.col(c).alias(f"{c}_a") for c in columns])
     b = sides.select(*[F.col(c).alias(f"{c}_b") for c in columns])
     return pairs.join(a, "media_key_a").join(b, "media_key_b")
