@@ -54,9 +54,32 @@ _COLS[0] = _LOW
 _MIRROR_SIGN = np.where(_COLS % 2 == 1, -1.0, 1.0)
 
 
+def area_resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`gray` resized to `size` (w, h) by area averaging: what cv2.INTER_AREA gives (a pixel in
+    about 1,000 may round one grey level the other way), at a third of its cost.
+
+    OpenCV's area resize at a non-integer ratio costs a few ns per source pixel: the two 32x32
+    thumbnails and the 48-px picture of a 400-px frame took ~1.5 ms of an image's ~11 ms (a slow
+    hour). A block's sum is four reads of the integral image, and the integral image of a
+    piecewise-constant picture is exactly bilinear between pixel corners, so blocks with fractional
+    edges are read by linear interpolation."""
+    h, w = gray.shape
+    if w < size[0] or h < size[1]:                           # enlarging: OpenCV interpolates
+        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    integral = cv2.integral(gray, sdepth=cv2.CV_64F)        # (h+1, w+1): sums of gray[:y, :x]
+    sx, sy = w / size[0], h / size[1]
+    xs, ys = np.arange(size[0] + 1) * sx, np.arange(size[1] + 1) * sy
+    x0, y0 = np.minimum(xs.astype(np.int64), w - 1), np.minimum(ys.astype(np.int64), h - 1)
+    fx, fy = xs - x0, (ys - y0)[:, None]
+    rows = integral[y0] * (1 - fy) + integral[y0 + 1] * fy
+    corners = rows[:, x0] * (1 - fx) + rows[:, x0 + 1] * fx
+    sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
+    return np.clip(np.rint(sums / (sx * sy)), 0, 255).astype(np.uint8)
+
+
 def grayscale_thumbs(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two small grey images the hashes are computed from: 32x32 for pHash, 9x8 for dHash."""
-    big8 = cv2.resize(gray, (_DCT_SIZE, _DCT_SIZE), interpolation=cv2.INTER_AREA)
+    big8 = area_resize(gray, (_DCT_SIZE, _DCT_SIZE))
     # 9x8 from the 32x32, not from the frame: same picture, a fraction of OpenCV's area-resize cost.
     small = cv2.resize(big8, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
     return big8.astype(np.float32), small
@@ -212,8 +235,7 @@ def shrink_gray(gray: np.ndarray, side: int) -> np.ndarray:
     """
     h, w = gray.shape
     scale = min(1.0, side / float(max(h, w)))
-    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return area_resize(gray, (max(1, int(round(w * scale))), max(1, int(round(h * scale)))))
 
 
 def pack_picture(picture: np.ndarray) -> bytes:

@@ -184,3 +184,24 @@ def test_the_second_decode_is_larger_and_never_raises(photos, cfg):
     assert _decode_larger(data[: len(data) // 3], first, cfg, 900) is None     # truncated: None, not an error
     small = decode_image(data, cfg.image)
     assert _decode_larger(data, type(small)(small.rgb, 400, 300, small.format), cfg, 900) is None  # nothing more
+
+
+def test_area_resize_equals_opencvs_area_resize(photos):
+    import cv2
+
+    from medialayer.fingerprints.image import area_resize
+    from medialayer.fingerprints.local import working_gray
+
+    differing = total = 0
+    for img in photos[:6]:
+        gray = working_gray(np.asarray(img.convert("RGB")), 400)            # the working frame
+        for g in (gray, gray[17:-23, 31:-9], gray[40:60, 50:90]):              # regions of it, one tiny
+            h, w = g.shape
+            for size in ((32, 32), (48, max(1, round(48 * h / w))), (9, 8)):
+                want = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+                got = area_resize(g, size)
+                assert got.shape == want.shape and got.dtype == np.uint8
+                diff = np.abs(got.astype(int) - want.astype(int))
+                assert diff.max() <= 1                                    # rounding of near-ties only
+                differing, total = differing + int((diff > 0).sum()), total + diff.size
+    assert differing < 0.01 * total
