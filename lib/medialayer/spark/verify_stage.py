@@ -80,7 +80,8 @@ def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], broad
     `broadcast` (the pairs are few beside the catalog): the names of the media in some pair are
     broadcast to the scan of `ok`, so only their rows go on, and the pairs are broadcast to the
     first join, so its side is never shuffled. Only the pairs with side a, and side b, are then
-    shuffled for the second join. At a million media ~300k pairs name about a third of the catalog.
+    shuffled for the second join. At a million synthetic media, 310k pairs named about half the
+    table's bytes (bench/verify_plans.py).
 
     (Partitioning the sides by media_key once for both joins would save a shuffle too, but adaptive
     execution, on by default, plans the two renamed copies as separate stages and does not reuse the
