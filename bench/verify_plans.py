@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 import urllib.request
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, seconds, (_shuffle_written(spark) - before) / 1e9, matches))
         log(f"  {name}: {seconds:.0f}s, shuffle writes {rows[-1][2]:.2f} GB, {matches:,} matches")
     spark.stop()
+    shutil.rmtree(out, ignore_errors=True)
     print(f"\n{'plan':<22}{'verify s':>10}{'shuffle GB':>12}{'matches':>10}")
     for name, seconds, gb, matches in rows:
         print(f"{name:<22}{seconds:>10.0f}{gb:>12.2f}{matches:>10,}")
