@@ -172,26 +172,30 @@ def synthetic_table(p, n: int, seed: int) -> tuple[Path, Layout]:
     return out, layout
 
 
+def staged_candidates(spark, cfg, fps, path: Path, counter=None) -> tuple:
+    """(candidate pairs written to `path` and read back, oversized buckets): the candidate stage as
+    the nightly job runs it (keys made once, shuffled once); `counter` adds up the key rows."""
+    from medialayer.spark.candidate_stage import candidate_pairs, media_ids, media_join_keys
+
+    pairs, oversized, cached_keys = candidate_pairs(media_join_keys(fps, cfg, counter=counter), media_ids(fps), cfg)
+    pairs.write.mode("overwrite").parquet(str(path))
+    n_oversized = oversized.count()
+    cached_keys.unpersist()
+    return spark.read.parquet(str(path)), n_oversized
+
+
 def run_matching(spark, cfg, table_dir: Path, work: Path) -> dict:
     from pyspark.sql import functions as F
 
-    from medialayer.spark.candidate_stage import candidate_pairs, media_ids, media_join_keys
     from medialayer.spark.components import connected_components
     from medialayer.spark.verify_stage import verify_candidates
 
     fps = spark.read.parquet(str(table_dir))
     times = {}
     t0 = time.time()
-    # As the nightly job runs it (keys made once, shuffled once), with the key rows counted on the way.
     counter = spark.sparkContext.accumulator(0)
-    keys = media_join_keys(fps, cfg, counter=counter)
-    pairs, oversized, cached_keys = candidate_pairs(keys, media_ids(fps), cfg)
-    pairs.write.mode("overwrite").parquet(str(work / "pairs"))
-    pairs = spark.read.parquet(str(work / "pairs"))
+    pairs, n_oversized = staged_candidates(spark, cfg, fps, work / "pairs", counter)
     n_pairs = pairs.count()
-    n_oversized = oversized.count()
-    cached_keys.unpersist()
-    oversized.unpersist()
     n_keys = counter.value
     times["candidates"] = time.time() - t0
     log(f"  candidates: {times['candidates']:.0f}s, {n_keys:,} key rows, {n_pairs:,} pairs; verifying ...")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import log, pool, synthetic_table  # noqa: E402
+from bench_scale import log, pool, staged_candidates, synthetic_table  # noqa: E402
 
 from medialayer.config import load_config  # noqa: E402
 
@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.conf).with_overrides({"spark": {"extra": {"spark.ui.enabled": "true"}}})
 
-    from medialayer.spark.candidate_stage import candidate_pairs, media_ids, media_join_keys
     from medialayer.spark.session import get_spark
     from medialayer.spark.verify_stage import verify_candidates
 
@@ -55,10 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (pairs_dir / "_SUCCESS").exists():
         log(f"candidate pairs of {args.size:,} media (once; cached in {pairs_dir}) ...")
         t0 = time.time()
-        keys = media_join_keys(fps, cfg)
-        pairs, oversized, cached = candidate_pairs(keys, media_ids(fps), cfg)
-        pairs.write.mode("overwrite").parquet(str(pairs_dir))
-        cached.unpersist()
+        staged_candidates(spark, cfg, fps, pairs_dir)
         log(f"  {time.time() - t0:.0f}s")
     pairs = spark.read.parquet(str(pairs_dir))
     log(f"{pairs.count():,} candidate pairs")
