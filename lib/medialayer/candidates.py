@@ -374,9 +374,13 @@ def band_meeting_near(ph_a: np.ndarray, dh_a: np.ndarray, ph_b: np.ndarray, dh_b
 
 def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: np.ndarray,
                 kind: np.ndarray, rules: dict[int, tuple[int, int]], ph: np.ndarray | None = None,
-                dh: np.ndarray | None = None, max_band_distance: float = -1.0) -> BucketHits:
+                dh: np.ndarray | None = None, max_band_distance: float = -1.0, grouped: bool = False,
+                hash_rows: np.ndarray | None = None) -> BucketHits:
     """The banding join over key rows that hold every row of each of their keys (a partition of the
     key table split by key), in one sort: each query row meets every indexed row of its bucket.
+    `grouped`: the rows already come with equal keys next to each other (no sort needed).
+    `hash_rows`: where each row's pHash and dHash sit in `ph` and `dh` (by default, row i's are at i):
+    a caller that grouped the rows need not reorder the hashes, only band meetings read them.
 
     Same semantics as `candidate_pairs_in_memory` (and the Spark SQL join this replaced): a bucket whose
     offered (indexed) rows exceed its kind's cap is skipped; a media never meets itself; when both
@@ -385,7 +389,7 @@ def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: 
     key at most once (`distinct_keys`). Counts from different partitions add up (a key lives in one
     partition)."""
     key = np.asarray(key, dtype=np.int64)
-    order = np.argsort(key, kind="stable")
+    order = slice(None) if grouped else np.argsort(key, kind="stable")
     key, media = key[order], np.asarray(media, dtype=np.int64)[order]
     query, indexed, kind = np.asarray(query, bool)[order], np.asarray(indexed, bool)[order], np.asarray(kind)[order]
     if key.size == 0:
@@ -414,8 +418,12 @@ def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: 
     keep = (mq != mr) & ~(query[ri] & indexed[qi] & (mr < mq))
     if ph is not None and max_band_distance >= 0:
         band = np.flatnonzero(keep & (kind[qi] == KIND_BAND))
-        ph, dh = np.asarray(ph, np.int64)[order], np.asarray(dh, np.int64)[order]
-        keep[band] = band_meeting_near(ph[qi[band]], dh[qi[band]], ph[ri[band]], dh[ri[band]], max_band_distance)
+        a, b = qi[band], ri[band]
+        source = hash_rows if hash_rows is not None else (None if grouped else order)
+        if source is not None:
+            a, b = source[a], source[b]
+        ph, dh = np.asarray(ph, np.int64), np.asarray(dh, np.int64)
+        keep[band] = band_meeting_near(ph[a], dh[a], ph[b], dh[b], max_band_distance)
     x, y, k = np.minimum(mq, mr)[keep], np.maximum(mq, mr)[keep], kind[qi][keep]
     x, y, k, n = count_pairs(x, y, k, np.ones(x.size, dtype=np.int64))
     return BucketHits(x, y, k, n, key[starts][over], offered[over], bkind[over])

@@ -119,9 +119,10 @@ def test_key_shards_round_trip_and_land_on_their_partition(spark):
         assert set((key_hash(rows[1], 0) % np.uint64(parts)).tolist()) == {[p for p, lab in enumerate(labels) if lab == s][0]}
 
 
-def test_a_large_partition_joined_in_groups_gives_the_whole_join(monkeypatch):
-    """A partition past candidate_stage._BUCKET_ROWS is joined in key-hash groups: same hits."""
-    from medialayer.candidates import bucket_hits, kind_rules
+def test_a_large_partition_joined_in_runs_gives_the_whole_join(monkeypatch):
+    """A partition past candidate_stage._BUCKET_ROWS is grouped by key once and joined in runs of
+    whole buckets: the same hits, summed, as bucket_hits over all of it in one go."""
+    from medialayer.candidates import bucket_hits, count_pairs, kind_rules
     from medialayer.config import load_config
     from medialayer.spark import candidate_stage
 
@@ -137,8 +138,24 @@ def test_a_large_partition_joined_in_groups_gives_the_whole_join(monkeypatch):
     ph = rng.integers(0, 2**62, 4)[rng.integers(0, 4, n)]
     whole = bucket_hits(key, media, query, indexed, kind, rules, ph, ph, 0.3)
     assert whole.kind.min() == 0 and whole.kind.max() == 1
-    monkeypatch.setattr(candidate_stage, "_BUCKET_ROWS", 1500)       # 16 groups
-    parts = candidate_stage._bucket_hits_in_parts(key, media, query, indexed, kind, rules, ph, ph, 0.3)
-    as_set = lambda h: set(zip(h.x.tolist(), h.y.tolist(), h.kind.tolist(), h.n.tolist()))  # noqa: E731
-    assert as_set(parts) == as_set(whole) and len(as_set(whole)) > 1000
+    monkeypatch.setattr(candidate_stage, "_BUCKET_ROWS", 1500)       # about 14 runs
+    flags = indexed.astype(np.uint8) | (query.astype(np.uint8) << 1) | (kind.astype(np.uint8) << 2)
+    parts = candidate_stage._bucket_hits_in_parts(key, media, flags, rules, ph, ph, 0.3)
+    summed = lambda h: set(zip(*(a.tolist() for a in count_pairs(h.x, h.y, h.kind, h.n))))  # noqa: E731
+    assert summed(parts) == summed(whole) and len(summed(whole)) > 1000
     assert sorted(parts.over_key.tolist()) == sorted(whole.over_key.tolist()) and whole.over_key.size > 0
+
+
+def test_key_groups_put_equal_keys_together_even_when_prefixes_clash():
+    """Keys are grouped by a prefix of their hash; distinct keys that share a prefix (forced here
+    with 6-bit prefixes) still end up in runs of their own."""
+    from medialayer.spark.candidate_stage import key_groups
+
+    rng = np.random.default_rng(4)
+    key = rng.integers(-2**62, 2**62, 300)[rng.integers(0, 300, 20000)]
+    for bits in (None, 6):
+        order, grouped = key_groups(key, prefix_bits=bits)
+        assert np.array_equal(np.sort(order), np.arange(key.size)) and np.array_equal(grouped, key[order])
+        starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+        assert starts.size == np.unique(key).size          # one run per distinct key
+
