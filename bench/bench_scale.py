@@ -19,6 +19,7 @@
     .venv/bin/python bench/bench_scale.py --full          # 100k, 300k and 1M media
     .venv/bin/python bench/bench_scale.py --sizes 50000 --skip-throughput --skip-compare
     .venv/bin/python bench/bench_scale.py --conf conf/scale.yaml --sizes 20000,50000,100000 --skip-throughput
+    .venv/bin/python bench/bench_scale.py --conf conf/scale.yaml --sizes 100000 --skip-throughput --skip-compare --stages
 """
 from __future__ import annotations
 
@@ -184,6 +185,28 @@ def staged_candidates(spark, cfg, fps, path: Path, counter=None) -> tuple:
     return spark.read.parquet(str(path)), n_oversized
 
 
+def stage_costs(spark) -> list[dict]:
+    """Every completed Spark stage of this application so far, from Spark's status API (empty when
+    the UI is off): id, tasks, executor run and CPU seconds (summed over tasks), shuffle GB."""
+    import urllib.request
+
+    base, app = spark.sparkContext.uiWebUrl, spark.sparkContext.applicationId
+    if not base:
+        return []
+    with urllib.request.urlopen(f"{base}/api/v1/applications/{app}/stages?status=complete", timeout=30) as r:
+        stages = json.load(r)
+    return sorted(({"id": s["stageId"], "tasks": s["numTasks"], "run_s": s["executorRunTime"] / 1e3,
+                    "cpu_s": s["executorCpuTime"] / 1e9, "shuffle_write_gb": s["shuffleWriteBytes"] / 1e9,
+                    "shuffle_read_gb": s["shuffleReadBytes"] / 1e9} for s in stages), key=lambda s: s["id"])
+
+
+def _stages_since(spark, seen: set) -> list[dict]:
+    """Stages completed since `seen` was filled (and adds them to it); only those that ran >= 1 s."""
+    new = [s for s in stage_costs(spark) if s["id"] not in seen]
+    seen.update(s["id"] for s in new)
+    return [s for s in new if s["run_s"] >= 1.0]
+
+
 def run_matching(spark, cfg, table_dir: Path, work: Path) -> dict:
     from pyspark.sql import functions as F
 
@@ -191,19 +214,22 @@ def run_matching(spark, cfg, table_dir: Path, work: Path) -> dict:
     from medialayer.spark.verify_stage import verify_candidates
 
     fps = spark.read.parquet(str(table_dir))
-    times = {}
+    times, stages = {}, {}
+    seen = {s["id"] for s in stage_costs(spark)}
     t0 = time.time()
     counter = spark.sparkContext.accumulator(0)
     pairs, n_oversized = staged_candidates(spark, cfg, fps, work / "pairs", counter)
     n_pairs = pairs.count()
     n_keys = counter.value
     times["candidates"] = time.time() - t0
+    stages["candidates"] = _stages_since(spark, seen)
     log(f"  candidates: {times['candidates']:.0f}s, {n_keys:,} key rows, {n_pairs:,} pairs; verifying ...")
     t0 = time.time()
     verify_candidates(pairs, fps, cfg).write.mode("overwrite").parquet(str(work / "matches"))
     matches = spark.read.parquet(str(work / "matches"))
     n_matches = matches.where("match_found").count()
     times["verify"] = time.time() - t0
+    stages["verify"] = _stages_since(spark, seen)
     log(f"  verify: {times['verify']:.0f}s, {n_matches:,} matches; clustering ...")
     t0 = time.time()
     edges = matches.where("match_found").select(F.col("media_key_a").alias("u"), F.col("media_key_b").alias("v"))
@@ -211,8 +237,12 @@ def run_matching(spark, cfg, table_dir: Path, work: Path) -> dict:
     comps.write.mode("overwrite").parquet(str(work / "components"))
     n_clusters = spark.read.parquet(str(work / "components")).select("component").distinct().count()
     times["clusters"] = time.time() - t0
-    return {"key_rows": n_keys, "candidate_pairs": n_pairs, "oversized_buckets": n_oversized,
-            "matches": n_matches, "clusters": n_clusters, "times_s": times}
+    stages["clusters"] = _stages_since(spark, seen)
+    out = {"key_rows": n_keys, "candidate_pairs": n_pairs, "oversized_buckets": n_oversized,
+           "matches": n_matches, "clusters": n_clusters, "times_s": times}
+    if any(stages.values()):
+        out["spark_stages"] = stages
+    return out
 
 
 def score(work: Path, layout: Layout, truth: dict, prefix: str = "syn") -> dict:
@@ -352,10 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--conf", default=None)
+    ap.add_argument("--stages", action="store_true",
+                    help="switch Spark's UI on and print each phase's Spark stages (executor time, shuffle bytes)")
     ap.add_argument("--json", default=str(Path(__file__).resolve().parent / ".cache" / "bench_scale.json"))
     args = ap.parse_args(argv)
     sizes = args.sizes or (list(FULL_SIZES) if args.full else list(DEFAULT_SIZES))
     cfg = load_config(args.conf)
+    if args.stages:
+        cfg = cfg.with_overrides({"spark": {"extra": {"spark.ui.enabled": "true"}}})
     report: dict = {"sizes": sizes, "cores": os.cpu_count(), "conf": args.conf or "defaults",
                     "candidates_image": vars(cfg.candidates.image)}
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -441,6 +475,13 @@ def print_table(rep: dict) -> None:
         print(f"{r['n']:9,d} {r['wall_s']:7.0f} {t['candidates']:7.0f} {t['verify']:8.0f} {t['clusters']:7.0f} "
               f"{r['key_rows']:13,d} {r['candidate_pairs']:11,d} {r['matches']:9,d} {r['recall']:7.4f} "
               f"{r['chance_matches']:6d} {r['driver_peak_mb']['jvm']:7.0f}")
+    for r in rep["scale"]:
+        if "spark_stages" in r:
+            print(f"\nSpark stages at {r['n']:,} (executor s summed over tasks; JVM CPU; shuffle GB written/read):")
+            for phase, rows in r["spark_stages"].items():
+                for i, s in enumerate(rows, 1):
+                    print(f"  {phase:<10s} #{i} {s['tasks']:5d} tasks {s['run_s']:8.1f} s  CPU {s['cpu_s']:7.1f} s  "
+                          f"write {s['shuffle_write_gb']:6.2f}  read {s['shuffle_read_gb']:6.2f}")
     g = rep["growth_exponent"]
     if g["matching"] is not None:
         print("growth exponent (time ~ N^k): " + ", ".join(f"{k} {v:.2f}" for k, v in g.items() if v is not None)

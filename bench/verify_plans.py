@@ -13,26 +13,21 @@ carries the session's warm-up, which shows only at small sizes.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import log, pool, staged_candidates, synthetic_table  # noqa: E402
+from bench_scale import log, pool, stage_costs, staged_candidates, synthetic_table  # noqa: E402
 
 from medialayer.config import load_config  # noqa: E402
 
 
-def _shuffle_written(spark) -> int:
-    """Bytes every stage of this application has written to shuffles so far."""
-    base = spark.sparkContext.uiWebUrl
-    app = spark.sparkContext.applicationId
-    with urllib.request.urlopen(f"{base}/api/v1/applications/{app}/stages", timeout=30) as r:
-        return sum(s.get("shuffleWriteBytes", 0) for s in json.load(r))
+def _shuffle_written(spark) -> float:
+    """GB every completed stage of this application has written to shuffles so far."""
+    return sum(s["shuffle_write_gb"] for s in stage_costs(spark))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         verify_candidates(pairs, fps, run_cfg).write.mode("overwrite").parquet(str(out))
         seconds = time.time() - t0
         matches = spark.read.parquet(str(out)).where("match_found").count()
-        rows.append((name, seconds, (_shuffle_written(spark) - before) / 1e9, matches))
+        rows.append((name, seconds, _shuffle_written(spark) - before, matches))
         log(f"  {name}: {seconds:.0f}s, shuffle writes {rows[-1][2]:.2f} GB, {matches:,} matches")
     spark.stop()
     shutil.rmtree(out, ignore_errors=True)
