@@ -106,7 +106,7 @@ class ImageKeys:
 
 
 def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
-               mirrored_probes: bool = False) -> ImageKeys:
+               mirrored_probes: bool = False, mirrors_indexed: bool = True) -> ImageKeys:
     """Every join key of the image rows of `batch` (ok rows only; others emit nothing), each (row,
     key) once with its flags OR-ed.
 
@@ -114,6 +114,10 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
     frame. Keypoint words come from the strongest keypoints, straight and mirrored.
     `mirrored_probes` adds the mirrored words' neighbouring-bin probes (query side): for the search
     index, which stores straight keys only and lets the query bring both orientations.
+    `mirrors_indexed=False` makes the mirrored keys (pHash bands and words) query keys instead of
+    indexed ones, with their probes: a mirrored copy then meets its original through the asking
+    media's mirror, not the offering one's, so media that only offer (old media of an incremental
+    run) need no mirrored keys at all.
     """
     import pyarrow.compute as pc
     from .fingerprints.bits import to_unsigned
@@ -149,7 +153,8 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
         values = column(f"{prefix}phash{mirror}")[idx]
         bk = band_keys(to_unsigned(values), positions)
         d = np.repeat(column(f"{prefix}dhash{mirror}")[idx], bk.shape[1]) if with_hashes else None
-        emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight, True, False, np.repeat(values, bk.shape[1]), d)
+        emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight or not mirrors_indexed, straight or mirrors_indexed,
+             False, np.repeat(values, bk.shape[1]), d)
 
     lw = cfg.local
     ok_rows = np.flatnonzero(ok)
@@ -170,8 +175,8 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
             # The index stores each word in its orientation bin; the query also probes the
             # nearest neighbouring bin for keypoints near an edge, so orientation noise there
             # costs nothing.
-            emit(np.repeat(owner, lw.tables), exact, straight, True, True)
-            if probe is not None and (straight or mirrored_probes):
+            emit(np.repeat(owner, lw.tables), exact, straight or not mirrors_indexed, straight or mirrors_indexed, True)
+            if probe is not None and (straight or mirrored_probes or not mirrors_indexed):
                 emit(np.repeat(owner[probing], lw.tables), probe, True, False, True)
     if not rows:
         z = np.zeros(0, dtype=np.int64)
@@ -502,20 +507,21 @@ def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfi
     return ImageKeys(r, kk, ones, ones.copy(), ones.copy(), np.full(r.size, KIND_WORD, dtype=np.int8))
 
 
-def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config", image_frames: bool = True) -> ImageKeys:
+def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config", image_frames: bool = True,
+               mirrors_indexed: bool = True) -> ImageKeys:
     """Every join key of every ok row of a fingerprint batch: image bands and words, frame bands
     (videos' frames and images' pHashes, so a grabbed hero image meets its video) and landmarks.
     Each (row, key) comes once, with its flags OR-ed (as `distinct_keys` gives them).
 
     `image_frames=False` leaves out images' frame keys (about a quarter of an image's keys), which
-    only a video can use: for a catalog without videos."""
+    only a video can use: for a catalog without videos. `mirrors_indexed`: see `image_keys`."""
     parts = [frame_keys(batch, cfg.candidates, image_frames), landmark_keys(batch, cfg),
              keyframe_word_keys(batch, cfg.candidates)]
     other = ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                         ("row", "key", "query", "word", "indexed", "kind")))
     # Each (row, key) once (image_keys' are; kinds never share a key, their flag bits differ).
     row, key, query, indexed, kind = distinct_keys(other)
-    img = image_keys(batch, cfg.candidates)
+    img = image_keys(batch, cfg.candidates, mirrors_indexed=mirrors_indexed)
     parts = [img, ImageKeys(row, key, query, kind == KIND_WORD, indexed, kind)]
     out = ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                       ("row", "key", "query", "word", "indexed", "kind")))

@@ -313,10 +313,12 @@ class CandidatesConfig:
     audio: AudioKeyConfig
     max_bucket_size: int
     media_per_partition: int = 2000
+    mirrors_asked_below: float = 0.5
 
     def validate(self, path: str) -> None:
         _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
         _at_least(self.media_per_partition, 1, f"{path}.media_per_partition")
+        _unit(self.mirrors_asked_below, f"{path}.mirrors_asked_below")
 
 
 @dataclass(frozen=True)

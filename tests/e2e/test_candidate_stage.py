@@ -51,11 +51,21 @@ def test_spark_candidates_equal_the_in_memory_join(spark, spark_cfg, photos, tmp
     assert got == want and len(want) >= 15
     assert got_over == want_over > 0
 
-    new_rows = np.arange(0, len(paths), 3)                  # an incremental run: these are new
+    # An incremental run: a third are new, so the new media ask with their mirrored keys and every
+    # media offers only straight ones (candidates.mirrors_asked_below); with 0, all offer mirrors.
+    new_rows = np.arange(0, len(paths), 3)
     new_keys = spark.createDataFrame([(names[i],) for i in new_rows.tolist()], "media_key string")
+    asked_keys = media_keys(table, cfg, image_frames=False, mirrors_indexed=False)
+    a, b, _ = candidate_pairs_in_memory(asked_keys, cfg.candidates, new_rows)
+    want_asked = {tuple(sorted((names[i], names[j]))) for i, j in zip(a.tolist(), b.tolist())}
+    got_asked, _ = _spark_pairs(spark, fps, cfg, new_keys)
+    assert got_asked == want_asked and 0 < len(want_asked) < len(want)
     want_new, _ = in_memory(new_rows)
-    got_new, _ = _spark_pairs(spark, fps, cfg, new_keys)
+    got_new, _ = _spark_pairs(spark, fps, cfg.with_overrides({"candidates": {"mirrors_asked_below": 0}}), new_keys)
     assert got_new == want_new and 0 < len(want_new) < len(want)
+    # Either way, every mirrored copy meets its original when one of the two is new.
+    mirrored = {tuple(sorted((names[4 * k], names[4 * k + 2]))) for k in range(5) if {4 * k, 4 * k + 2} & set(new_rows.tolist())}
+    assert len(mirrored) >= 3 and mirrored <= got_asked and mirrored <= got_new
 
 
 def test_spark_keyframe_words_name_their_video_like_the_in_memory_join(spark, spark_cfg, av_clips, tmp_path):

@@ -93,6 +93,28 @@ def test_mirrored_keys_serve_only_the_index_side(photos, cfg, fingerprinted):
     assert ((keys.key[~keys.word] & WORD_FLAG) == 0).all()
 
 
+def test_mirrored_keys_asked_instead_of_offered(photos, cfg, fingerprinted):
+    """mirrors_indexed=False: the mirrored keys (bands and words) move to the query side with their
+    probes, and the indexed keys are exactly the straight ones."""
+    from medialayer.candidates import image_keys
+
+    table = fingerprinted(photos[:2], cfg, "i", quality=88)
+    offered = image_keys(table, cfg.candidates)
+    asked = image_keys(table, cfg.candidates, mirrors_indexed=False)
+
+    def keyset(k, mask):
+        return set(zip(k.row[mask].tolist(), k.key[mask].tolist()))
+
+    only_mirrored = keyset(offered, offered.indexed & ~offered.query)     # offered, never asked
+    assert only_mirrored and only_mirrored <= keyset(asked, asked.query & ~asked.indexed)
+    assert keyset(asked, asked.indexed) < keyset(offered, offered.indexed)
+    assert not (asked.indexed & ~asked.query).any()                 # every offered key is a straight one, asked too
+    assert keyset(offered, offered.query | offered.indexed) <= keyset(asked, asked.query)
+    # The mirrored words' probes: asked keys beyond everything the offering scheme makes.
+    extra = keyset(asked, asked.query) - keyset(offered, offered.query | offered.indexed)
+    assert extra and asked.word[np.isin(asked.key, [k for _, k in extra])].all()
+
+
 def test_common_words_are_skipped_and_counted(cfg):
     from medialayer.candidates import ImageKeys, candidate_pairs_in_memory
 

@@ -75,21 +75,34 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
     blobs, Spark's per-row costs (conversion, serialisation, shuffle records) are paid per blob.
 
     Only the media in `new_keys` (a media_key column; all media when None) ask with query keys; the
-    others only offer indexed keys. Images' frame keys serve only to meet videos; unless
-    `image_frames` says otherwise they are made only when the fingerprints hold a video (one cheap
-    `limit(1)` query). `counter`, an accumulator, adds up the key rows made (for reports)."""
+    others only offer indexed keys. When the new media are at most
+    `candidates.mirrors_asked_below` of the ok fingerprints, the new media ask with their mirrored
+    keys and every media offers only straight ones (`image_keys(mirrors_indexed=False)`): the old
+    media, most of an incremental run, then make about half the key rows. Otherwise (a full run)
+    every media offers its mirrored keys, which is cheaper when all of them ask.
+
+    Images' frame keys serve only to meet videos; unless `image_frames` says otherwise they are made
+    only when the fingerprints hold a video (one cheap `limit(1)` query). `counter`, an accumulator,
+    adds up the key rows made (for reports)."""
     ok = fingerprints.where(F.col("status") == "ok")
     if image_frames is None:
         image_frames = bool(ok.where(F.col("media_type") == "video").limit(1).count())
         if not image_frames:
             log.info("no videos among the fingerprints: images' frame keys left out")
-    parts = key_partitions(ok.count(), cfg, fingerprints.sparkSession)
+    n_ok = ok.count()
+    parts = key_partitions(n_ok, cfg, fingerprints.sparkSession)
     labels = shard_labels(parts, fingerprints.sparkSession)
     if new_keys is None:
         ok = ok.withColumn("is_new", F.lit(True))
+        n_new = n_ok
     else:
         marked = new_keys.select("media_key").distinct().withColumn("is_new", F.lit(True))
+        n_new = marked.count()                     # an upper bound: some may have failed
         ok = ok.join(marked, "media_key", "left").withColumn("is_new", F.coalesce("is_new", F.lit(False)))
+    share = cfg.candidates.mirrors_asked_below
+    mirrors_indexed = not (share > 0 and n_new <= share * n_ok)
+    log.info("candidate keys: %d new of %d media; mirrored keys %s", n_new, n_ok,
+             "offered by every media" if mirrors_indexed else "asked by the new media only")
 
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for whole in batches:
@@ -97,7 +110,7 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
                 yield from shard_batch(whole.slice(start, _KEY_SUB_BATCH))
 
     def shard_batch(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
-        k = media_keys(batch, cfg, image_frames)
+        k = media_keys(batch, cfg, image_frames, mirrors_indexed)
         row, key, query, indexed, kind = k.row, k.key, k.query, k.indexed, k.kind
         is_new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
         query = query & is_new[real_rows(row)]
