@@ -173,12 +173,15 @@ def synthetic_table(p, n: int, seed: int) -> tuple[Path, Layout]:
     return out, layout
 
 
-def staged_candidates(spark, cfg, fps, path: Path, counter=None) -> tuple:
+def staged_candidates(spark, cfg, fps, path: Path, counter=None, new_keys=None, new_fps=None) -> tuple:
     """(candidate pairs written to `path` and read back, oversized buckets): the candidate stage as
-    the nightly job runs it (keys made once, shuffled once); `counter` adds up the key rows."""
+    the nightly job runs it (keys made once, shuffled once); `counter` adds up the key rows;
+    `new_keys` (a media_key frame) makes it an incremental run in which only those media ask, with
+    `new_fps` their fingerprint rows (the pipeline's staged new fingerprints)."""
     from medialayer.spark.candidate_stage import candidate_pairs, media_ids, media_join_keys
 
-    pairs, oversized, cached_keys = candidate_pairs(media_join_keys(fps, cfg, counter=counter), media_ids(fps), cfg)
+    keys = media_join_keys(fps, cfg, new_keys, counter=counter, new_fingerprints=new_fps)
+    pairs, oversized, cached_keys = candidate_pairs(keys, media_ids(fps), cfg)
     pairs.write.mode("overwrite").parquet(str(path))
     n_oversized = oversized.count()
     cached_keys.unpersist()
@@ -207,18 +210,35 @@ def _stages_since(spark, seen: set) -> list[dict]:
     return [s for s in new if s["run_s"] >= 1.0]
 
 
-def run_matching(spark, cfg, table_dir: Path, work: Path) -> dict:
+def new_rows(n: int, share: float, seed: int) -> np.ndarray | None:
+    """The rows that an incremental run over this table treats as new (None: a full run)."""
+    if share <= 0:
+        return None
+    return np.flatnonzero(np.random.default_rng(seed + 17).random(n) < share)
+
+
+def run_matching(spark, cfg, table_dir: Path, work: Path, new: np.ndarray | None = None) -> dict:
     from pyspark.sql import functions as F
 
     from medialayer.spark.components import connected_components
     from medialayer.spark.verify_stage import verify_candidates
 
     fps = spark.read.parquet(str(table_dir))
+    new_keys = new_fps = None
+    staged_s = 0.0
+    if new is not None:
+        # As the nightly job has them: the new media's keys, and their fingerprints staged apart
+        # (written before the clock starts, as the fingerprint stage writes them).
+        t0 = time.time()
+        new_keys = spark.createDataFrame([(f"syn-{i:09d}",) for i in new.tolist()], "media_key string")
+        fps.join(F.broadcast(new_keys), "media_key", "left_semi").write.mode("overwrite").parquet(str(work / "new_fps"))
+        new_fps = spark.read.parquet(str(work / "new_fps"))
+        staged_s = time.time() - t0
     times, stages = {}, {}
     seen = {s["id"] for s in stage_costs(spark)}
     t0 = time.time()
     counter = spark.sparkContext.accumulator(0)
-    pairs, n_oversized = staged_candidates(spark, cfg, fps, work / "pairs", counter)
+    pairs, n_oversized = staged_candidates(spark, cfg, fps, work / "pairs", counter, new_keys, new_fps)
     n_pairs = pairs.count()
     n_keys = counter.value
     times["candidates"] = time.time() - t0
@@ -239,14 +259,15 @@ def run_matching(spark, cfg, table_dir: Path, work: Path) -> dict:
     times["clusters"] = time.time() - t0
     stages["clusters"] = _stages_since(spark, seen)
     out = {"key_rows": n_keys, "candidate_pairs": n_pairs, "oversized_buckets": n_oversized,
-           "matches": n_matches, "clusters": n_clusters, "times_s": times}
+           "matches": n_matches, "clusters": n_clusters, "times_s": times, "staging_s": staged_s}
     if any(stages.values()):
         out["spark_stages"] = stages
     return out
 
 
-def score(work: Path, layout: Layout, truth: dict, prefix: str = "syn") -> dict:
-    """Recall of planted pairs that verify; chance matches between rows of different groups."""
+def score(work: Path, layout: Layout, truth: dict, prefix: str = "syn", new: np.ndarray | None = None) -> dict:
+    """Recall of planted pairs that verify (those with a `new` row, when given: an incremental run
+    finds no other); chance matches between rows of different groups."""
     m = pq.read_table(work / "matches", columns=["media_key_a", "media_key_b", "match_found"])
     m = m.filter(m.column("match_found"))
     off = len(prefix) + 1
@@ -254,7 +275,13 @@ def score(work: Path, layout: Layout, truth: dict, prefix: str = "syn") -> dict:
     b = np.array([int(k[off:]) for k in m.column("media_key_b").to_pylist()], dtype=np.int64)
     found = set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
     expected = missed = 0
+    is_new = None
+    if new is not None:
+        is_new = np.zeros(layout.pool_row.size, dtype=bool)
+        is_new[new] = True
     for i, j in planted_pairs(layout):
+        if is_new is not None and not (is_new[i] or is_new[j]):
+            continue
         if truth[(int(layout.pool_row[i]), int(layout.pool_row[j]))]:
             expected += 1
             missed += (i, j) not in found
@@ -382,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--conf", default=None)
+    ap.add_argument("--new-share", type=float, default=0.0,
+                    help="an incremental run: this share of each table's media is new (only they ask); 0 = a full run")
     ap.add_argument("--stages", action="store_true",
                     help="switch Spark's UI on and print each phase's Spark stages (executor time, shuffle bytes)")
     ap.add_argument("--json", default=str(Path(__file__).resolve().parent / ".cache" / "bench_scale.json"))
@@ -391,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stages:
         cfg = cfg.with_overrides({"spark": {"extra": {"spark.ui.enabled": "true"}}})
     report: dict = {"sizes": sizes, "cores": os.cpu_count(), "conf": args.conf or "defaults",
+                    "new_share": args.new_share,
                     "candidates_image": vars(cfg.candidates.image)}
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -424,11 +454,15 @@ def _run(args, sizes: list[int], cfg, report: dict, work: Path) -> int:
         log(f"N = {n:,}: synthetic table ...")
         table_dir, layout = synthetic_table(p, n, args.seed)
         log(f"N = {n:,}: candidates -> verify -> clusters ...")
+        new = new_rows(n, args.new_share, args.seed)
+        if new is not None:
+            log(f"  an incremental run: {new.size:,} new media")
         t0 = time.time()
-        r = run_matching(spark, cfg, table_dir, work / f"n{n}")
-        r["wall_s"] = time.time() - t0
-        r.update(score(work / f"n{n}", layout, truth))
+        r = run_matching(spark, cfg, table_dir, work / f"n{n}", new)
+        r["wall_s"] = time.time() - t0 - r["staging_s"]
+        r.update(score(work / f"n{n}", layout, truth, new=new))
         r["n"] = n
+        r["new_media"] = n if new is None else int(new.size)
         r["driver_peak_mb"] = {"python": _hwm_mb(), "jvm": max([_hwm_mb(pid) for pid in _java_children()] or [0])}
         report["scale"].append(r)
         t = r["times_s"]
@@ -461,6 +495,8 @@ def _run(args, sizes: list[int], cfg, report: dict, work: Path) -> int:
 
 def print_table(rep: dict) -> None:
     print("\n== bench-scale ==")
+    if rep.get("new_share"):
+        print(f"incremental runs: {rep['new_share']:.1%} of the media new (recall over planted pairs with a new media)")
     if "throughput" in rep:
         tp = rep["throughput"]
         print(f"fingerprinting, one core: images {tp['image']['per_core_per_s']:.1f}/s "

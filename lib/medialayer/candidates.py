@@ -106,7 +106,7 @@ class ImageKeys:
 
 
 def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
-               mirrored_probes: bool = False, mirrors_indexed: bool = True) -> ImageKeys:
+               mirrored_probes: bool = False, mirrors_indexed: bool = True, offer_only: bool = False) -> ImageKeys:
     """Every join key of the image rows of `batch` (ok rows only; others emit nothing), each (row,
     key) once with its flags OR-ed.
 
@@ -117,7 +117,8 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
     `mirrors_indexed=False` makes the mirrored keys (pHash bands and words) query keys instead of
     indexed ones, with their probes: a mirrored copy then meets its original through the asking
     media's mirror, not the offering one's, so media that only offer (old media of an incremental
-    run) need no mirrored keys at all.
+    run) need no mirrored keys at all. `offer_only` leaves out the keys that only ask (probes, and
+    mirrored keys when they are not indexed): for media that ask nothing.
     """
     import pyarrow.compute as pc
     from .fingerprints.bits import to_unsigned
@@ -146,6 +147,8 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
     has_region = np.asarray(batch.column("region").is_valid())
     for prefix, mirror, straight in (("", "", True), ("", "_mirror", False),
                                      ("region_", "", True), ("region_", "_mirror", False)):
+        if offer_only and not (straight or mirrors_indexed):
+            continue
         use = ok & has_region if prefix else ok
         idx = np.flatnonzero(use)
         if idx.size == 0:
@@ -160,6 +163,8 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
     ok_rows = np.flatnonzero(ok)
     if lw.keypoints > 0 and ok_rows.size:
         for column, straight in (("kp_desc", True), ("kp_desc_mirror", False)):
+            if offer_only and not (straight or mirrors_indexed):
+                continue
             # The whole batch at once: every row's strongest keypoints, concatenated.
             raw, lengths = _blob_prefixes(batch.column(column), ok_rows, lw.keypoints * DESCRIPTOR_BYTES)
             desc = unpack_descriptors(raw)
@@ -176,7 +181,7 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
             # nearest neighbouring bin for keypoints near an edge, so orientation noise there
             # costs nothing.
             emit(np.repeat(owner, lw.tables), exact, straight or not mirrors_indexed, straight or mirrors_indexed, True)
-            if probe is not None and (straight or mirrored_probes or not mirrors_indexed):
+            if probe is not None and not offer_only and (straight or mirrored_probes or not mirrors_indexed):
                 emit(np.repeat(owner[probing], lw.tables), probe, True, False, True)
     if not rows:
         z = np.zeros(0, dtype=np.int64)
@@ -508,20 +513,22 @@ def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfi
 
 
 def media_keys(batch: "pa.RecordBatch | pa.Table", cfg: "Config", image_frames: bool = True,
-               mirrors_indexed: bool = True) -> ImageKeys:
+               mirrors_indexed: bool = True, offer_only: bool = False) -> ImageKeys:
     """Every join key of every ok row of a fingerprint batch: image bands and words, frame bands
     (videos' frames and images' pHashes, so a grabbed hero image meets its video) and landmarks.
     Each (row, key) comes once, with its flags OR-ed (as `distinct_keys` gives them).
 
     `image_frames=False` leaves out images' frame keys (about a quarter of an image's keys), which
-    only a video can use: for a catalog without videos. `mirrors_indexed`: see `image_keys`."""
-    parts = [frame_keys(batch, cfg.candidates, image_frames), landmark_keys(batch, cfg),
+    only a video can use: for a catalog without videos. `mirrors_indexed`: see `image_keys`.
+    `offer_only` leaves out images' query-only keys (the media ask nothing: old media of an
+    incremental run); other kinds' are few and dropped by the caller."""
+    parts = [frame_keys(batch, cfg.candidates, image_frames, offer_only), landmark_keys(batch, cfg),
              keyframe_word_keys(batch, cfg.candidates)]
     other = ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                         ("row", "key", "query", "word", "indexed", "kind")))
     # Each (row, key) once (image_keys' are; kinds never share a key, their flag bits differ).
     row, key, query, indexed, kind = distinct_keys(other)
-    img = image_keys(batch, cfg.candidates, mirrors_indexed=mirrors_indexed)
+    img = image_keys(batch, cfg.candidates, mirrors_indexed=mirrors_indexed, offer_only=offer_only)
     parts = [img, ImageKeys(row, key, query, kind == KIND_WORD, indexed, kind)]
     out = ImageKeys(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                       ("row", "key", "query", "word", "indexed", "kind")))
@@ -599,7 +606,8 @@ def _keys(rows: list, keys: list, query: list, indexed: list, kind: int) -> Imag
                      np.full(r.size, kind, dtype=np.int8))
 
 
-def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig", image_frames: bool = True) -> ImageKeys:
+def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig", image_frames: bool = True,
+               offer_only: bool = False) -> ImageKeys:
     import pyarrow.compute as pc
     from .fingerprints.video import unpack_frames
 
@@ -633,7 +641,8 @@ def frame_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig", imag
                 emit(i, np.concatenate([fh.phash, fh.centre_phash]), True)
     images = np.flatnonzero(status & is_image)
     if images.size and image_frames:
-        _image_frame_keys(images, img, positions, flips if vcfg.image_probes else None, rows, keys, query, indexed)
+        probing = vcfg.image_probes and not offer_only           # the probes only ask
+        _image_frame_keys(images, img, positions, flips if probing else None, rows, keys, query, indexed)
     return _keys(rows, keys, query, indexed, KIND_FRAME)
 
 

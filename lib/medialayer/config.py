@@ -306,12 +306,27 @@ class AudioKeyConfig:
 
 
 @dataclass(frozen=True)
+class OfferedFilterConfig:
+    below: float
+    bits_per_key: float
+    probes: int
+    max_mb: int
+
+    def validate(self, path: str) -> None:
+        _unit(self.below, f"{path}.below")
+        _in_range(self.bits_per_key, 1.0, 64.0, f"{path}.bits_per_key")
+        _in_range(self.probes, 1, 16, f"{path}.probes")
+        _in_range(self.max_mb, 1, 4096, f"{path}.max_mb")
+
+
+@dataclass(frozen=True)
 class CandidatesConfig:
     image: BandConfig
     local: LocalWordConfig
     video: VideoKeyConfig
     audio: AudioKeyConfig
     max_bucket_size: int
+    offered_filter: OfferedFilterConfig
     media_per_partition: int = 2000
     mirrors_asked_below: float = 0.5
 

@@ -122,12 +122,13 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
             listing_media = _merge_listing_media(wh.read_base("listing_media", run_id), manifest)
 
         with _timed(summary, "fingerprints"):
-            fingerprints, new_keys = _fingerprint_new_media(spark, wh, cfg, run_id, manifest, listing_media,
-                                                            staging, summary)
+            fingerprints, fresh = _fingerprint_new_media(spark, wh, cfg, run_id, manifest, listing_media,
+                                                         staging, summary)
+            new_keys = fresh.select("media_key")
 
         with _timed(summary, "candidates"):
             # Every media offers its keys; only the new ones ask (new x all, new x new).
-            keys = media_join_keys(fingerprints, cfg, new_keys)
+            keys = media_join_keys(fingerprints, cfg, new_keys, new_fingerprints=fresh)
             pairs, oversized, cached_keys = candidate_pairs(keys, media_ids(fingerprints), cfg)
             pairs = _stage_frame(spark, pairs, staging / "candidates")
             summary.candidates = pairs.count()
@@ -243,7 +244,7 @@ def _fingerprint_new_media(spark: SparkSession, wh: Warehouse, cfg: Config, run_
     fingerprints = _stage_frame(spark, fingerprints, staging / "fingerprints")
     summary.media_total = fingerprints.count()
     summary.media_reused = summary.media_total - n_new
-    return fingerprints, fresh.select("media_key")
+    return fingerprints, fresh
 
 
 def _media_to_fetch(catalog: DataFrame, manifest: DataFrame, base: DataFrame | None) -> DataFrame:

@@ -15,8 +15,9 @@ from medialayer.spark.candidate_stage import candidate_pairs, media_ids, media_j
 from medialayer.synth.edits import crop_heavy, mirror, recompress, screenshot
 
 
-def _spark_pairs(spark, fps, cfg, new_keys=None):
-    pairs, oversized, cached_keys = candidate_pairs(media_join_keys(fps, cfg, new_keys), media_ids(fps), cfg)
+def _spark_pairs(spark, fps, cfg, new_keys=None, counter=None, new_fingerprints=None):
+    keys = media_join_keys(fps, cfg, new_keys, counter=counter, new_fingerprints=new_fingerprints)
+    pairs, oversized, cached_keys = candidate_pairs(keys, media_ids(fps), cfg)
     got = {(r["media_key_a"], r["media_key_b"]) for r in pairs.collect()}       # a handful of rows
     n_oversized = summarize_overflow(oversized)[0]
     cached_keys.unpersist()
@@ -60,6 +61,27 @@ def test_spark_candidates_equal_the_in_memory_join(spark, spark_cfg, photos, tmp
     want_asked = {tuple(sorted((names[i], names[j]))) for i, j in zip(a.tolist(), b.tolist())}
     got_asked, _ = _spark_pairs(spark, fps, cfg, new_keys)
     assert got_asked == want_asked and 0 < len(want_asked) < len(want)
+    # The offered keys filtered by a Bloom filter of the asked ones: the same pairs, also from a
+    # filter so small that most keys pass it by chance (a third are new here, above the default's
+    # share, so the filter is switched on).
+    # The filter's keys come from the new media's own rows when the run has them apart (the
+    # pipeline's staged new fingerprints), else from the whole table.
+    new_fps = fps.join(new_keys, "media_key", "left_semi")
+    key_rows = []
+    for filtering, own_rows in (({"below": 0}, None), ({"below": 1.0}, None),
+                                ({"below": 1.0, "bits_per_key": 1, "probes": 1}, None), ({"below": 1.0}, new_fps)):
+        filtered = cfg.with_overrides({"candidates": {"offered_filter": filtering}})
+        counter = spark.sparkContext.accumulator(0)
+        got_filtered, _ = _spark_pairs(spark, fps, filtered, new_keys, counter, own_rows)
+        assert got_filtered == want_asked
+        key_rows.append(counter.value)
+    # ... from fewer key rows with the filter (here most rows are the new media's questions), and
+    # fewer from a sharp filter than a blunt one
+    assert key_rows[1] < key_rows[2] < key_rows[0] and key_rows[3] == key_rows[1], key_rows
+    # A run whose only new media failed: nothing asks, so no pairs (and no error from an empty filter).
+    gone = spark.createDataFrame([("no-such-media",)], "media_key string")
+    filtered = cfg.with_overrides({"candidates": {"offered_filter": {"below": 1.0}}})
+    assert _spark_pairs(spark, fps, filtered, gone, None, fps.join(gone, "media_key", "left_semi"))[0] == set()
     want_new, _ = in_memory(new_rows)
     got_new, _ = _spark_pairs(spark, fps, cfg.with_overrides({"candidates": {"mirrors_asked_below": 0}}), new_keys)
     assert got_new == want_new and 0 < len(want_new) < len(want)

@@ -115,6 +115,23 @@ def test_mirrored_keys_asked_instead_of_offered(photos, cfg, fingerprinted):
     assert extra and asked.word[np.isin(asked.key, [k for _, k in extra])].all()
 
 
+def test_offer_only_keys_are_exactly_the_offered_ones(photos, cfg, fingerprinted):
+    """offer_only (old media of an incremental run) makes the same indexed keys as the full set, and
+    none that only ask, in either mirror scheme; with video frame keys too."""
+    from medialayer.candidates import media_keys
+
+    table = fingerprinted(photos[:2], cfg, "o", quality=88)
+
+    def keyset(k, mask):
+        return set(zip(k.row[mask].tolist(), k.key[mask].tolist()))
+
+    for mirrors_indexed in (True, False):
+        full = media_keys(table, cfg, image_frames=True, mirrors_indexed=mirrors_indexed)
+        offer = media_keys(table, cfg, image_frames=True, mirrors_indexed=mirrors_indexed, offer_only=True)
+        assert keyset(offer, offer.indexed) == keyset(full, full.indexed)
+        assert offer.indexed.all() and offer.row.size < 0.8 * full.row.size
+
+
 def test_common_words_are_skipped_and_counted(cfg):
     from medialayer.candidates import ImageKeys, candidate_pairs_in_memory
 

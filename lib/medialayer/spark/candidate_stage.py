@@ -22,12 +22,14 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..candidates import KIND_BAND, BucketHits, bucket_hits, kind_rules, media_keys, pairs_meeting_rules, real_rows
 from ..config import Config
+from ..key_filter import KeyFilter, filter_log2_bits
 from ..search_keys import key_hash
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ def media_ids(fingerprints: DataFrame) -> DataFrame:
 
 
 def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | None = None,
-                    image_frames: bool | None = None, counter: "Accumulator | None" = None) -> DataFrame:
+                    image_frames: bool | None = None, counter: "Accumulator | None" = None,
+                    new_fingerprints: DataFrame | None = None) -> DataFrame:
     """Every (media, join key) row of every ok fingerprint (image, video or audio), in shards: rows
     (shard, key_rows, blob), each blob the packed key rows of one fingerprint batch that belong to
     one partition of the join (`candidate_pairs` splits by key, `key_partitions` of them).
@@ -79,7 +82,12 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
     `candidates.mirrors_asked_below` of the ok fingerprints, the new media ask with their mirrored
     keys and every media offers only straight ones (`image_keys(mirrors_indexed=False)`): the old
     media, most of an incremental run, then make about half the key rows. Otherwise (a full run)
-    every media offers its mirrored keys, which is cheaper when all of them ask.
+    every media offers its mirrored keys, which is cheaper when all of them ask. When they are at most
+    `candidates.offered_filter.below` of them, every media offers only the keys that pass a Bloom
+    filter of the keys the new media ask with (`asked_key_filter`): the same meetings, from a few
+    percent of the old media's key rows. The filter's keys are made from `new_fingerprints` when
+    given (the run's new fingerprint rows, a small staged table), else from the new media's rows of
+    `fingerprints` (one more read of the whole table).
 
     Images' frame keys serve only to meet videos; unless `image_frames` says otherwise they are made
     only when the fingerprints hold a video (one cheap `limit(1)` query). `counter`, an accumulator,
@@ -98,22 +106,53 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
     else:
         marked = new_keys.select("media_key").distinct().withColumn("is_new", F.lit(True))
         n_new = marked.count()                     # an upper bound: some may have failed
+        # Broadcast, the fingerprints are marked where they are read: a shuffle join would move the
+        # whole table (1.5 GB at 100k media) once for the keys and once for the asked-key filter.
+        if n_new <= _BROADCAST_NEW_MEDIA:
+            marked = F.broadcast(marked)
         ok = ok.join(marked, "media_key", "left").withColumn("is_new", F.coalesce("is_new", F.lit(False)))
     share = cfg.candidates.mirrors_asked_below
     mirrors_indexed = not (share > 0 and n_new <= share * n_ok)
     log.info("candidate keys: %d new of %d media; mirrored keys %s", n_new, n_ok,
              "offered by every media" if mirrors_indexed else "asked by the new media only")
+    ok = ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT)
+    filtering = cfg.candidates.offered_filter
+    asked = None
+    if new_keys is not None and filtering.below > 0 and n_new <= filtering.below * n_ok:
+        if new_fingerprints is not None:
+            source = (new_fingerprints.where(F.col("status") == "ok")
+                      .select(media_id().alias("media_id"), F.lit(True).alias("is_new"), *_KEY_INPUT))
+        else:
+            source = ok.where(F.col("is_new"))
+        asked = fingerprints.sparkSession.sparkContext.broadcast(
+            asked_key_filter(source, cfg, image_frames, mirrors_indexed).to_bytes())
+
+    incremental = new_keys is not None             # (the closure must not hold the DataFrame)
 
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        offered = None if asked is None else KeyFilter.from_bytes(asked.value, filtering.probes)
         for whole in batches:
             for start in range(0, whole.num_rows, _KEY_SUB_BATCH):
-                yield from shard_batch(whole.slice(start, _KEY_SUB_BATCH))
+                batch = whole.slice(start, _KEY_SUB_BATCH)
+                is_new = batch.column("is_new")
+                if not incremental or pc.all(is_new).as_py():
+                    yield from shard_batch(batch, offered, False)
+                    continue
+                # Old media ask nothing: their query-only keys are not even made.
+                yield from shard_batch(batch.filter(pc.invert(is_new)), offered, True)
+                if pc.any(is_new).as_py():
+                    yield from shard_batch(batch.filter(is_new), offered, False)
 
-    def shard_batch(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
-        k = media_keys(batch, cfg, image_frames, mirrors_indexed)
+    def shard_batch(batch: pa.RecordBatch, offered: KeyFilter | None, old: bool) -> list[pa.RecordBatch]:
+        k = media_keys(batch, cfg, image_frames, mirrors_indexed, offer_only=old)
         row, key, query, indexed, kind = k.row, k.key, k.query, k.indexed, k.kind
         is_new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
         query = query & is_new[real_rows(row)]
+        if offered is not None:
+            # An offered key that no new media asks with meets nobody.
+            test = indexed & ~query
+            indexed = indexed.copy()
+            indexed[test] = offered.contains(key[test])
         keep = query | indexed                    # an old media's probe keys ask nothing
         row, key, query, indexed, kind = row[keep], key[keep], query[keep], indexed[keep], kind[keep]
         hashes = None if k.ph is None else (k.ph[keep], k.dh[keep])
@@ -138,7 +177,50 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
                 hashes = (np.concatenate([hashes[0], z]), np.concatenate([hashes[1], z]))
         return _shards(owner, key, query, indexed, kind, parts, labels, hashes)
 
-    return ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT).mapInArrow(explode, SHARD_SCHEMA)
+    return ok.mapInArrow(explode, SHARD_SCHEMA)
+
+
+def asked_key_filter(new_media: DataFrame, cfg: Config, image_frames: bool, mirrors_indexed: bool) -> KeyFilter:
+    """A Bloom filter of every key that the media of `new_media` (rows as `media_join_keys` reads
+    them) ask with, sized by their number (`candidates.offered_filter`).
+
+    The asked keys are made once, kept as one blob per fingerprint batch (8 bytes a key: ~22 MB per
+    thousand images, spilled to disk if need be), counted, and added to one filter per task; the
+    tasks' filters are OR-ed together on the executors (treeReduce): only the filter reaches the
+    driver."""
+    fc = cfg.candidates.offered_filter
+    spark = new_media.sparkSession
+
+    def asked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for whole in batches:
+            for start in range(0, whole.num_rows, _KEY_SUB_BATCH):
+                k = media_keys(whole.slice(start, _KEY_SUB_BATCH), cfg, image_frames, mirrors_indexed)
+                keys = np.unique(k.key[k.query]).astype("<i8")
+                yield pa.RecordBatch.from_arrays([pa.array([keys.size], pa.int64()),
+                                                  pa.array([keys.tobytes()], pa.binary())], names=["n", "keys"])
+
+    blobs = new_media.mapInArrow(asked, "n long, keys binary").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        n_keys = int(blobs.agg(F.sum("n")).first()[0] or 0)
+        log2_bits = filter_log2_bits(n_keys, fc.bits_per_key, fc.max_mb << 20)
+        if n_keys == 0:                     # no new media is ok: nothing asks, nothing is offered
+            return KeyFilter.empty(log2_bits, fc.probes)
+
+        def build(rows: Iterator) -> Iterator[np.ndarray]:
+            f = KeyFilter.empty(log2_bits, fc.probes)
+            for r in rows:
+                f.add(np.frombuffer(r.keys, dtype="<i8"))
+            yield f.words
+
+        parts = max(1, min(spark.sparkContext.defaultParallelism, blobs.rdd.getNumPartitions()))
+        words = blobs.coalesce(parts).rdd.mapPartitions(build).treeReduce(np.bitwise_or)
+    finally:
+        blobs.unpersist()
+    out = KeyFilter(words, fc.probes)
+    fill = out.fill()
+    log.info("offered keys filtered by the %d keys new media ask with: %.1f MB Bloom filter, %.1f%% of bits "
+             "set, ~%.2f%% of other keys pass", n_keys, out.bits / 8 / 2**20, 100 * fill, 100 * fill ** fc.probes)
+    return out
 
 
 SHARD_SCHEMA = "shard int, key_rows long, blob binary, layout tinyint"
@@ -148,6 +230,7 @@ _PLAIN, _WITH_HASHES = 0, 1
 # Fingerprints keyed at a time: ~700k key rows, whose arrays stay in cache (numpy's sorts, gathers
 # and packing run 3-9x faster per row than over a whole 10,000-row Arrow batch, measured).
 _KEY_SUB_BATCH = 256
+_BROADCAST_NEW_MEDIA = 2_000_000    # new media keys broadcast to mark the fingerprints (~100 MB at most)
 _SHARD_MAX_ROWS = 1 << 20           # key rows per blob (17 MB): bounds a shuffle record
 
 
