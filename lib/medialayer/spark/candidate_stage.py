@@ -6,8 +6,9 @@ bands (one shared key is enough), keypoint words (candidates.local.min_shared di
 bands of videos and images (candidates.video.min_shared) and audio landmarks
 (candidates.audio.min_shared). The query side (new media) asks with its straight keys and probes;
 the index side (all media) offers straight and mirrored keys, so a mirrored copy meets its
-original in one bucket. Buckets larger than their kind's cap (near-blank images, logos, held tones)
-are skipped and counted.
+original in one bucket. (An incremental run with few new media turns the mirrors around, the new
+media asking with theirs, and offers only the keys some new media asks: `media_join_keys`.)
+Buckets larger than their kind's cap (near-blank images, logos, held tones) are skipped and counted.
 
 Cost: at scale the key table is billions of rows, so media travel in it as 64-bit ids (`media_id`),
 mapped back to media_key only for the surviving pairs, and it never becomes one Spark row per key:
