@@ -75,7 +75,7 @@ class KeyFilter:
 
     def fill(self) -> float:
         """The share of bits set: the false-positive rate is about fill ** probes."""
-        return float(np.unpackbits(self.words.view(np.uint8)).mean()) if self.words.size else 0.0
+        return float(np.bitwise_count(self.words).sum()) / self.bits if self.words.size else 0.0
 
 
 def filter_log2_bits(n_keys: int, bits_per_key: float, max_bytes: int) -> int:

@@ -23,7 +23,6 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark import Accumulator, StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -128,33 +127,31 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
         asked = fingerprints.sparkSession.sparkContext.broadcast(
             asked_key_filter(source, cfg, image_frames, mirrors_indexed).to_bytes())
 
-    incremental = new_keys is not None             # (the closure must not hold the DataFrame)
-
     def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         offered = None if asked is None else KeyFilter.from_bytes(asked.value, filtering.probes)
         for whole in batches:
             for start in range(0, whole.num_rows, _KEY_SUB_BATCH):
                 batch = whole.slice(start, _KEY_SUB_BATCH)
-                is_new = batch.column("is_new")
-                if not incremental or pc.all(is_new).as_py():
-                    yield from shard_batch(batch, offered, False)
+                new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
+                if new.all():                      # a full run's batches, always
+                    yield from shard_batch(batch, offered, old=False)
                     continue
                 # Old media ask nothing: their query-only keys are not even made.
-                yield from shard_batch(batch.filter(pc.invert(is_new)), offered, True)
-                if pc.any(is_new).as_py():
-                    yield from shard_batch(batch.filter(is_new), offered, False)
+                yield from shard_batch(batch.filter(pa.array(~new)), offered, old=True)
+                if new.any():
+                    yield from shard_batch(batch.filter(pa.array(new)), offered, old=False)
 
     def shard_batch(batch: pa.RecordBatch, offered: KeyFilter | None, old: bool) -> list[pa.RecordBatch]:
         k = media_keys(batch, cfg, image_frames, mirrors_indexed, offer_only=old)
         row, key, query, indexed, kind = k.row, k.key, k.query, k.indexed, k.kind
-        is_new = np.asarray(batch.column("is_new").to_numpy(zero_copy_only=False), dtype=bool)
-        query = query & is_new[real_rows(row)]
+        if old:
+            query = np.zeros_like(query)
         if offered is not None:
             # An offered key that no new media asks with meets nobody.
             test = indexed & ~query
             indexed = indexed.copy()
             indexed[test] = offered.contains(key[test])
-        keep = query | indexed                    # an old media's probe keys ask nothing
+        keep = query | indexed                    # an old media's query-only keys ask nothing
         row, key, query, indexed, kind = row[keep], key[keep], query[keep], indexed[keep], kind[keep]
         hashes = None if k.ph is None else (k.ph[keep], k.dh[keep])
         if counter is not None:
