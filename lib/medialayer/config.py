@@ -395,6 +395,11 @@ class LocalMatchConfig:
     min_picture_agreement: float
     picture_trim: float
     calibration: list
+    picture_trusted_inliers: int = 0
+    picture_trusted_spread: float = 1.0
+    picture_confirm_min_inliers: int = 0
+    picture_confirm_agreement: float = 1.0
+    picture_confirmed_similarity: float = 0.0
 
     def validate(self, path: str) -> None:
         _unit(self.ratio, f"{path}.ratio")
@@ -427,6 +432,13 @@ class LocalMatchConfig:
         _in_range(self.min_picture_agreement, -1.0, 1.0, f"{path}.min_picture_agreement")
         if not 0.0 <= self.picture_trim < 0.9:
             raise ConfigError(f"{path}.picture_trim must be in [0, 0.9)")
+        _at_least(self.picture_trusted_inliers, 0, f"{path}.picture_trusted_inliers")
+        _unit(self.picture_trusted_spread, f"{path}.picture_trusted_spread")
+        if self.picture_confirm_min_inliers != 0:
+            _in_range(self.picture_confirm_min_inliers, 4, self.min_inliers, f"{path}.picture_confirm_min_inliers")
+            _in_range(self.picture_confirm_agreement, max(self.min_picture_agreement, 0.0), 1.0,
+                      f"{path}.picture_confirm_agreement")
+        _unit(self.picture_confirmed_similarity, f"{path}.picture_confirmed_similarity")
         _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
 
 

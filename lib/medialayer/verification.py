@@ -129,7 +129,8 @@ def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None
         ev = match_local(*sides, local_cfg)
         frame = glob.frame_mirrored[i] if ev.mirrored else glob.frame_straight[i]
         ev = check_aligned(ev, float(frame), local_cfg, bool(glob.page_like[i]))
-        out.append(check_pictures(ev, pictures["a"][i], pictures["b"][i], sides[0], sides[1], local_cfg))
+        out.append(check_pictures(ev, pictures["a"][i], pictures["b"][i], sides[0], sides[1], local_cfg,
+                                  bool(glob.page_like[i])))
     return out
 
 

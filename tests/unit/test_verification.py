@@ -170,3 +170,72 @@ def test_shape_rule_compares_the_areas_the_hash_pairing_took():
     # vs the other's frame, of one shape: stand; the square frame vs a 3:2 frame: refused;
     # unknown size: stands.
     assert shapes_refute(sims, pairing, sides_a, sides_b, m).tolist() == [True, False, False, False, True, False]
+
+
+def test_close_picture_agreement_confirms_a_weak_fit_and_strong_spread_fits_are_trusted(photos, cfg, fingerprinted):
+    """The picture check as evidence both ways: a fit with too few inliers is confirmed by a copy's
+    picture (raised to picture_confirmed_similarity), never by another photo's, nor on mostly-flat
+    frames; a fit with many well-spread inliers stands without the check."""
+    from dataclasses import replace
+
+    from medialayer.matching.local import LocalEvidence
+    from medialayer.matching.picture import check_pictures
+    from medialayer.synth.edits import watermark
+    from medialayer.verification import local_side
+
+    images = [photos[5], watermark(photos[5], np.random.default_rng(4)), photos[9].resize(photos[5].size)]
+    rows = fingerprinted(images, cfg, "c").to_pylist()
+    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
+    lc = cfg.matching.image.local
+    assert lc.picture_confirm_min_inliers > 0 and lc.picture_trusted_inliers > 0
+    identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    weak = LocalEvidence(inliers=lc.picture_confirm_min_inliers, unconfirmed=0.6, shared_a=1.0, shared_b=1.0,
+                         occupancy=0.8, spread=0.2, model=identity, rejected="too few inliers")
+    assert not weak.found and weak.standing
+
+    confirmed = check_pictures(weak, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1], lc)
+    assert confirmed.found and confirmed.similarity == lc.picture_confirmed_similarity and not confirmed.rejected
+    # A found fit short of the threshold (occupancy penalty) is raised too; a stronger one is kept.
+    short = replace(weak, unconfirmed=0.0, similarity=0.7, inliers=lc.min_inliers)
+    assert check_pictures(short, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1], lc).similarity \
+        == lc.picture_confirmed_similarity
+    strong = replace(short, similarity=0.9)
+    assert check_pictures(strong, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1], lc).similarity == 0.9
+
+    for other in (
+        check_pictures(weak, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], lc),      # another photo
+        check_pictures(weak, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1], lc, page_like=True),
+        check_pictures(weak, rows[0]["picture"], None, sides[0], sides[1], lc),                    # no picture
+        check_pictures(weak, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1],
+                       replace(lc, picture_confirm_min_inliers=0)),                                 # turned off
+    ):
+        assert not other.found, other
+
+    trusted = LocalEvidence(inliers=lc.picture_trusted_inliers, similarity=0.95, shared_a=1.0, shared_b=1.0,
+                            occupancy=1.0, spread=lc.picture_trusted_spread, model=identity)
+    assert check_pictures(trusted, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], lc).found
+    narrow = replace(trusted, spread=lc.picture_trusted_spread / 2)
+    assert not check_pictures(narrow, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], lc).found
+    untrusted = replace(lc, picture_trusted_inliers=0)
+    assert not check_pictures(trusted, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], untrusted).found
+
+
+def test_a_copy_with_too_few_inliers_is_matched_only_when_its_pictures_confirm(photos, cfg, fingerprinted):
+    """Through the verifier: with min_inliers set above any fit here, a heavy crop still matches,
+    at picture_confirmed_similarity (confidence low: reviewed, not acted on); a different photo
+    does not, and without confirmation the crop does not either."""
+    img = photos[0]          # not mostly flat: pictures may confirm
+    w, h = img.size
+    crop = img.crop((int(w * 0.2), int(h * 0.15), int(w * 0.9), int(h * 0.85)))
+    table = fingerprinted([img, crop, photos[8]], cfg, "k")
+    strict = {"matching": {"image": {"local": {"min_inliers": 400, "calibration": [[400, 0.95], [500, 0.99]]}}}}
+    a, b = np.array([0, 0]), np.array([1, 2])
+    confirming = cfg.with_overrides(strict)
+    out = verify_batch(pair_batch(table, a, b), confirming, keep_below_record=True).to_pylist()
+    lc = confirming.matching.image.local
+    assert out[0]["match_found"] and out[0]["similarity"] == lc.picture_confirmed_similarity, out[0]
+    assert out[0]["confidence"] == "low" and out[0]["match_type"] == "partial_copy", out[0]
+    assert not out[1]["match_found"], out[1]
+    off = cfg.with_overrides({"matching": {"image": {"local": {**strict["matching"]["image"]["local"],
+                                                               "picture_confirm_min_inliers": 0}}}})
+    assert not verify_batch(pair_batch(table, a, b), off, keep_below_record=True).to_pylist()[0]["match_found"]

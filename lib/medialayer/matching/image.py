@@ -178,16 +178,17 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
     it agree perfectly, the pictures do not. A genuine aligned copy (overlay, tone change, re-encode)
     keeps its frame hashes close.
     """
-    if not local.found:
+    if not local.standing:
         return local
     aligned = (min(local.shared_a, local.shared_b) >= cfg.aligned_shared
                and abs(local.rotation_deg) < cfg.aligned_max_rotation_deg)
     if aligned and frame_distance > cfg.aligned_max_frame_distance:
-        return replace(local, similarity=0.0, rejected="aligned frames that differ (shared template or logo)")
+        return replace(local, similarity=0.0, unconfirmed=0.0,
+                       rejected="aligned frames that differ (shared template or logo)")
     # Mostly-background frames (pages) make the frame distance meaningless; then the inliers must
     # cover the shared area, not just the page's text and chrome.
     if aligned and page_like and local.occupancy < cfg.aligned_page_min_occupancy:
-        return replace(local, similarity=0.0, rejected="aligned pages matching on chrome or text only")
+        return replace(local, similarity=0.0, unconfirmed=0.0, rejected="aligned pages matching on chrome or text only")
     return local
 
 

@@ -44,15 +44,24 @@ class LocalEvidence:
     spread: float = 0.0           # inliers' convex hull / shared area (the smaller of the two sides)
     rejected: str = ""            # which guard failed, for diagnostics
     model: tuple[float, ...] | None = None   # the fit, a's working frame -> b's (mirrored b when `mirrored`)
+    # A fit with fewer than min_inliers (at least picture_confirm_min_inliers) that passed every
+    # geometric guard: the similarity it earns only if the pictures confirm it (matching.picture).
+    unconfirmed: float = 0.0
 
     @property
     def found(self) -> bool:
         return self.similarity > 0.0
 
+    @property
+    def standing(self) -> bool:
+        """A fit still in play: found, or waiting for the pictures to confirm it."""
+        return self.similarity > 0.0 or self.unconfirmed > 0.0
+
 
 def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvidence:
     """Best of the straight and mirrored readings of `b` against `a`."""
-    if a.xy.shape[0] < cfg.min_inliers or b.xy.shape[0] < cfg.min_inliers:
+    fewest = min(cfg.min_inliers, cfg.picture_confirm_min_inliers or cfg.min_inliers)
+    if a.xy.shape[0] < fewest or b.xy.shape[0] < fewest:
         return LocalEvidence(rejected="too few keypoints")
     best = LocalEvidence(rejected="no consistent matches")
     for mirrored in (False, True):
@@ -68,7 +77,7 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
             if block_b is not None:
                 block_b = (1.0 - block_b[2], block_b[1], 1.0 - block_b[0], block_b[3])
         ev = _fit(a, xy_b, desc_b, b.frame_w, b.frame_h, mirrored, cfg, block_b)
-        if (ev.similarity, ev.inliers) > (best.similarity, best.inliers):
+        if (ev.similarity, ev.unconfirmed, ev.inliers) > (best.similarity, best.unconfirmed, best.inliers):
             best = ev
     return best
 
@@ -101,7 +110,7 @@ def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig
 def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, mirrored: bool,
          cfg: LocalMatchConfig, block_b: tuple[float, float, float, float] | None = None) -> LocalEvidence:
     ia, ib, nearest = _descriptor_matches(a.descriptors, desc_b, cfg)
-    seed = cfg.guided_seed_inliers or cfg.min_inliers
+    seed = cfg.guided_seed_inliers or cfg.picture_confirm_min_inliers or cfg.min_inliers
     if ia.shape[0] < seed:
         return LocalEvidence(mirrored=mirrored, rejected="too few descriptor matches")
     src, dst = a.xy[ia], xy_b[ib]
@@ -121,7 +130,9 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     rotation = float(np.degrees(np.arctan2(model[1, 0], model[0, 0])))
     base = dict(inliers=n, mirrored=mirrored, scale=scale, rotation_deg=rotation,
                 model=tuple(float(v) for v in model.ravel()))
-    if n < cfg.min_inliers:
+    # Fewer inliers than min_inliers: a fit only the pictures can confirm, when the guards pass.
+    few = n < cfg.min_inliers
+    if few and not (cfg.picture_confirm_min_inliers and n >= cfg.picture_confirm_min_inliers):
         return LocalEvidence(**base, rejected="too few inliers")
     if not cfg.min_scale <= scale <= cfg.max_scale:
         return LocalEvidence(**base, rejected="degenerate scale")
@@ -161,8 +172,10 @@ def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, m
     if spread < cfg.confined_spread and occ < cfg.full_occupancy:
         return LocalEvidence(**base, rejected="confined inliers leave detail uncovered")
     # Fewer covered cells than a clean copy shows: part of the agreement may be a shared overlay.
-    similarity = _calibrated(n, cfg) - cfg.occupancy_penalty * max(0.0, cfg.full_occupancy - occ)
-    return LocalEvidence(**base, similarity=max(similarity, 1e-6))
+    similarity = max(_calibrated(n, cfg) - cfg.occupancy_penalty * max(0.0, cfg.full_occupancy - occ), 1e-6)
+    if few:
+        return LocalEvidence(**base, unconfirmed=similarity, rejected="too few inliers")
+    return LocalEvidence(**base, similarity=similarity)
 
 
 def _calibrated(inliers: int, cfg: LocalMatchConfig) -> float:

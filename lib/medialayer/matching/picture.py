@@ -4,6 +4,7 @@ Keypoints can agree on something both images carry while the photos differ: a se
 word, a logo, a shop template. The stored grey pictures (image.picture_side) settle it: warp one onto
 the other with the fit and correlate the pixels they share. Overlays on a true copy (a banner, a
 sticker, watermark text) are the worst-fitting pixels; a share of those is set aside first.
+Close agreement is evidence too: it confirms a fit with too few inliers to match on their own.
 """
 from __future__ import annotations
 
@@ -20,17 +21,38 @@ _MIN_PIXELS = 24          # fewer shared pixels than this say nothing either way
 
 
 def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
-                   cfg: LocalMatchConfig) -> LocalEvidence:
-    """Reject a keypoint fit under which the two stored pictures do not correlate (matching.picture)."""
-    if not ev.found or ev.model is None or cfg.min_picture_agreement <= -1.0:
+                   cfg: LocalMatchConfig, page_like: bool = False) -> LocalEvidence:
+    """Weigh a keypoint fit by whether the two stored pictures correlate under it.
+
+    - Disagreement (below min_picture_agreement) refuses a found fit.
+    - Close agreement (picture_confirm_agreement) confirms a fit that has too few inliers, or too
+      little occupancy, to reach the threshold alone: its similarity is raised to
+      picture_confirmed_similarity. Not on mostly-background frames (`page_like`): two products
+      on one white canvas agree wherever their outlines and the white around them do.
+    - A fit with picture_trusted_inliers spread over picture_trusted_spread of the shared area
+      is not checked: no shared word or logo fits that way, while a photo that fills a small part
+      of a screenshot is only a few pixels of its 48-pixel picture, too few to correlate well.
+    """
+    if not ev.standing or ev.model is None:
+        return ev
+    if ev.found and cfg.picture_trusted_inliers and ev.inliers >= cfg.picture_trusted_inliers \
+            and ev.spread >= cfg.picture_trusted_spread:
+        return ev
+    confirming = cfg.picture_confirm_min_inliers > 0 and not page_like
+    if cfg.min_picture_agreement <= -1.0 and not confirming:
         return ev
     pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
     if pa_ is None or pb_ is None:
         return ev
     score = picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
                               cfg.picture_trim)
-    if score is not None and score < cfg.min_picture_agreement:
+    if score is None:
+        return ev
+    if ev.found and score < cfg.min_picture_agreement:
         return replace(ev, similarity=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
+    if confirming and score >= cfg.picture_confirm_agreement:
+        return replace(ev, similarity=max(ev.similarity, cfg.picture_confirmed_similarity), unconfirmed=0.0,
+                       rejected="")
     return ev
 
 

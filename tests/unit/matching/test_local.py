@@ -61,6 +61,28 @@ def test_aligned_fit_with_different_frames_is_a_template(cfg):
     assert check_aligned(cropped, 0.40, local_cfg).found           # crops are not aligned fits
     paged = LocalEvidence(inliers=120, similarity=0.98, shared_a=0.97, shared_b=0.98, occupancy=0.5)
     assert not check_aligned(paged, 0.05, local_cfg, page_like=True).found
+    # A fit waiting for the pictures to confirm it is judged the same way, and then waits no more.
+    waiting = LocalEvidence(inliers=8, unconfirmed=0.7, shared_a=0.97, shared_b=0.98, occupancy=0.8)
+    assert not check_aligned(waiting, 0.40, local_cfg).standing
+    assert check_aligned(waiting, 0.05, local_cfg).standing
+
+
+def test_a_fit_with_too_few_inliers_waits_for_the_pictures(photos, cfg):
+    """From picture_confirm_min_inliers up to min_inliers, a fit that passes every geometric guard
+    is not found but kept standing, with the similarity its inliers earn (matching.picture decides)."""
+    from dataclasses import replace
+
+    img = photos[0]
+    w, h = img.size
+    crop = img.crop((int(w * 0.2), int(h * 0.15), int(w * 0.9), int(h * 0.85)))
+    lc = cfg.matching.image.local
+    found = match_local(_side(img, cfg), _side(crop, cfg), lc)
+    assert found.found and found.inliers >= lc.min_inliers, found
+    strict = replace(lc, min_inliers=found.inliers + 1)
+    waiting = match_local(_side(img, cfg), _side(crop, cfg), strict)
+    assert not waiting.found and waiting.standing and waiting.rejected == "too few inliers", waiting
+    assert waiting.inliers == found.inliers and waiting.model is not None
+    assert not match_local(_side(img, cfg), _side(crop, cfg), replace(strict, picture_confirm_min_inliers=0)).standing
 
 
 def test_two_pages_must_share_inliers_on_a_photo(photos, cfg):
