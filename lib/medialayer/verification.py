@@ -19,7 +19,7 @@ from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK, region_kind
 from .matching.av_envelope import AVSide, verify_av_pair
 from .matching.image import (GlobalScores, ImageSide, check_aligned, colours_refute, combine, describe_image_match,
-                             score_global, shapes_refute)
+                             details_refute, score_global, shapes_refute)
 from .matching.local import LocalEvidence, LocalSide, match_local
 from .matching.picture import check_pictures
 
@@ -145,7 +145,12 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
                     zip(py[f"width_{s}"], py[f"height_{s}"], py[f"tone_{s}"], py[f"region_{s}"])] for s in "ab"}
     by_colour = colours_refute(glob.similarity, tones["a"], tones["b"], cfg.matching)
     by_shape = shapes_refute(glob.similarity, glob.pairing, sides_of["a"], sides_of["b"], cfg.matching)
-    refused = by_colour | by_shape
+    names = set(batch.schema.names)
+    pictures = {s: batch.column(f"picture_{s}").to_pylist() if f"picture_{s}" in names else [None] * batch.num_rows
+                for s in "ab"}
+    by_detail = details_refute(glob.similarity, glob.pairing, pictures["a"], pictures["b"], sides_of["a"],
+                               sides_of["b"], cfg.matching)
+    refused = by_colour | by_shape | by_detail
     # A refused hash score is kept at record_threshold: below a match, still visible to tuning.
     glob_sim = np.where(refused, np.minimum(glob.similarity, cfg.matching.record_threshold), glob.similarity)
     rows = []
@@ -156,7 +161,8 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
         same = py["content_sha256_a"][i] is not None and py["content_sha256_a"][i] == py["content_sha256_b"][i]
         result = describe_image_match(similarity, evidence, bool(glob.mirrored[i]), bool(glob.via_region[i]), ev,
                                       same, sides_of["a"][i], sides_of["b"][i], cfg.matching,
-                                      colour_refused=bool(by_colour[i]), shape_refused=bool(by_shape[i]))
+                                      colour_refused=bool(by_colour[i]), shape_refused=bool(by_shape[i]),
+                                      detail_refused=bool(by_detail[i]))
         env = result.to_dict()
         rows.append({**env, "index": i, "method": METHOD, "envelope": json.dumps(env)})
     return rows

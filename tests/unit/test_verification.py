@@ -239,3 +239,66 @@ def test_a_copy_with_too_few_inliers_is_matched_only_when_its_pictures_confirm(p
     off = cfg.with_overrides({"matching": {"image": {"local": {**strict["matching"]["image"]["local"],
                                                                "picture_confirm_min_inliers": 0}}}})
     assert not verify_batch(pair_batch(table, a, b), off, keep_below_record=True).to_pylist()[0]["match_found"]
+
+
+def _product_on_white(colour: tuple[int, int, int], check_px: int = 0):
+    """A rounded product of one colour on a white canvas, plain or with a checked pattern."""
+    from PIL import Image, ImageDraw
+
+    fill = np.zeros((260, 320, 3)) + np.array(colour, dtype=np.float64)
+    if check_px:
+        yy, xx = np.mgrid[0:260, 0:320]
+        fill += ((xx // check_px + yy // check_px) % 2 * 2 - 1)[..., None] * 40.0
+    mask = Image.new("L", (320, 260), 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, 319, 259), 50, fill=255)
+    canvas = Image.new("RGB", (480, 480), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.clip(fill, 0, 255).astype(np.uint8)), (80, 110), mask)
+    return canvas
+
+
+def test_hashes_alone_do_not_match_a_plain_product_with_a_patterned_one(cfg, fingerprinted):
+    """Hashes see the outline and the layout of light and dark: a plain product and a checked one of
+    the same shape and colour meet on them. Below confidence.high the detail inside decides: the
+    plain one is refused (and the reason says why), a toned, stickered copy of the checked one is
+    not. The match threshold is lowered here so that every pair lands in the band the rule
+    judges (matching.threshold <= similarity < confidence.high)."""
+    from medialayer.synth.edits import sticker, tone
+
+    checked = _product_on_white((70, 80, 100), check_px=20)
+    copy = sticker(tone(checked, np.random.default_rng(5)), np.random.default_rng(6))
+    table = fingerprinted([checked, _product_on_white((70, 80, 100)), copy], cfg, "d")
+    a, b = np.array([0, 0]), np.array([1, 2])
+    wide = cfg.with_overrides({"matching": {"match_threshold": 0.5, "record_threshold": 0.3,
+                                            "confidence": {"high": 0.999, "medium": 0.99}}})
+    blind = verify_batch(pair_batch(table, a, b), wide.with_overrides(
+        {"matching": {"image": {"weak_global_max_detail_ratio": -1}}}), keep_below_record=True).to_pylist()
+    assert all(r["match_found"] for r in blind), blind
+    out = verify_batch(pair_batch(table, a, b), wide, keep_below_record=True).to_pylist()
+    assert not out[0]["match_found"] and "one is plain where the other is detailed" in out[0]["reason"], out[0]
+    assert out[0]["similarity"] == wide.matching.record_threshold
+    assert out[1]["match_found"], out[1]
+
+
+def test_detail_rule_measures_the_areas_the_hash_pairing_took(cfg, fingerprinted):
+    """details_refute on stored pictures: weak matches between a plain and a patterned area are
+    refused, strong ones stand, and so do sides without a picture; a content region is measured
+    inside itself, so the white page around a product does not count as detail."""
+    from medialayer.matching.image import ImageSide, details_refute
+
+    m = cfg.matching
+    plain, checked = _product_on_white((120, 90, 60)), _product_on_white((120, 90, 60), check_px=20)
+    rows = fingerprinted([plain, checked, plain.resize((360, 360))], cfg, "r").to_pylist()
+    assert all(r["region"] is not None and r["picture"] for r in rows)
+    sides = [ImageSide(r["width"], r["height"], r["tone"] or 0, r["region"]) for r in rows]
+    pics = [r["picture"] for r in rows]
+    frames, regions = 0, 1                                           # indices of matching.image._PAIRINGS
+    pairing = np.array([regions, regions, regions, regions, frames])
+    sims = np.array([0.8, 0.95, 0.8, 0.8, 0.8])
+    got = details_refute(sims, pairing, [pics[0], pics[0], pics[0], None, pics[0]],
+                         [pics[1], pics[1], pics[2], pics[1], pics[2]],
+                         [sides[0]] * 5, [sides[1], sides[1], sides[2], sides[1], sides[2]], m)
+    # plain vs checked, weak: refused; strong: stands; plain vs its resized self: stands; no picture:
+    # stands; frame vs frame of the plain one and its copy: stands.
+    assert got.tolist() == [True, False, False, False, False]
+    off = cfg.with_overrides({"matching": {"image": {"weak_global_max_detail_ratio": -1}}}).matching
+    assert not details_refute(sims, pairing, [pics[0]] * 5, [pics[1]] * 5, [sides[0]] * 5, [sides[1]] * 5, off).any()

@@ -18,7 +18,7 @@ import numpy as np
 from ..config import LocalMatchConfig, MatchingConfig
 from ..envelope import MatchResult, confidence_for
 from ..fingerprints.bits import hamming
-from ..fingerprints.image import unpack_flat, unpack_tone
+from ..fingerprints.image import unpack_flat, unpack_picture, unpack_tone
 from ..fingerprints.region import BLOCK, TILTED, region_kind
 from .local import LocalEvidence
 
@@ -159,6 +159,56 @@ def shapes_refute(similarity: np.ndarray, pairing: np.ndarray | None, sides_a: S
     return weak & np.isfinite(log_a) & np.isfinite(log_b) & (np.abs(log_a - log_b) > limit)
 
 
+def details_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictures_a: Sequence[bytes | None],
+                   pictures_b: Sequence[bytes | None], sides_a: Sequence["ImageSide"], sides_b: Sequence["ImageSide"],
+                   cfg: MatchingConfig) -> np.ndarray:
+    """Which global-hash scores are refused by detail (matching.image.weak_global_max_detail_ratio):
+    a match weaker than confidence.high between areas (frame or content region, as the best hash
+    pairing took them) whose inner grey-level spreads differ more than that ratio.
+
+    Hashes see outlines and the layout of light and dark: a plain product and a patterned one of
+    the same shape and colour meet. A copy keeps its texture, up to the contrast a tone edit
+    changes; the interquartile range ignores an overlay on part of it. Only the weak pairs are
+    measured, on the stored pictures; a side without a picture, or too small an area, is never
+    refused."""
+    image_cfg = cfg.image
+    limit = image_cfg.weak_global_max_detail_ratio
+    similarity = np.asarray(similarity, dtype=np.float64)
+    out = np.zeros(similarity.shape, dtype=bool)
+    if limit < 0 or similarity.size == 0 or pairing is None:
+        return out
+    weak = np.flatnonzero((similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high))
+    floor = image_cfg.detail_floor_levels
+    for i in weak:
+        spread_a = _inner_spread(pictures_a[i], sides_a[i], bool(_REGION_A[pairing[i]]), image_cfg.detail_inset)
+        spread_b = _inner_spread(pictures_b[i], sides_b[i], bool(_REGION_B[pairing[i]]), image_cfg.detail_inset)
+        if spread_a is not None and spread_b is not None:
+            out[i] = (max(spread_a, spread_b) + floor) / (min(spread_a, spread_b) + floor) > limit
+    return out
+
+
+_MIN_INNER_PIXELS = 16    # fewer pixels than this say nothing about texture
+
+
+def _inner_spread(picture: bytes | None, side: "ImageSide", use_region: bool, inset: float) -> float | None:
+    """Interquartile range of the grey levels inside the compared area of a stored picture, less
+    `inset` of the area's width and height on every side; None without enough pixels."""
+    p = unpack_picture(picture)
+    if p is None:
+        return None
+    h, w = p.shape
+    x0, y0, x1, y1 = 0.0, 0.0, 1.0, 1.0
+    r = side.region
+    if use_region and r is not None and len(r) >= 4 and r[2] > r[0] and r[3] > r[1]:
+        x0, y0, x1, y1 = (float(v) for v in r[:4])
+    dx, dy = (x1 - x0) * inset, (y1 - y0) * inset
+    inner = p[int(round((y0 + dy) * h)):int(round((y1 - dy) * h)), int(round((x0 + dx) * w)):int(round((x1 - dx) * w))]
+    if inner.size < _MIN_INNER_PIXELS:
+        return None
+    q1, q3 = np.percentile(inner, [25.0, 75.0])
+    return float(q3 - q1)
+
+
 def _log_aspect(side: "ImageSide", use_region: bool) -> float:
     """ln(width / height) of the frame, or of its content region when `use_region` and it has one."""
     if side.width <= 0 or side.height <= 0:
@@ -201,7 +251,8 @@ def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]
 
 def describe_image_match(similarity: float, evidence: str, global_mirrored: bool, via_region: bool,
                          local: LocalEvidence, same_bytes: bool, a: ImageSide, b: ImageSide,
-                         cfg: MatchingConfig, colour_refused: bool = False, shape_refused: bool = False) -> MatchResult:
+                         cfg: MatchingConfig, colour_refused: bool = False, shape_refused: bool = False,
+                         detail_refused: bool = False) -> MatchResult:
     """Envelope for one scored pair: match_type and a one-sentence reason naming what changed.
 
     `exact` is reserved for byte-identical files; everything else that matches says how it differs.
@@ -217,6 +268,10 @@ def describe_image_match(similarity: float, evidence: str, global_mirrored: bool
             return MatchResult(False, "none", similarity, "no_match", "image",
                                "Images differ: their layouts of light and dark are alike, but their proportions are "
                                "not (a copy keeps its width-to-height ratio)")
+        if detail_refused and not same_bytes:
+            return MatchResult(False, "none", similarity, "no_match", "image",
+                               "Images differ: their layouts of light and dark are alike, but one is plain where "
+                               "the other is detailed (a copy keeps its texture)")
         return MatchResult(False, "none", similarity, "no_match", "image",
                            "Images differ: no visual correspondence above the match threshold")
     if same_bytes:
