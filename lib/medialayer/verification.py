@@ -114,14 +114,20 @@ def global_prefilter(batch: pa.RecordBatch, cfg: Config) -> np.ndarray:
 _LOCAL_COLUMNS = ("kp_xy", "kp_desc", "kp_desc_mirror", "kp_frame_w", "kp_frame_h", "region")
 
 
-def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None = None) -> list[LocalEvidence]:
+def _pictures(batch: pa.RecordBatch) -> dict[str, list]:
+    """Each side's stored grey pictures (None where a row has none, or the batch lacks the column)."""
+    names = set(batch.schema.names)
+    return {s: batch.column(f"picture_{s}").to_pylist() if f"picture_{s}" in names else [None] * batch.num_rows
+            for s in "ab"}
+
+
+def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None = None,
+                   pictures: dict[str, list] | None = None) -> list[LocalEvidence]:
     """Keypoint evidence of every image pair of a batch, after the aligned-template check: the
     verifier's per-pair step, which the accuracy benchmark also asks to explain its misses."""
     glob = global_scores(batch, cfg) if glob is None else glob
     py = {f"{c}_{s}": batch.column(f"{c}_{s}").to_pylist() for c in _LOCAL_COLUMNS for s in "ab"}
-    names = set(batch.schema.names)
-    pictures = {s: batch.column(f"picture_{s}").to_pylist() if f"picture_{s}" in names else [None] * batch.num_rows
-                for s in "ab"}
+    pictures = _pictures(batch) if pictures is None else pictures
     local_cfg = cfg.matching.image.local
     out = []
     for i in range(batch.num_rows):
@@ -137,7 +143,8 @@ def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None
 def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:
     """Envelope rows of image pairs (global hashes vectorised, keypoints pair by pair)."""
     glob = global_scores(batch, cfg)
-    evidence_of = local_evidence(batch, cfg, glob)
+    pictures = _pictures(batch)
+    evidence_of = local_evidence(batch, cfg, glob, pictures)
     py = {f"{c}_{s}": batch.column(f"{c}_{s}").to_pylist()
           for c in ("content_sha256", "width", "height", "tone", "region") for s in "ab"}
     tones = {s: np.array([t or 0 for t in py[f"tone_{s}"]], dtype=np.int64) for s in "ab"}
@@ -145,9 +152,6 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
                     zip(py[f"width_{s}"], py[f"height_{s}"], py[f"tone_{s}"], py[f"region_{s}"])] for s in "ab"}
     by_colour = colours_refute(glob.similarity, tones["a"], tones["b"], cfg.matching)
     by_shape = shapes_refute(glob.similarity, glob.pairing, sides_of["a"], sides_of["b"], cfg.matching)
-    names = set(batch.schema.names)
-    pictures = {s: batch.column(f"picture_{s}").to_pylist() if f"picture_{s}" in names else [None] * batch.num_rows
-                for s in "ab"}
     by_detail = details_refute(glob.similarity, glob.pairing, pictures["a"], pictures["b"], sides_of["a"],
                                sides_of["b"], cfg.matching)
     refused = by_colour | by_shape | by_detail
