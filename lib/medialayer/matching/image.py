@@ -197,10 +197,7 @@ def _inner_spread(picture: bytes | None, side: "ImageSide", use_region: bool, in
     if p is None:
         return None
     h, w = p.shape
-    x0, y0, x1, y1 = 0.0, 0.0, 1.0, 1.0
-    r = side.region
-    if use_region and r is not None and len(r) >= 4 and r[2] > r[0] and r[3] > r[1]:
-        x0, y0, x1, y1 = (float(v) for v in r[:4])
+    x0, y0, x1, y1 = _compared_box(side, use_region)
     dx, dy = (x1 - x0) * inset, (y1 - y0) * inset
     inner = p[int(round((y0 + dy) * h)):int(round((y1 - dy) * h)), int(round((x0 + dx) * w)):int(round((x1 - dx) * w))]
     if inner.size < _MIN_INNER_PIXELS:
@@ -213,11 +210,17 @@ def _log_aspect(side: "ImageSide", use_region: bool) -> float:
     """ln(width / height) of the frame, or of its content region when `use_region` and it has one."""
     if side.width <= 0 or side.height <= 0:
         return float("nan")
-    w, h = float(side.width), float(side.height)
+    x0, y0, x1, y1 = _compared_box(side, use_region)
+    return float(np.log(side.width * (x1 - x0) / (side.height * (y1 - y0))))
+
+
+def _compared_box(side: "ImageSide", use_region: bool) -> tuple[float, float, float, float]:
+    """The area a hash pairing compared, as frame fractions: the content region when `use_region`
+    and the side has a valid one, else the whole frame."""
     r = side.region
     if use_region and r is not None and len(r) >= 4 and r[2] > r[0] and r[3] > r[1]:
-        w, h = w * (r[2] - r[0]), h * (r[3] - r[1])
-    return float(np.log(w / h))
+        return float(r[0]), float(r[1]), float(r[2]), float(r[3])
+    return 0.0, 0.0, 1.0, 1.0
 
 
 def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchConfig,

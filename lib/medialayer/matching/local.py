@@ -60,7 +60,7 @@ class LocalEvidence:
 
 def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvidence:
     """Best of the straight and mirrored readings of `b` against `a`."""
-    fewest = min(cfg.min_inliers, cfg.picture_confirm_min_inliers or cfg.min_inliers)
+    fewest = cfg.picture_confirm_min_inliers or cfg.min_inliers     # validated: never above min_inliers
     if a.xy.shape[0] < fewest or b.xy.shape[0] < fewest:
         return LocalEvidence(rejected="too few keypoints")
     best = LocalEvidence(rejected="no consistent matches")
