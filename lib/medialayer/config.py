@@ -106,6 +106,7 @@ class RegionConfig:
     min_tilt_deg: float
     max_tilt_deg: float
     min_tilt_fill: float
+    peel_below: float
 
     def validate(self, path: str) -> None:
         _at_least(self.analysis_side, 64, f"{path}.analysis_side")
@@ -120,6 +121,7 @@ class RegionConfig:
         _in_range(self.max_tilt_deg, 0, 45, f"{path}.max_tilt_deg")
         _in_range(self.min_tilt_deg, 0, 45, f"{path}.min_tilt_deg")
         _unit(self.min_tilt_fill, f"{path}.min_tilt_fill")
+        _unit(self.peel_below, f"{path}.peel_below")
         if self.min_area_fraction >= self.max_area_fraction:
             raise ConfigError(f"{path}.min_area_fraction must be below max_area_fraction")
 

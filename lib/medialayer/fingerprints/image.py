@@ -25,7 +25,9 @@ from .region import BLOCK, TILTED, content_region, flat_fraction, off_background
 # photo turned on a filled canvas gets a region (kind TILTED), hashed straightened; the tone word's
 # colour and contrast are the content region's.
 # v6: a small photo pasted on a page (a screenshot) takes its keypoints from a larger second decode.
-FINGERPRINT_VERSION = "image-v6"
+# v7: a padded frame's content region loses its mostly-background edge lines (a corner badge reaching
+# into the padding is no longer part of the box).
+FINGERPRINT_VERSION = "image-v7"
 HASH_COLUMNS = ("phash", "phash_mirror", "dhash", "dhash_mirror")
 # The same four hashes of the content region; equal to the frame's when no region was found.
 REGION_HASH_COLUMNS = tuple(f"region_{c}" for c in HASH_COLUMNS)

@@ -83,6 +83,41 @@ def trim_borders(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = No
     return Box(int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
 
 
+def peel_sparse_edges(off: np.ndarray, box: Box, below: float) -> Box:
+    """`box` without its outer rows and columns that are mostly background: the edge line with the
+    smallest off-background share (of the current box's width or height) is peeled while that
+    share is under `below`.
+
+    A badge stuck on a padded photo's corner reaches into the padding, so the trimmed borders
+    enclose badge and photo; the lines that cross only the badge are mostly padding, the photo's
+    are not. Peeling the sparsest edge first keeps a badge's short side from holding up its long one.
+    """
+    if below <= 0:
+        return box
+    solid = off.astype(np.int32)
+    rows = np.zeros((solid.shape[0], solid.shape[1] + 1), dtype=np.int32)   # rows[y, x]: off pixels in row y left of x
+    np.cumsum(solid, axis=1, out=rows[:, 1:])
+    cols = np.zeros((solid.shape[1], solid.shape[0] + 1), dtype=np.int32)   # cols[x, y]: same, down column x
+    np.cumsum(solid.T, axis=1, out=cols[:, 1:])
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    while x1 - x0 > 2 and y1 - y0 > 2:
+        w, h = float(x1 - x0), float(y1 - y0)
+        shares = ((rows[y0, x1] - rows[y0, x0]) / w, (rows[y1 - 1, x1] - rows[y1 - 1, x0]) / w,
+                  (cols[x0, y1] - cols[x0, y0]) / h, (cols[x1 - 1, y1] - cols[x1 - 1, y0]) / h)
+        edge = int(np.argmin(shares))
+        if shares[edge] >= below:
+            break
+        if edge == 0:
+            y0 += 1
+        elif edge == 1:
+            y1 -= 1
+        elif edge == 2:
+            x0 += 1
+        else:
+            x1 -= 1
+    return Box(x0, y0, x1, y1, box.kind, box.solidity)
+
+
 def largest_block(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = None) -> Box | None:
     """The largest solid non-background block (a photo on a page), or None when there is none.
 
@@ -204,6 +239,7 @@ def content_region(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = 
         return None
     off = off_background(rgb, cfg) if off is None else off
     box = trim_borders(rgb, cfg, off)
+    trimmed = (box.x0, box.y0, box.x1, box.y1) != (0, 0, w, h)
     inner = rgb[box.y0:box.y1, box.x0:box.x1]
     if min(inner.shape[:2]) >= cfg.min_side_px:
         block = largest_block(inner, cfg, off[box.y0:box.y1, box.x0:box.x1])
@@ -211,6 +247,15 @@ def content_region(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = 
                 <= cfg.max_block_fraction:
             box = Box(box.x0 + block.x0, box.y0 + block.y0, box.x0 + block.x1, box.y0 + block.y1, BLOCK,
                       block.solidity)
+    if (box.kind == BORDERS and trimmed and cfg.peel_below > 0 and box.area_fraction(w, h) <= cfg.max_area_fraction
+            and tilted_photo(rgb, cfg, off) is None):
+        # Only a region that trimming found already (padding, letterbox) is refined: peeling never
+        # makes one (a smooth photo's edges are sparse against its own border colour, and a region
+        # on both sides stops the frames from being compared). Not before the block search: a
+        # page's text lines are sparse too, and peeling them would leave the header bar as most of
+        # what surrounds the photo. A turned photo's filled corners are sparse as well, and it has
+        # its own region (`tilted_photo`).
+        box = peel_sparse_edges(off, box, cfg.peel_below)
     frac = box.area_fraction(w, h)
     if frac > cfg.max_area_fraction or frac < cfg.min_area_fraction or min(box.width, box.height) < cfg.min_side_px:
         return None
