@@ -27,7 +27,7 @@ import accuracy_data as data  # noqa: E402
 from medialayer.candidates import candidate_pairs_in_memory, image_keys  # noqa: E402
 from medialayer.config import load_config  # noqa: E402
 from medialayer.fetching import Fetcher  # noqa: E402
-from medialayer.media import fingerprint_table  # noqa: E402
+from medialayer.media import fingerprint_table, media_key  # noqa: E402
 from medialayer.verification import local_evidence, pair_batch, verify_batch  # noqa: E402
 
 TARGET_PRECISION, TARGET_RECALL, TARGET_FAMILY = 0.99, 0.95, 0.85
@@ -39,7 +39,19 @@ def fingerprint_all(items, cfg):
                              Fetcher(cfg.fetch, trusted_local=True), workers=2)
 
 
+def as_scored(fps, a, b):
+    """(a, b) turned the way the Spark job, `medialayer match` and the search API turn a pair: the
+    smaller key first. Keypoint matching is not symmetric (a's descriptors query b's), so the
+    benchmark scores each pair one fixed way, as the product would. The key is the media_key of the
+    file's name, not of its path, so the figures do not depend on where the repository lies."""
+    keys = np.array([media_key(Path(u).name) for u in fps.column("media_url").to_pylist()], dtype=object)
+    a, b = np.asarray(a), np.asarray(b)
+    swap = keys[a] > keys[b]
+    return np.where(swap, b, a), np.where(swap, a, b)
+
+
 def verify_pairs(fps, a, b, cfg, chunk=2048):
+    a, b = as_scored(fps, a, b)
     sims = np.zeros(len(a))
     types = [""] * len(a)
     for k in range(0, len(a), chunk):
@@ -63,7 +75,7 @@ def why_missed(fps, a, b, in_candidates, cfg) -> list[str]:
                       else "not a candidate (would not verify either)")
     idx = np.flatnonzero(in_candidates)
     if idx.size:
-        for k, ev in zip(idx, local_evidence(pair_batch(fps, a[idx], b[idx]), cfg)):
+        for k, ev in zip(idx, local_evidence(pair_batch(fps, *as_scored(fps, a[idx], b[idx])), cfg)):
             out[k] = f"keypoints: {ev.rejected}" if ev.rejected else "similarity under the threshold"
     return out
 
