@@ -402,6 +402,7 @@ class LocalMatchConfig:
     picture_confirm_min_inliers: int = 0
     picture_confirm_agreement: float = 1.0
     picture_confirmed_similarity: float = 0.0
+    both_ways: bool = False
 
     def validate(self, path: str) -> None:
         _unit(self.ratio, f"{path}.ratio")

@@ -6,12 +6,13 @@ same function serves Spark's verify stage (inside mapInArrow) and pairwise match
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import Config
+from .config import Config, LocalMatchConfig
 from .fingerprints import image as image_fp
 from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION
 from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, unpack_keyframes
@@ -132,12 +133,36 @@ def local_evidence(batch: pa.RecordBatch, cfg: Config, glob: GlobalScores | None
     out = []
     for i in range(batch.num_rows):
         sides = [local_side(*(py[f"{c}_{s}"][i] for c in _LOCAL_COLUMNS)) for s in "ab"]
-        ev = match_local(*sides, local_cfg)
-        frame = glob.frame_mirrored[i] if ev.mirrored else glob.frame_straight[i]
-        ev = check_aligned(ev, float(frame), local_cfg, bool(glob.page_like[i]))
-        out.append(check_pictures(ev, pictures["a"][i], pictures["b"][i], sides[0], sides[1], local_cfg,
-                                  bool(glob.page_like[i])))
+        frames = (float(glob.frame_straight[i]), float(glob.frame_mirrored[i]))
+        out.append(local_fit(sides[0], sides[1], pictures["a"][i], pictures["b"][i], frames, bool(glob.page_like[i]),
+                             local_cfg))
     return out
+
+
+def local_fit(a: LocalSide, b: LocalSide, picture_a: bytes | None, picture_b: bytes | None,
+              frames: tuple[float, float], page_like: bool, cfg: LocalMatchConfig) -> LocalEvidence:
+    """The keypoint evidence of one pair, guards and picture check included. With
+    matching.image.local.both_ways, a fit found with a's keypoints asking b's must be found with b's
+    asking a's as well, and scores the stronger of the two: nearest-neighbour matching differs each
+    way, and a fit on a shared sticker often holds only one way. The verdict and the similarity then
+    do not depend on which side is a."""
+    ev = _checked_fit(a, b, picture_a, picture_b, frames, page_like, cfg)
+    if not (ev.found and cfg.both_ways):
+        return ev
+    back = _checked_fit(b, a, picture_b, picture_a, frames, page_like, cfg)
+    if back.found:
+        return replace(ev, similarity=max(ev.similarity, back.similarity))
+    return replace(ev, similarity=0.0, unconfirmed=0.0,
+                   rejected=f"the fit does not hold the other way round ({back.rejected})")
+
+
+def _checked_fit(a: LocalSide, b: LocalSide, picture_a: bytes | None, picture_b: bytes | None,
+                 frames: tuple[float, float], page_like: bool, cfg: LocalMatchConfig) -> LocalEvidence:
+    """a's keypoints asking b's, then the aligned-template and picture checks. `frames`: the frames'
+    straight and mirrored hash distances."""
+    ev = match_local(a, b, cfg)
+    ev = check_aligned(ev, frames[1] if ev.mirrored else frames[0], cfg, page_like)
+    return check_pictures(ev, picture_a, picture_b, a, b, cfg, page_like)
 
 
 def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> list[dict]:

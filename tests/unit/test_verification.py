@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 
@@ -329,3 +331,57 @@ def test_a_padded_copy_with_a_corner_badge_matches_on_its_peeled_region(photos, 
         found[peel] = out
     assert found[0.5]["match_found"] and "padding" in found[0.5]["reason"], found[0.5]
     assert not found[0.0]["match_found"], found[0.0]
+
+
+def _one_way_sides(seed: int = 3):
+    """a: 80 keypoints; b: the same picture twice (shifted, and smaller), each descriptor a few bits
+    off. a's descriptors meet two equally near ones in b and fail the ratio test; each of b's meets
+    one in a, so b asking a finds a fit that a asking b does not."""
+    from medialayer.matching.local import LocalSide
+
+    rng = np.random.default_rng(seed)
+    n = 80
+    xy_a = rng.uniform(40, 360, size=(n, 2)).astype(np.float32)
+    desc_a = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+
+    def noisy(desc):
+        bits = np.unpackbits(desc, axis=1)
+        for row in bits:
+            row[rng.choice(256, 8, replace=False)] ^= 1
+        return np.packbits(bits, axis=1)
+
+    xy_b = np.concatenate([xy_a * 0.95 + np.float32([12, 8]), xy_a * 0.5 + np.float32([180, 120])])
+    desc_b = np.concatenate([noisy(desc_a), noisy(desc_a)])
+    order = rng.permutation(2 * n)            # strongest-first order mixes the two copies
+    a = LocalSide(xy_a, desc_a, desc_a.copy(), 400, 400)
+    b = LocalSide(xy_b[order], desc_b[order], desc_b[order].copy(), 400, 400)
+    return a, b
+
+
+def test_a_keypoint_fit_must_hold_both_ways(cfg):
+    """Nearest-neighbour matching differs with the side that asks. A fit that only one way finds is
+    refused (both_ways), so the verdict no longer depends on which media is a; a fit found both ways
+    scores the stronger reading."""
+    from medialayer.matching.local import LocalSide
+    from medialayer.verification import local_fit
+
+    a, b = _one_way_sides()
+    lc = cfg.matching.image.local
+    assert lc.both_ways
+    one_way = replace(lc, both_ways=False)
+    frames = (0.1, 0.1)          # the frames look alike: the aligned-template guard stays out of it
+    assert not local_fit(a, b, None, None, frames, False, one_way).found
+    asked_by_b = local_fit(b, a, None, None, frames, False, one_way)
+    assert asked_by_b.found, asked_by_b
+    for x, y in ((a, b), (b, a)):
+        ev = local_fit(x, y, None, None, frames, False, lc)
+        assert not ev.found, ev
+    refused = local_fit(b, a, None, None, frames, False, lc)
+    assert refused.rejected.startswith("the fit does not hold the other way round"), refused
+    # A plain copy holds both ways, at the stronger of its two scores.
+    copy = LocalSide(a.xy * 0.9 + np.float32([20, 10]), a.descriptors, a.mirrored, 400, 400)
+    both = local_fit(a, copy, None, None, frames, False, lc)
+    forward = local_fit(a, copy, None, None, frames, False, one_way)
+    backward = local_fit(copy, a, None, None, frames, False, one_way)
+    assert both.found and both.similarity == max(forward.similarity, backward.similarity)
+    assert local_fit(copy, a, None, None, frames, False, lc).similarity == both.similarity
