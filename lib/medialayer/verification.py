@@ -144,8 +144,8 @@ def local_fit(a: LocalSide, b: LocalSide, picture_a: bytes | None, picture_b: by
     """The keypoint evidence of one pair, guards and picture check included. With
     matching.image.local.both_ways, a fit found with a's keypoints asking b's must be found with b's
     asking a's as well, and scores the stronger of the two: nearest-neighbour matching differs each
-    way, and a fit on a shared sticker often holds only one way. The verdict and the similarity then
-    do not depend on which side is a."""
+    way, and a fit on a shared sticker often holds only one way. The keypoint verdict and its
+    similarity then do not depend on which side is a."""
     ev = _checked_fit(a, b, picture_a, picture_b, frames, page_like, cfg)
     if not (ev.found and cfg.both_ways):
         return ev
