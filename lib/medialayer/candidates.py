@@ -33,12 +33,20 @@ def band_positions(cfg: BandConfig, nbits: int = 64) -> np.ndarray:
     return out
 
 
-def band_keys(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+def band_keys(hashes: np.ndarray, positions: np.ndarray, second: np.ndarray | None = None) -> np.ndarray:
     """(n,) uint64 hashes -> (n, bands) int64 keys; the band index sits in the high 32 bits,
-    so one integer column carries (band, bucket) and a single equi-join finds candidates."""
+    so one integer column carries (band, bucket) and a single equi-join finds candidates.
+
+    With `second` (another (n,) uint64 hash), positions 64-127 sample it: bands over the 128 bits of
+    pHash and dHash together."""
     h = np.asarray(hashes, dtype=np.uint64)
     k = positions.shape[1]
-    sampled = (h[:, None, None] >> positions[None, :, :].astype(np.uint64)) & np.uint64(1)   # (n, B, k)
+    pos = positions[None, :, :].astype(np.uint64)
+    if second is None:
+        sampled = (h[:, None, None] >> pos) & np.uint64(1)                                  # (n, B, k)
+    else:
+        source = np.where(pos >= np.uint64(64), np.asarray(second, dtype=np.uint64)[:, None, None], h[:, None, None])
+        sampled = (source >> (pos % np.uint64(64))) & np.uint64(1)
     buckets = np.bitwise_or.reduce(sampled << np.arange(k, dtype=np.uint64), axis=2)         # (n, B)
     band_ids = np.arange(positions.shape[0], dtype=np.uint64) << _BAND_SHIFT
     return (buckets | band_ids[None, :]).view(np.int64)
@@ -143,7 +151,9 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
         # fill_null first: a column with nulls (error rows) would come out as float64 and lose bits
         return batch.column(name).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
 
-    positions = band_positions(cfg.image)
+    # Bands over pHash and dHash together sample the distance verification scores (both hashes).
+    both_hashes = cfg.image.with_dhash and with_hashes
+    positions = band_positions(cfg.image, 128 if both_hashes else 64)
     has_region = np.asarray(batch.column("region").is_valid())
     for prefix, mirror, straight in (("", "", True), ("", "_mirror", False),
                                      ("region_", "", True), ("region_", "_mirror", False)):
@@ -154,8 +164,9 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
         if idx.size == 0:
             continue
         values = column(f"{prefix}phash{mirror}")[idx]
-        bk = band_keys(to_unsigned(values), positions)
-        d = np.repeat(column(f"{prefix}dhash{mirror}")[idx], bk.shape[1]) if with_hashes else None
+        dvalues = column(f"{prefix}dhash{mirror}")[idx] if with_hashes else None
+        bk = band_keys(to_unsigned(values), positions, to_unsigned(dvalues) if both_hashes else None)
+        d = np.repeat(dvalues, bk.shape[1]) if with_hashes else None
         emit(np.repeat(idx, bk.shape[1]), bk.ravel(), straight or not mirrors_indexed, straight or mirrors_indexed,
              False, np.repeat(values, bk.shape[1]), d)
 

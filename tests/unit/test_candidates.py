@@ -41,6 +41,27 @@ def test_measured_collision_rate_matches_the_formula():
         assert abs(shared - collision_probability(d, cfg)) < 0.05, d
 
 
+def test_bands_over_both_hashes_sample_their_joint_distance():
+    # With dHash as positions 64-127, a band agrees as often as the 128-bit distance says: a copy
+    # whose pHash is 16 bits off but whose dHash is close meets far more often than by pHash alone.
+    from dataclasses import replace
+
+    cfg = replace(load_config().candidates.image, with_dhash=True)
+    pos, pos64 = band_positions(cfg, 128), band_positions(cfg)
+    assert pos.min() >= 0 and pos.max() < 128 and (pos >= 64).any() and (pos < 64).any()
+    rng = np.random.default_rng(4)
+    ph = rng.integers(0, 2**63, size=3000, dtype=np.uint64)
+    dh = rng.integers(0, 2**63, size=3000, dtype=np.uint64)
+    ph_near, dh_near = _flip_bits(ph, 16, rng), _flip_bits(dh, 2, rng)
+    joint = (band_keys(ph, pos, dh) == band_keys(ph_near, pos, dh_near)).any(axis=1).mean()
+    assert abs(joint - collision_probability(18, cfg, nbits=128)) < 0.05
+    alone = (band_keys(ph, pos64) == band_keys(ph_near, pos64)).any(axis=1).mean()
+    assert joint > alone + 0.2, (joint, alone)
+    # Unrelated pairs stay apart.
+    other = rng.integers(0, 2**63, size=3000, dtype=np.uint64)
+    assert (band_keys(ph, pos, dh) == band_keys(other, pos, other[::-1])).any(axis=1).mean() < 0.01
+
+
 def test_default_layout_finds_near_duplicates_and_rejects_random_pairs():
     cfg = load_config().candidates.image
     assert collision_probability(8, cfg) > 0.97      # recompress/resize/mirror/watermark territory
@@ -78,6 +99,29 @@ def test_hash_bands_alone_keep_unrelated_photos_apart(photos, cfg, fingerprinted
     a, _, _ = candidate_pairs_in_memory(image_keys(table, bands_only.candidates), bands_only.candidates)
     n = len(photos)
     assert len(a) <= 0.02 * n * (n - 1) / 2      # textures (brick, gravel, grass) may share a band
+
+
+def test_bands_over_both_hashes_find_watermarked_copies_and_keep_unrelated_photos_apart(photos, cfg, fingerprinted):
+    """candidates.image.with_dhash through real fingerprints: bands alone (no keypoint words) still
+    find watermarked and bannered copies, and stay selective between different photos."""
+    from medialayer.candidates import candidate_pairs_in_memory, image_keys
+    from medialayer.synth.edits import text_overlay, watermark
+
+    joint = cfg.with_overrides({"candidates": {"local": {"keypoints": 0}, "image": {"with_dhash": True}}})
+    rng = np.random.default_rng(5)
+    subjects = [photos[k] for k in (0, 1, 2, 4, 5, 6)]
+    copies = [edit(img, rng) for img in subjects for edit in (watermark, text_overlay)]
+    table = fingerprinted(subjects + copies, joint, "j", quality=88)
+    keys = image_keys(table, joint.candidates)
+    assert not np.array_equal(np.sort(keys.key), np.sort(image_keys(table, cfg.with_overrides(
+        {"candidates": {"local": {"keypoints": 0}}}).candidates).key))          # other bits sampled
+    a, b, _ = candidate_pairs_in_memory(keys, joint.candidates)
+    pairs = set(zip(a.tolist(), b.tolist()))
+    n = len(subjects)
+    expected = {(s, n + 2 * s + c) for s in range(n) for c in range(2)}
+    assert len(expected & pairs) >= 0.8 * len(expected), sorted(expected - pairs)
+    unrelated = {(i, j) for i in range(n) for j in range(i + 1, n)}
+    assert not (unrelated & pairs)
 
 
 def test_mirrored_keys_serve_only_the_index_side(photos, cfg, fingerprinted):
