@@ -28,6 +28,7 @@ from medialayer.candidates import candidate_pairs_in_memory, image_keys  # noqa:
 from medialayer.config import load_config  # noqa: E402
 from medialayer.fetching import Fetcher  # noqa: E402
 from medialayer.media import fingerprint_table, media_key  # noqa: E402
+from medialayer.pairwise import scoring_order  # noqa: E402
 from medialayer.verification import local_evidence, pair_batch, verify_batch  # noqa: E402
 
 TARGET_PRECISION, TARGET_RECALL, TARGET_FAMILY = 0.99, 0.95, 0.85
@@ -45,9 +46,7 @@ def as_scored(fps, a, b):
     benchmark scores each pair one fixed way, as the product would. The key is the media_key of the
     file's name, not of its path, so the figures do not depend on where the repository lies."""
     keys = np.array([media_key(Path(u).name) for u in fps.column("media_url").to_pylist()], dtype=object)
-    a, b = np.asarray(a), np.asarray(b)
-    swap = keys[a] > keys[b]
-    return np.where(swap, b, a), np.where(swap, a, b)
+    return scoring_order(keys, a, b)[:2]
 
 
 def verify_pairs(fps, a, b, cfg, chunk=2048):

@@ -54,15 +54,21 @@ def match_pairs(pairs: Sequence[tuple[str, str, str | None]], cfg: Config | None
             ok_pairs.append((n, ia, ib))
     if ok_pairs:
         order, ia, ib = (np.array(x) for x in zip(*ok_pairs))
-        # Score in the batch job's orientation (smaller media_key first): match(a, b) == match(b, a),
-        # and equal to the job's and the search index's envelope for the same pair.
-        keys = np.array(fps.column("media_key").to_pylist(), dtype=object)
-        swap = keys[ia] > keys[ib]
-        ia, ib = np.where(swap, ib, ia), np.where(swap, ia, ib)
+        # Score in the batch job's orientation: match(a, b) == match(b, a), and equal to the job's
+        # and the search index's envelope for the same pair.
+        ia, ib, swap = scoring_order(np.array(fps.column("media_key").to_pylist(), dtype=object), ia, ib)
         verified = verify_batch(pair_batch(fps, ia, ib), cfg, keep_below_record=True).to_pylist()
         for n, row, swapped in zip(order, verified, swap):
             results[n] = _to_result(row, bool(swapped))
     return results  # type: ignore[return-value]
+
+
+def scoring_order(keys: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (a, b) turned the way the product scores a pair, the smaller key first, and which were
+    swapped. Keypoint matching asks with one side's descriptors, so the order is part of the result."""
+    a, b = np.asarray(a), np.asarray(b)
+    swap = keys[a] > keys[b]
+    return np.where(swap, b, a), np.where(swap, a, b), swap
 
 
 def _to_result(row: dict, swapped: bool = False) -> MatchResult:

@@ -92,24 +92,14 @@ def test_a_photo_turned_on_a_filled_canvas_matches_on_its_hashes_alone(photos, c
         assert "rotation by about 5 degrees" in r["reason"] and "padding" not in r["reason"], r
 
 
-def _gradient(w: int, h: int, colour: tuple[float, float, float], wave: float):
-    """A smooth picture: light rising left to right, tinted by `colour`, with a horizontal wave."""
-    from PIL import Image
-
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    light = 50 + 140 * (x / w) * (0.6 + 0.4 * y / h) + wave * np.sin(2 * np.pi * y / h)
-    rgb = np.clip(light[..., None] * np.asarray(colour)[None, None, :], 0, 255).astype(np.uint8)
-    return Image.fromarray(rgb)
-
-
-def test_hashes_alone_do_not_match_pictures_whose_colours_no_tone_edit_relates(cfg, fingerprinted):
+def test_hashes_alone_do_not_match_pictures_whose_colours_no_tone_edit_relates(cfg, fingerprinted, gradient):
     """Hashes are blind to colour, so two smooth pictures with one layout of light and dark (a red and
     a blue gradient) meet on them. Below confidence.high the colours decide: a tone edit of the red
     one still matches, the blue one does not, and the reason says why."""
     from medialayer.synth.edits import tone
 
-    red = _gradient(480, 360, (1.3, 0.55, 0.45), 0.0)
-    images = [red, tone(red, np.random.default_rng(5)), _gradient(480, 360, (0.45, 0.7, 1.3), 10.0)]
+    red = gradient(480, 360, (1.3, 0.55, 0.45), 0.0)
+    images = [red, tone(red, np.random.default_rng(5)), gradient(480, 360, (0.45, 0.7, 1.3), 10.0)]
     table = fingerprinted(images, cfg, "g")
     a, b = np.array([0, 0]), np.array([1, 2])
     out = verify_batch(pair_batch(table, a, b), cfg, keep_below_record=True).to_pylist()
@@ -309,18 +299,13 @@ def test_detail_rule_measures_the_areas_the_hash_pairing_took(cfg, fingerprinted
     assert not details_refute(sims, pairing, [pics[0]] * 5, [pics[1]] * 5, [sides[0]] * 5, [sides[1]] * 5, off).any()
 
 
-def test_a_padded_copy_with_a_corner_badge_matches_on_its_peeled_region(photos, cfg, fingerprinted):
+def test_a_padded_copy_with_a_corner_badge_matches_on_its_peeled_region(photos, cfg, fingerprinted,
+                                                                       padded_with_badge):
     """A badge stuck on the corner of a padded canvas reaches into the padding. With the content
     region peeled to the photo, the region hashes match the original's frame on their own (keypoint
     evidence is switched off here); with the trimmed box alone (badge included) they do not."""
-    from PIL import Image, ImageDraw
-
     img = photos[2]
-    side = int(max(img.size) * 1.5)
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
-    r = side // 7
-    ImageDraw.Draw(canvas).ellipse((5, side - 5 - 2 * r, 5 + 2 * r, side - 5), fill=(200, 30, 40))
+    canvas, _ = padded_with_badge(img)
     no_keypoints = {"min_inliers": 400, "calibration": [[400, 0.95], [500, 0.99]], "picture_confirm_min_inliers": 0}
     found = {}
     for peel in (0.5, 0.0):

@@ -92,8 +92,6 @@ def peel_sparse_edges(off: np.ndarray, box: Box, below: float) -> Box:
     enclose badge and photo; the lines that cross only the badge are mostly padding, the photo's
     are not. Peeling the sparsest edge first keeps a badge's short side from holding up its long one.
     """
-    if below <= 0:
-        return box
     solid = off.astype(np.int32)
     rows = np.zeros((solid.shape[0], solid.shape[1] + 1), dtype=np.int32)   # rows[y, x]: off pixels in row y left of x
     np.cumsum(solid, axis=1, out=rows[:, 1:])

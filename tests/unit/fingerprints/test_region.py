@@ -127,17 +127,11 @@ def test_a_tilted_copy_is_hashed_straightened(photos, cfg):
         assert region <= 8 and region < frame, (k, region, frame)
 
 
-def test_a_badge_reaching_into_the_padding_is_peeled_off(photos, cfg):
+def test_a_badge_reaching_into_the_padding_is_peeled_off(photos, cfg, padded_with_badge):
     # A seller pads the photo to a square, then sticks a round badge on the canvas corner: it covers
     # the photo's corner and reaches into the padding, so trimmed borders alone enclose the badge too.
-    img = photos[2]
-    side = int(max(img.size) * 1.5)
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    x0, y0 = (side - img.width) // 2, (side - img.height) // 2
-    canvas.paste(img, (x0, y0))
-    r = side // 7
-    ImageDraw.Draw(canvas).ellipse((5, side - 5 - 2 * r, 5 + 2 * r, side - 5), fill=(200, 30, 40))
-    photo = np.array([x0, y0, x0 + img.width, y0 + img.height]) / side
+    canvas, photo_box = padded_with_badge(photos[2])
+    photo = np.array(photo_box) / canvas.width
     box, thumb = _region(canvas, cfg)
     assert box is not None and box.kind == BORDERS
     got = np.array([box.x0, box.y0, box.x1, box.y1]) / thumb.shape[0]

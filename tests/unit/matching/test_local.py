@@ -196,17 +196,9 @@ def test_guided_matching_adds_inliers_to_a_damaged_copy_and_keeps_guards(photos,
     assert not match_local(_side(a, cfg), _side(b, cfg), replace(lc, guided_seed_inliers=6)).found
 
 
-def _smooth(w: int = 640, h: int = 480) -> Image.Image:
-    """A smooth picture (light rising across, a slow wave): next to no corners of its own."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    grey = 60 + 120 * xx / w + 15 * np.sin(yy / h * 2 * np.pi)
-    rgb = np.stack([grey * 1.1, grey * 0.9, grey * 0.7], axis=-1)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
-
-
-def test_the_one_textured_patch_of_a_smooth_photo_still_matches_its_copy(photos, cfg):
+def test_the_one_textured_patch_of_a_smooth_photo_still_matches_its_copy(photos, cfg, gradient):
     # The legitimate small cluster: all the detail of both pictures is in one patch.
-    a = _smooth()
+    a = gradient(640, 480, (1.1, 0.9, 0.7), 15.0)
     a.paste(photos[1].resize((110, 85)), (400, 300))
     b = a.resize((512, 384)).crop((10, 8, 500, 376))
     lc = cfg.matching.image.local
