@@ -457,6 +457,8 @@ class ImageMatchConfig:
     weak_global_max_detail_ratio: float = -1.0
     detail_inset: float = 0.2
     detail_floor_levels: float = 2.0
+    global_max_brightness_ratio: float = -1.0
+    brightness_floor_levels: float = 8.0
 
     def validate(self, path: str) -> None:
         _check_curve(self.calibration, f"{path}.calibration", increasing=False)
@@ -470,6 +472,9 @@ class ImageMatchConfig:
         if not 0.0 <= self.detail_inset < 0.5:
             raise ConfigError(f"{path}.detail_inset must be in [0, 0.5)")
         _positive(self.detail_floor_levels, f"{path}.detail_floor_levels")
+        if not (self.global_max_brightness_ratio == -1 or self.global_max_brightness_ratio >= 1):
+            raise ConfigError(f"{path}.global_max_brightness_ratio must be >= 1, or -1 (off)")
+        _positive(self.brightness_floor_levels, f"{path}.brightness_floor_levels")
         if self.local_min_words < 0:
             raise ConfigError(f"{path}.local_min_words must be >= 0 (0 sends every candidate to keypoint matching)")
 

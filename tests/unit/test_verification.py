@@ -299,6 +299,55 @@ def test_detail_rule_measures_the_areas_the_hash_pairing_took(cfg, fingerprinted
     assert not details_refute(sims, pairing, [pics[0]] * 5, [pics[1]] * 5, [sides[0]] * 5, [sides[1]] * 5, off).any()
 
 
+def test_hashes_alone_do_not_match_a_dark_product_with_a_light_one(cfg, fingerprinted):
+    """Hash bits compare pixels and coefficients with each other, never with a fixed level: a dark
+    grey product and a light grey one of the same outline meet on them at any score. The brightness
+    rule refuses that pair (and says why); a copy of the dark one brightened 1.4x still matches.
+    Keypoint evidence is switched off, so the hashes decide alone."""
+    from PIL import ImageEnhance
+
+    dark, light = _product_on_white((40, 40, 46)), _product_on_white((150, 150, 160))
+    brighter = ImageEnhance.Brightness(dark).enhance(1.4)
+    table = fingerprinted([dark, light, brighter], cfg, "bright")
+    a, b = np.array([0, 0]), np.array([1, 2])
+    hashes_only = cfg.with_overrides({"matching": {"image": {"local": {
+        "min_inliers": 400, "calibration": [[400, 0.95], [500, 0.99]], "picture_confirm_min_inliers": 0}}}})
+    blind = verify_batch(pair_batch(table, a, b), hashes_only.with_overrides(
+        {"matching": {"image": {"global_max_brightness_ratio": -1}}}), keep_below_record=True).to_pylist()
+    assert all(r["match_found"] for r in blind), blind
+    out = verify_batch(pair_batch(table, a, b), hashes_only, keep_below_record=True).to_pylist()
+    assert not out[0]["match_found"] and "several times brighter" in out[0]["reason"], out[0]
+    assert out[0]["similarity"] == cfg.matching.record_threshold
+    assert out[1]["match_found"], out[1]
+
+
+def test_brightness_rule_measures_the_areas_the_hash_pairing_took(cfg, fingerprinted):
+    """brightness_refute on stored pictures: matches between a dark and a light area are refused
+    however strong, matches under the threshold and sides without a picture are not measured; a
+    content region is measured inside itself, so the white page around a dark product does not
+    lighten it."""
+    from medialayer.matching.image import ImageSide, brightness_refute
+
+    m = cfg.matching
+    rows = fingerprinted([_product_on_white((40, 40, 46)), _product_on_white((150, 150, 160)),
+                          _product_on_white((60, 60, 66))], cfg, "br").to_pylist()
+    assert all(r["region"] is not None and r["picture"] for r in rows)
+    sides = [ImageSide(r["width"], r["height"], r["tone"] or 0, r["region"]) for r in rows]
+    pics = [r["picture"] for r in rows]
+    frames, regions = 0, 1                                           # indices of matching.image._PAIRINGS
+    pairing = np.array([regions, regions, regions, regions, regions, frames])
+    sims = np.array([0.8, 0.98, 0.6, 0.8, 0.8, 0.8])
+    second = [1, 1, 1, 1, 2, 2]
+    got = brightness_refute(sims, pairing, [pics[0], pics[0], pics[0], None, pics[0], pics[0]],
+                            [pics[k] for k in second], [sides[0]] * 6, [sides[k] for k in second], m)
+    # dark vs light regions: refused, weak or strong; under the threshold: not measured; no picture:
+    # stands; dark vs a 1.5x lighter one: stands; their frames (mostly the same white): stand.
+    assert got.tolist() == [True, True, False, False, False, False]
+    off = cfg.with_overrides({"matching": {"image": {"global_max_brightness_ratio": -1}}}).matching
+    assert not brightness_refute(sims, pairing, [pics[0]] * 6, [pics[1]] * 6, [sides[0]] * 6, [sides[1]] * 6,
+                                 off).any()
+
+
 def test_a_padded_copy_with_a_corner_badge_matches_on_its_peeled_region(photos, cfg, fingerprinted,
                                                                        padded_with_badge):
     """A badge stuck on the corner of a padded canvas reaches into the padding. With the content

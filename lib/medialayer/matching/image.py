@@ -187,12 +187,50 @@ def details_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictures_
     return out
 
 
-_MIN_INNER_PIXELS = 16    # fewer pixels than this say nothing about texture
+def brightness_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictures_a: Sequence[bytes | None],
+                      pictures_b: Sequence[bytes | None], sides_a: Sequence["ImageSide"],
+                      sides_b: Sequence["ImageSide"], cfg: MatchingConfig) -> np.ndarray:
+    """Which global-hash matches are refused by brightness (matching.image.global_max_brightness_ratio):
+    those between areas (as for details_refute) whose mean grey levels differ more than that ratio,
+    after adding brightness_floor_levels to both.
+
+    Every hash bit compares a coefficient or a pixel with its neighbours or their median, so hashes
+    cannot see brightness at all: a dark product and a light gradient whose layouts agree meet at
+    any score. A copy's brightness edit moves the mean by tens of percent, not several-fold. Unlike
+    the colour, shape and detail rules this one also refuses matches above confidence.high, because
+    a stronger hash agreement says nothing more about brightness. Only pairs at or above the match
+    threshold are measured; a side without a picture, or too small an area, is never refused."""
+    image_cfg = cfg.image
+    limit = image_cfg.global_max_brightness_ratio
+    similarity = np.asarray(similarity, dtype=np.float64)
+    out = np.zeros(similarity.shape, dtype=bool)
+    if limit < 0 or similarity.size == 0 or pairing is None:
+        return out
+    floor = image_cfg.brightness_floor_levels
+    for i in np.flatnonzero(similarity >= cfg.match_threshold):
+        area_a = _inner_area(pictures_a[i], sides_a[i], bool(_REGION_A[pairing[i]]), image_cfg.detail_inset)
+        area_b = _inner_area(pictures_b[i], sides_b[i], bool(_REGION_B[pairing[i]]), image_cfg.detail_inset)
+        if area_a is not None and area_b is not None:
+            mean_a, mean_b = float(area_a.mean()), float(area_b.mean())
+            out[i] = (max(mean_a, mean_b) + floor) / (min(mean_a, mean_b) + floor) > limit
+    return out
+
+
+_MIN_INNER_PIXELS = 16    # fewer pixels than this say nothing about texture or brightness
 
 
 def _inner_spread(picture: bytes | None, side: "ImageSide", use_region: bool, inset: float) -> float | None:
-    """Interquartile range of the grey levels inside the compared area of a stored picture, less
-    `inset` of the area's width and height on every side; None without enough pixels."""
+    """Interquartile range of the grey levels of `_inner_area`; None without enough pixels."""
+    inner = _inner_area(picture, side, use_region, inset)
+    if inner is None:
+        return None
+    q1, q3 = np.percentile(inner, [25.0, 75.0])
+    return float(q3 - q1)
+
+
+def _inner_area(picture: bytes | None, side: "ImageSide", use_region: bool, inset: float) -> np.ndarray | None:
+    """The grey levels inside the compared area of a stored picture, less `inset` of the area's width
+    and height on every side (outlines and borders stay out); None without enough pixels."""
     p = unpack_picture(picture)
     if p is None:
         return None
@@ -200,10 +238,7 @@ def _inner_spread(picture: bytes | None, side: "ImageSide", use_region: bool, in
     x0, y0, x1, y1 = _compared_box(side, use_region)
     dx, dy = (x1 - x0) * inset, (y1 - y0) * inset
     inner = p[int(round((y0 + dy) * h)):int(round((y1 - dy) * h)), int(round((x0 + dx) * w)):int(round((x1 - dx) * w))]
-    if inner.size < _MIN_INNER_PIXELS:
-        return None
-    q1, q3 = np.percentile(inner, [25.0, 75.0])
-    return float(q3 - q1)
+    return inner if inner.size >= _MIN_INNER_PIXELS else None
 
 
 def _log_aspect(side: "ImageSide", use_region: bool) -> float:
@@ -255,7 +290,7 @@ def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]
 def describe_image_match(similarity: float, evidence: str, global_mirrored: bool, via_region: bool,
                          local: LocalEvidence, same_bytes: bool, a: ImageSide, b: ImageSide,
                          cfg: MatchingConfig, colour_refused: bool = False, shape_refused: bool = False,
-                         detail_refused: bool = False) -> MatchResult:
+                         detail_refused: bool = False, brightness_refused: bool = False) -> MatchResult:
     """Envelope for one scored pair: match_type and a one-sentence reason naming what changed.
 
     `exact` is reserved for byte-identical files; everything else that matches says how it differs.
@@ -275,6 +310,10 @@ def describe_image_match(similarity: float, evidence: str, global_mirrored: bool
             return MatchResult(False, "none", similarity, "no_match", "image",
                                "Images differ: their layouts of light and dark are alike, but one is plain where "
                                "the other is detailed (a copy keeps its texture)")
+        if brightness_refused and not same_bytes:
+            return MatchResult(False, "none", similarity, "no_match", "image",
+                               "Images differ: their layouts of light and dark are alike, but one is several "
+                               "times brighter than the other")
         return MatchResult(False, "none", similarity, "no_match", "image",
                            "Images differ: no visual correspondence above the match threshold")
     if same_bytes:
