@@ -250,7 +250,7 @@ class BandConfig:
     bits_per_band: int
     seed: int
     max_distance: float = -1.0
-    with_dhash: bool = False
+    with_dhash: bool = True
 
     def validate(self, path: str) -> None:
         _in_range(self.bands, 1, 256, f"{path}.bands")

@@ -102,8 +102,8 @@ def test_hash_bands_alone_keep_unrelated_photos_apart(photos, cfg, fingerprinted
 
 
 def test_bands_over_both_hashes_find_watermarked_copies_and_keep_unrelated_photos_apart(photos, cfg, fingerprinted):
-    """candidates.image.with_dhash through real fingerprints: bands alone (no keypoint words) still
-    find watermarked and bannered copies, and stay selective between different photos."""
+    """candidates.image.with_dhash (the default) through real fingerprints: bands alone (no keypoint
+    words) still find watermarked and bannered copies, and stay selective between different photos."""
     from medialayer.candidates import candidate_pairs_in_memory, image_keys
     from medialayer.synth.edits import text_overlay, watermark
 
@@ -114,7 +114,7 @@ def test_bands_over_both_hashes_find_watermarked_copies_and_keep_unrelated_photo
     table = fingerprinted(subjects + copies, joint, "j", quality=88)
     keys = image_keys(table, joint.candidates)
     assert not np.array_equal(np.sort(keys.key), np.sort(image_keys(table, cfg.with_overrides(
-        {"candidates": {"local": {"keypoints": 0}}}).candidates).key))          # other bits sampled
+        {"candidates": {"local": {"keypoints": 0}, "image": {"with_dhash": False}}}).candidates).key))  # other bits
     a, b, _ = candidate_pairs_in_memory(keys, joint.candidates)
     pairs = set(zip(a.tolist(), b.tolist()))
     n = len(subjects)
