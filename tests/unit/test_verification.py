@@ -323,29 +323,36 @@ def test_hashes_alone_do_not_match_a_dark_product_with_a_light_one(cfg, fingerpr
 
 def test_brightness_rule_measures_the_areas_the_hash_pairing_took(cfg, fingerprinted):
     """brightness_refute on stored pictures: matches between a dark and a light area are refused
-    however strong, matches under the threshold and sides without a picture are not measured; a
-    content region is measured inside itself, so the white page around a dark product does not
-    lighten it."""
+    however strong; matches under the threshold and sides without a picture are not measured. Each
+    side is measured where the hash pairing compared it: the frames of two small products on one
+    large white page agree in brightness, their content regions do not."""
+    from PIL import ImageOps
+
     from medialayer.matching.image import ImageSide, brightness_refute
 
     m = cfg.matching
-    rows = fingerprinted([_product_on_white((40, 40, 46)), _product_on_white((150, 150, 160)),
-                          _product_on_white((60, 60, 66))], cfg, "br").to_pylist()
+    dark, light = _product_on_white((40, 40, 46)), _product_on_white((150, 150, 160))
+    images = [dark, light, _product_on_white((60, 60, 66))]
+    images += [ImageOps.expand(img, border=400, fill=(255, 255, 255)) for img in (dark, light)]
+    rows = fingerprinted(images, cfg, "br").to_pylist()
     assert all(r["region"] is not None and r["picture"] for r in rows)
     sides = [ImageSide(r["width"], r["height"], r["tone"] or 0, r["region"]) for r in rows]
     pics = [r["picture"] for r in rows]
     frames, regions = 0, 1                                           # indices of matching.image._PAIRINGS
-    pairing = np.array([regions, regions, regions, regions, regions, frames])
-    sims = np.array([0.8, 0.98, 0.6, 0.8, 0.8, 0.8])
-    second = [1, 1, 1, 1, 2, 2]
-    got = brightness_refute(sims, pairing, [pics[0], pics[0], pics[0], None, pics[0], pics[0]],
-                            [pics[k] for k in second], [sides[0]] * 6, [sides[k] for k in second], m)
-    # dark vs light regions: refused, weak or strong; under the threshold: not measured; no picture:
-    # stands; dark vs a 1.5x lighter one: stands; their frames (mostly the same white): stand.
-    assert got.tolist() == [True, True, False, False, False, False]
+    first = [0, 0, 0, 0, 0, 3, 3]
+    second = [1, 1, 1, 1, 2, 4, 4]
+    pairing = np.array([regions, regions, regions, regions, regions, frames, regions])
+    sims = np.array([0.8, 0.98, 0.6, 0.8, 0.8, 0.8, 0.8])
+    pictures_a = [pics[k] for k in first]
+    pictures_a[3] = None
+    got = brightness_refute(sims, pairing, pictures_a, [pics[k] for k in second], [sides[k] for k in first],
+                            [sides[k] for k in second], m)
+    # dark vs light: refused, weak or strong; under the threshold: not measured; no picture: stands;
+    # dark vs a 1.5x lighter one: stands; the padded pair: frames stand, regions are refused.
+    assert got.tolist() == [True, True, False, False, False, False, True]
     off = cfg.with_overrides({"matching": {"image": {"global_max_brightness_ratio": -1}}}).matching
-    assert not brightness_refute(sims, pairing, [pics[0]] * 6, [pics[1]] * 6, [sides[0]] * 6, [sides[1]] * 6,
-                                 off).any()
+    assert not brightness_refute(sims, pairing, pictures_a, [pics[k] for k in second], [sides[k] for k in first],
+                                 [sides[k] for k in second], off).any()
 
 
 def test_a_padded_copy_with_a_corner_badge_matches_on_its_peeled_region(photos, cfg, fingerprinted,
