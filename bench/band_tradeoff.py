@@ -1,4 +1,4 @@
-"""What a pHash band layout costs and buys at catalog scale, computed on the scale pool (no Spark).
+"""What a hash band layout costs and buys at catalog scale, computed on the scale pool (no Spark).
 
 For every true pair of the pool (real photographs and their edits that verify as matches), and for
 each (bands, bits_per_band) layout: the probability that the pair becomes a candidate, from the
@@ -53,16 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     by_words = set(zip(a.tolist(), b.tolist()))
 
     has_region = np.asarray(t.column("region").is_valid())
-    h = {c: to_unsigned(t.column(c).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)) for c in INDEXED}
+    columns = INDEXED + tuple(c.replace("phash", "dhash") for c in INDEXED)
+    h = {c: to_unsigned(t.column(c).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)) for c in columns}
     valid = {c: has_region if c.startswith("region") else np.ones(t.num_rows, bool) for c in INDEXED}
     ii = np.array([i for i, _ in pairs])
     jj = np.array([j for _, j in pairs])
+    # Bands sample the pHash's 64 bits, or with candidates.image.with_dhash pHash and dHash's 128;
+    # either way the join keeps a meeting only when the two hashes (pHash + dHash) that met lie
+    # within max_distance of their 128 bits.
+    image_bands = cfg.candidates.image
+    nbits = 128 if image_bands.with_dhash else 64
+    limit = image_bands.max_distance * 128 if image_bands.max_distance >= 0 else np.inf
     dists = []                                  # one (n_pairs,) distance array per pairing, inf when absent
     for x, y in ((ii, jj), (jj, ii)):
         for qc in QUERY:
             for ic in INDEXED:
-                d = np.bitwise_count(h[qc][x] ^ h[ic][y]).astype(np.float64)
-                d[~(valid[qc][x] & valid[ic][y])] = np.inf
+                dp = np.bitwise_count(h[qc][x] ^ h[ic][y]).astype(np.float64)
+                both = dp + np.bitwise_count(h[qc.replace("phash", "dhash")][x] ^ h[ic.replace("phash", "dhash")][y])
+                d = both if image_bands.with_dhash else dp
+                d[~(valid[qc][x] & valid[ic][y]) | (both > limit)] = np.inf
                 dists.append(d)
     dists = np.stack(dists, 1)
     word = np.array([(i, j) in by_words for i, j in pairs])
@@ -86,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"words of unrelated images: {lam:.2e} shared per pair; at 1M media {lam * 5e11:.2g} chance word "
           f"meetings, {p_chance * 5e11:.2g} chance pairs with {lw.min_shared}+ words (if words were independent; an "
           f"image's descriptors are alike, so real chance pairs are many more: conf/scale.yaml)")
-    print(f"\n{'bands x bits':>12s} {'band keys/img':>13s} {'recall bands':>12s} {'recall any':>10s} "
+    print(f"\nbands over {'pHash and dHash (128 bits)' if image_bands.with_dhash else 'pHash (64 bits)'}, meetings "
+          f"kept within {limit:g} bits of both hashes")
+    print(f"{'bands x bits':>12s} {'band keys/img':>13s} {'recall bands':>12s} {'recall any':>10s} "
           f"{'chance pairs at 1M':>18s} {'at 100k':>10s}")
     for bands, bits in LAYOUTS:
         if bands == 0:
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in range(dists.shape[1]):
                 d = dists[:, k]
                 ok = np.isfinite(d)
-                miss[ok] *= 1 - collision_probability(d[ok], BandConfig(bands, bits, 0))
+                miss[ok] *= 1 - collision_probability(d[ok], BandConfig(bands, bits, 0), nbits)
             p_band = 1 - miss
             chance = chance_pairings * bands * 2.0 ** -bits
         recall_any = np.where(word, 1.0, p_band).mean()
