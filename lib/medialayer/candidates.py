@@ -152,6 +152,12 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
         return batch.column(name).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
 
     # Bands over pHash and dHash together sample the distance verification scores (both hashes).
+    if cfg.image.with_dhash and not with_hashes and ok.any():
+        # pHash-only keys from here would never meet the catalog's: refuse rather than miss silently.
+        missing = [f"{c}dhash{m}" for c in ("", "region_") for m in ("", "_mirror")
+                   if f"{c}dhash{m}" not in batch.column_names]
+        raise ValueError(f"candidates.image.with_dhash makes band keys from pHash and dHash together, "
+                         f"but the batch has no column {', '.join(missing)}")
     both_hashes = cfg.image.with_dhash and with_hashes
     positions = band_positions(cfg.image, 128 if both_hashes else 64)
     has_region = np.asarray(batch.column("region").is_valid())

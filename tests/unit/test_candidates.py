@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from medialayer.candidates import band_keys, band_positions, collision_probability
 from medialayer.config import load_config
@@ -122,6 +123,19 @@ def test_bands_over_both_hashes_find_watermarked_copies_and_keep_unrelated_photo
     assert len(expected & pairs) >= 0.8 * len(expected), sorted(expected - pairs)
     unrelated = {(i, j) for i in range(n) for j in range(i + 1, n)}
     assert not (unrelated & pairs)
+
+
+def test_bands_over_both_hashes_refuse_a_batch_without_dhash(photos, cfg, fingerprinted):
+    """Keys made from the pHash alone would never meet the catalog's keys over both hashes: a batch
+    without the dHash columns is refused, naming them, rather than keyed differently."""
+    from medialayer.candidates import image_keys
+
+    table = fingerprinted(photos[:2], cfg, "i", quality=88)
+    partial = table.drop_columns(["region_dhash", "region_dhash_mirror"])
+    with pytest.raises(ValueError, match="region_dhash, region_dhash_mirror"):
+        image_keys(partial, cfg.candidates)
+    phash_only = cfg.with_overrides({"candidates": {"image": {"with_dhash": False}}}).candidates
+    assert image_keys(partial, phash_only).key.size > 0
 
 
 def test_mirrored_keys_serve_only_the_index_side(photos, cfg, fingerprinted):
