@@ -236,6 +236,11 @@ def test_a_copy_with_too_few_inliers_is_matched_only_when_its_pictures_confirm(p
     assert not verify_batch(pair_batch(table, a, b), off, keep_below_record=True).to_pylist()[0]["match_found"]
 
 
+# matching.image.local settings under which no keypoint fit can pass: the hashes decide alone.
+_NO_KEYPOINT_EVIDENCE = {"min_inliers": 400, "calibration": [[400, 0.95], [500, 0.99]],
+                         "picture_confirm_min_inliers": 0}
+
+
 def _product_on_white(colour: tuple[int, int, int], check_px: int = 0):
     """A rounded product of one colour on a white canvas, plain or with a checked pattern."""
     from PIL import Image, ImageDraw
@@ -310,8 +315,7 @@ def test_hashes_alone_do_not_match_a_dark_product_with_a_light_one(cfg, fingerpr
     brighter = ImageEnhance.Brightness(dark).enhance(1.4)
     table = fingerprinted([dark, light, brighter], cfg, "bright")
     a, b = np.array([0, 0]), np.array([1, 2])
-    hashes_only = cfg.with_overrides({"matching": {"image": {"local": {
-        "min_inliers": 400, "calibration": [[400, 0.95], [500, 0.99]], "picture_confirm_min_inliers": 0}}}})
+    hashes_only = cfg.with_overrides({"matching": {"image": {"local": _NO_KEYPOINT_EVIDENCE}}})
     blind = verify_batch(pair_batch(table, a, b), hashes_only.with_overrides(
         {"matching": {"image": {"global_max_brightness_ratio": -1}}}), keep_below_record=True).to_pylist()
     assert all(r["match_found"] for r in blind), blind
@@ -362,10 +366,9 @@ def test_a_padded_copy_with_a_corner_badge_matches_on_its_peeled_region(photos, 
     evidence is switched off here); with the trimmed box alone (badge included) they do not."""
     img = photos[2]
     canvas, _ = padded_with_badge(img)
-    no_keypoints = {"min_inliers": 400, "calibration": [[400, 0.95], [500, 0.99]], "picture_confirm_min_inliers": 0}
     found = {}
     for peel in (0.5, 0.0):
-        c = cfg.with_overrides({"matching": {"image": {"local": no_keypoints}},
+        c = cfg.with_overrides({"matching": {"image": {"local": _NO_KEYPOINT_EVIDENCE}},
                                 "image": {"region": {"peel_below": peel}}})
         table = fingerprinted([img, canvas], c, f"peel{int(peel * 10)}")
         out = verify_batch(pair_batch(table, np.array([0]), np.array([1])), c, keep_below_record=True).to_pylist()[0]

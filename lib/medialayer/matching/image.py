@@ -11,7 +11,7 @@ match_type and the reason text.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -178,12 +178,8 @@ def details_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictures_
     if limit < 0 or similarity.size == 0 or pairing is None:
         return out
     weak = np.flatnonzero((similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high))
-    floor = image_cfg.detail_floor_levels
-    for i in weak:
-        spread_a = _inner_spread(pictures_a[i], sides_a[i], bool(_REGION_A[pairing[i]]), image_cfg.detail_inset)
-        spread_b = _inner_spread(pictures_b[i], sides_b[i], bool(_REGION_B[pairing[i]]), image_cfg.detail_inset)
-        if spread_a is not None and spread_b is not None:
-            out[i] = (max(spread_a, spread_b) + floor) / (min(spread_a, spread_b) + floor) > limit
+    out[weak] = _area_ratios(weak, pairing, pictures_a, pictures_b, sides_a, sides_b, image_cfg.detail_inset,
+                             _interquartile_range, image_cfg.detail_floor_levels) > limit
     return out
 
 
@@ -206,25 +202,33 @@ def brightness_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictur
     out = np.zeros(similarity.shape, dtype=bool)
     if limit < 0 or similarity.size == 0 or pairing is None:
         return out
-    floor = image_cfg.brightness_floor_levels
-    for i in np.flatnonzero(similarity >= cfg.match_threshold):
-        area_a = _inner_area(pictures_a[i], sides_a[i], bool(_REGION_A[pairing[i]]), image_cfg.detail_inset)
-        area_b = _inner_area(pictures_b[i], sides_b[i], bool(_REGION_B[pairing[i]]), image_cfg.detail_inset)
-        if area_a is not None and area_b is not None:
-            mean_a, mean_b = float(area_a.mean()), float(area_b.mean())
-            out[i] = (max(mean_a, mean_b) + floor) / (min(mean_a, mean_b) + floor) > limit
+    matched = np.flatnonzero(similarity >= cfg.match_threshold)
+    out[matched] = _area_ratios(matched, pairing, pictures_a, pictures_b, sides_a, sides_b, image_cfg.detail_inset,
+                                np.mean, image_cfg.brightness_floor_levels) > limit
     return out
 
 
 _MIN_INNER_PIXELS = 16    # fewer pixels than this say nothing about texture or brightness
 
 
-def _inner_spread(picture: bytes | None, side: "ImageSide", use_region: bool, inset: float) -> float | None:
-    """Interquartile range of the grey levels of `_inner_area`; None without enough pixels."""
-    inner = _inner_area(picture, side, use_region, inset)
-    if inner is None:
-        return None
-    q1, q3 = np.percentile(inner, [25.0, 75.0])
+def _area_ratios(rows: np.ndarray, pairing: np.ndarray, pictures_a: Sequence[bytes | None],
+                 pictures_b: Sequence[bytes | None], sides_a: Sequence["ImageSide"], sides_b: Sequence["ImageSide"],
+                 inset: float, measure: Callable[[np.ndarray], float], floor: float) -> np.ndarray:
+    """For each of `rows`, (larger + floor) / (smaller + floor) of `measure` over the two sides'
+    inner areas (`_inner_area`, where the row's hash pairing compared them); NaN, which no limit
+    refuses, where either side has no picture or too small an area."""
+    out = np.full(rows.size, np.nan)
+    for k, i in enumerate(rows):
+        area_a = _inner_area(pictures_a[i], sides_a[i], bool(_REGION_A[pairing[i]]), inset)
+        area_b = _inner_area(pictures_b[i], sides_b[i], bool(_REGION_B[pairing[i]]), inset)
+        if area_a is not None and area_b is not None:
+            value_a, value_b = float(measure(area_a)), float(measure(area_b))
+            out[k] = (max(value_a, value_b) + floor) / (min(value_a, value_b) + floor)
+    return out
+
+
+def _interquartile_range(levels: np.ndarray) -> float:
+    q1, q3 = np.percentile(levels, [25.0, 75.0])
     return float(q3 - q1)
 
 
