@@ -31,6 +31,7 @@ class SparkConfig:
     fingerprint_batch_rows: int
     log_level: str
     verify_broadcast_pairs: int
+    numpy_avx512: str
     extra: dict
 
     def validate(self, path: str) -> None:
@@ -38,6 +39,7 @@ class SparkConfig:
         _non_negative(self.verify_broadcast_pairs, f"{path}.verify_broadcast_pairs")
         _positive(self.fingerprint_batch_rows, f"{path}.fingerprint_batch_rows")
         _one_of(self.log_level, {"ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"}, f"{path}.log_level")
+        _one_of(self.numpy_avx512, {"auto", "keep", "disable"}, f"{path}.numpy_avx512")
         for key in self.extra:
             if not str(key).startswith("spark."):
                 raise ConfigError(f"{path}.extra: key {key!r} is not a spark.* setting")

@@ -34,6 +34,7 @@ def test_unknown_key_is_refused_with_its_path(tmp_path):
     ({"warehouse": {"format": "csv"}}, "warehouse.format"),
     ({"candidates": {"image": {"bits_per_band": 40}}}, "candidates.image.bits_per_band"),
     ({"spark": {"extra": {"foo": 1}}}, "spark.extra"),
+    ({"spark": {"numpy_avx512": "off"}}, "spark.numpy_avx512"),
     ({"matching": {"image": {"calibration": [[0.5, 0.1], [0.1, 0.9]]}}}, "calibration"),
     ({"matching": {"image": {"local": {"guided_seed_inliers": 40}}}}, "matching.image.local.guided_seed_inliers"),
     ({"matching": {"image": {"local": {"guided_ratio": 1.5}}}}, "matching.image.local.guided_ratio"),

@@ -8,6 +8,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from ..config import Config
+from ..cpu import NUMPY_ENV, numpy_worker_env
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ def spark_settings(cfg: Config) -> dict[str, str]:
         "spark.pyspark.driver.python": os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable),
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+    # Python workers import numpy before any of our code runs: its CPU dispatch is set by their
+    # environment. A value already in ours reaches them anyway and is left alone.
+    if NUMPY_ENV not in os.environ:
+        settings.update({f"spark.executorEnv.{k}": v for k, v in numpy_worker_env(sc.numpy_avx512).items()})
     if sc.master.startswith("local"):
         settings["spark.driver.memory"] = sc.driver_memory
         settings["spark.ui.enabled"] = "false"
@@ -55,8 +60,9 @@ def get_spark(cfg: Config) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
-    log.info("Spark %s, master %s, default parallelism %d", spark.version, spark.sparkContext.master,
-             spark.sparkContext.defaultParallelism)
+    log.info("Spark %s, master %s, default parallelism %d%s", spark.version, spark.sparkContext.master,
+             spark.sparkContext.defaultParallelism,
+             "".join(f"; workers' {k}={v!r}" for k, v in spark.sparkContext.environment.items() if k == NUMPY_ENV))
     return spark
 
 
