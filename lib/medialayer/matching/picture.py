@@ -87,11 +87,25 @@ def _trimmed_correlation(src: np.ndarray, dst: np.ndarray, dst_to_src: np.ndarra
     if int(inside.sum()) < _MIN_PIXELS:
         return None
     x, y = dst[inside].astype(np.float64), warped[inside].astype(np.float64)
-    if x.std() < 1e-6 or y.std() < 1e-6:
+    # The least-squares line of y on x in closed form, and the residual quantile by a partition:
+    # np.polyfit and np.quantile cost 0.2 ms a call in overhead alone on these ~2,000 pixels, and
+    # true pairs (a million-media run verifies ~130k) come here twice each.
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx, syy = float(dx @ dx), float(dy @ dy)
+    if sxx < 1e-12 * x.size or syy < 1e-12 * y.size:          # a flat side: std below 1e-6
         return None
-    slope, offset = np.polyfit(x, y, 1)
-    residual = np.abs(y - (slope * x + offset))
-    keep = residual <= np.quantile(residual, 1.0 - trim)
+    residual = np.abs(dy - (float(dx @ dy) / sxx) * dx)
+    keep = residual <= _quantile(residual, 1.0 - trim)
     x, y = x[keep] - x[keep].mean(), y[keep] - y[keep].mean()
     norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
     return float((x * y).sum() / norm) if norm > 0 else None
+
+
+def _quantile(v: np.ndarray, q: float) -> float:
+    """np.quantile(v, q) (its default, linear interpolation between order statistics), by partition."""
+    pos = (v.size - 1) * q
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, v.size - 1)
+    part = np.partition(v, [lo, hi]) if hi != lo else np.partition(v, lo)
+    a, b, t = float(part[lo]), float(part[hi]), pos - lo
+    return b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t

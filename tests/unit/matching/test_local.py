@@ -205,3 +205,20 @@ def test_the_one_textured_patch_of_a_smooth_photo_still_matches_its_copy(photos,
     ev = match_local(_side(a, cfg), _side(b, cfg), lc)
     assert ev.found, ev
     assert ev.spread < lc.confined_spread, ev
+
+
+def test_the_shared_box_equals_the_matrix_form():
+    from medialayer.matching.local import _shared_box
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        angle, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.4, 2.5)
+        model = np.array([[scale * np.cos(angle), -scale * np.sin(angle), rng.uniform(-200, 200)],
+                          [scale * np.sin(angle), scale * np.cos(angle), rng.uniform(-200, 200)]])
+        wa, ha, wb, hb = (int(v) for v in rng.integers(100, 500, 4))
+        m = np.vstack([model, [0.0, 0.0, 1.0]])
+        for inverse, mat, (sw, sh, dw, dh) in ((False, m, (wa, ha, wb, hb)), (True, np.linalg.inv(m), (wb, hb, wa, ha))):
+            corners = np.array([[0, 0, 1], [sw, 0, 1], [0, sh, 1], [sw, sh, 1]], dtype=np.float64) @ mat.T
+            want = (max(0.0, corners[:, 0].min()), max(0.0, corners[:, 1].min()),
+                    min(float(dw), corners[:, 0].max()), min(float(dh), corners[:, 1].max()))
+            assert np.allclose(_shared_box(model, wa, ha, wb, hb, inverse), want, atol=1e-9)

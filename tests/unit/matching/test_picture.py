@@ -50,3 +50,15 @@ def test_an_opaque_banner_on_the_copy_is_trimmed_away(photos):
     identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     pa, pb = shrink_gray(a, 48), shrink_gray(banner, 48)
     assert picture_agreement(pa, pb, identity, (w, h), (w, h), False, 0.3) > 0.9
+
+
+def test_the_residual_quantile_equals_numpys():
+    from medialayer.matching.picture import _quantile
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 7, 48, 2304):
+        for q in (0.0, 0.3, 0.5, 0.85, 0.999, 1.0):
+            v = np.abs(rng.normal(size=n))
+            ties = rng.integers(0, 4, n).astype(np.float64)     # many equal order statistics
+            assert _quantile(v, q) == np.quantile(v, q)
+            assert _quantile(ties, q) == np.quantile(ties, q)
