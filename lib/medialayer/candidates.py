@@ -134,18 +134,15 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
 
     ok = np.asarray(pc.and_(pc.equal(batch.column("status"), "ok"),
                             pc.equal(batch.column("media_type"), "image")).fill_null(False))
-    rows, keys, query, word, indexed, ph, dh = [], [], [], [], [], [], []
+    # Each emitted group of keys shares its flags: kept as (rows, keys, query, indexed, pHash, dHash)
+    # with scalar flags, bands and words apart, until the distinct step needs them.
+    groups: dict[bool, list[tuple]] = {False: [], True: []}
     with_hashes = all(f"{c}dhash{m}" in batch.column_names for c in ("", "region_") for m in ("", "_mirror"))
 
     def emit(r: np.ndarray, k: np.ndarray, is_query: bool, is_indexed: bool, is_word: bool,
              p: np.ndarray | None = None, d: np.ndarray | None = None) -> None:
-        rows.append(r)
-        keys.append(k)
-        query.append(np.full(k.size, is_query))
-        indexed.append(np.full(k.size, is_indexed))
-        word.append(np.full(k.size, is_word))
-        ph.append(np.zeros(k.size, dtype=np.int64) if p is None else p)
-        dh.append(np.zeros(k.size, dtype=np.int64) if d is None else d)
+        groups[is_word].append((np.asarray(r, dtype=np.int64), np.asarray(k, dtype=np.int64), is_query, is_indexed,
+                                p, d))
 
     def column(name: str) -> np.ndarray:
         # fill_null first: a column with nulls (error rows) would come out as float64 and lose bits
@@ -200,21 +197,18 @@ def image_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig",
             emit(np.repeat(owner, lw.tables), exact, straight or not mirrors_indexed, straight or mirrors_indexed, True)
             if probe is not None and not offer_only and (straight or mirrored_probes or not mirrors_indexed):
                 emit(np.repeat(owner[probing], lw.tables), probe, True, False, True)
-    if not rows:
+    if not groups[False] and not groups[True]:
         z = np.zeros(0, dtype=np.int64)
         f = np.zeros(0, dtype=bool)
         return ImageKeys(z, z.copy(), f, f.copy(), f.copy(), ph=z.copy() if with_hashes else None,
                          dh=z.copy() if with_hashes else None)
-    row, key = np.concatenate(rows).astype(np.int64), np.concatenate(keys).astype(np.int64)
-    query, indexed, word = np.concatenate(query), np.concatenate(indexed), np.concatenate(word)
-    keys_out = _distinct_image_keys(row, key, query, indexed, word, np.concatenate(ph), np.concatenate(dh), lw.bits)
+    keys_out = _distinct_image_keys(groups, lw.bits)
     if not with_hashes:
         keys_out = replace(keys_out, ph=None, dh=None)
     return keys_out
 
 
-def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, indexed: np.ndarray,
-                         word: np.ndarray, ph: np.ndarray, dh: np.ndarray, bits: int) -> ImageKeys:
+def _distinct_image_keys(groups: dict[bool, list[tuple]], bits: int) -> ImageKeys:
     """Each (row, key) once, its flags OR-ed (a key reached as a word of the image and of its mirror,
     or as a frame band and a region band). A band key reached from two different hashes (frame and
     region, straight and mirrored) is kept once per hash: its meetings are judged by the hash that
@@ -225,28 +219,43 @@ def _distinct_image_keys(row: np.ndarray, key: np.ndarray, query: np.ndarray, in
     payload from bit 2, query and indexed in bits 1 and 0), so that one value sort (several times
     faster than an argsort) puts a (row, key)'s copies next to each other. Words' table and
     orientation bin (bits 40-49) move down to just above their sampled bits to fit. Band keys, a
-    sixth of the rows, are lexsorted with their hashes instead, to carry them along."""
-    parts = [_packed_distinct(row[word == w], key[word == w], query[word == w], indexed[word == w], w, bits,
-                              None if w else (ph[~word], dh[~word]))
-             for w in (False, True)]
+    sixth of the rows, are lexsorted with their hashes instead, to carry them along.
+
+    `groups`: {is_word: [(rows, keys, query, indexed, pHash or None, dHash or None), ...]}, each
+    group's flags one bool each (as `image_keys` emits them): the flags are packed per group, never
+    spelled out per row."""
+    parts = [_packed_distinct(groups[w], w, bits) for w in (False, True)]
     if any(p is None for p in parts):               # does not pack: the general sort
+        every = groups[False] + groups[True]
+        row = np.concatenate([g[0] for g in every])
+        key = np.concatenate([g[1] for g in every])
+        query = np.concatenate([np.full(g[1].size, g[2]) for g in every])
+        indexed = np.concatenate([np.full(g[1].size, g[3]) for g in every])
+        word = np.concatenate([np.full(g[1].size, w) for w in (False, True) for g in groups[w]])
+        ph, dh = (np.concatenate([np.zeros(g[1].size, dtype=np.int64) if g[h] is None else g[h] for g in every])
+                  for h in (4, 5))
         r, k, q, i, kind, order, starts = _distinct(ImageKeys(row, key, query, word, indexed, ph=ph, dh=dh))
         return ImageKeys(r, k, q, kind == KIND_WORD, i, kind, ph[order][starts], dh[order][starts])
     r, k, q, i, p, d = (np.concatenate(x) for x in zip(*parts))
     return ImageKeys(r, k, q, (k & WORD_FLAG) != 0, i, ph=p, dh=d)
 
 
-def _packed_distinct(r: np.ndarray, k: np.ndarray, query: np.ndarray, indexed: np.ndarray, is_word: bool,
-                     bits: int, hashes: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, ...] | None:
-    """(row, key, query, indexed, pHash, dHash) of one kind's keys, each (row, key) once (hashes 0
-    when not given); None if they do not pack."""
+def _packed_distinct(groups: list[tuple], is_word: bool, bits: int) -> tuple[np.ndarray, ...] | None:
+    """(row, key, query, indexed, pHash, dHash) of one kind's keys (`_distinct_image_keys`' groups),
+    each (row, key) once (hashes 0 for words); None if they do not pack."""
     low = (np.int64(1) << np.int64(bits)) - 1
-    payload = ((k >> np.int64(40)) & np.int64(0x3FF)) << np.int64(bits) | (k & low) if is_word else k
-    if r.size and (int(r.min()) < 0 or int(r.max()) >= 1 << 16 or int(payload.max()) >= 1 << 45
-                   or int(payload.min()) < 0):
-        return None
-    packed = (r << np.int64(47)) | (payload << np.int64(2)) | (query.astype(np.int64) << np.int64(1)) \
-        | indexed.astype(np.int64)
+    packed_groups = []
+    for r, k, query, indexed, _, _ in groups:
+        payload = ((k >> np.int64(40)) & np.int64(0x3FF)) << np.int64(bits) | (k & low) if is_word else k
+        if r.size and (int(r.min()) < 0 or int(r.max()) >= 1 << 16 or int(payload.max()) >= 1 << 45
+                       or int(payload.min()) < 0):
+            return None
+        packed_groups.append((r << np.int64(47)) | (payload << np.int64(2)) | np.int64(2 * bool(query) + bool(indexed)))
+    packed = np.concatenate(packed_groups) if packed_groups else np.zeros(0, dtype=np.int64)
+    hashes = None
+    if not is_word:
+        hashes = tuple(np.concatenate([np.zeros(g[1].size, dtype=np.int64) if g[h] is None else g[h] for g in groups])
+                       if groups else np.zeros(0, dtype=np.int64) for h in (4, 5))
     if hashes is None:
         packed.sort()
         p = d = None
@@ -437,7 +446,10 @@ def bucket_hits(key: np.ndarray, media: np.ndarray, query: np.ndarray, indexed: 
     qpos = np.flatnonzero(query & usable)
     qb = bucket[qpos]
     cnt = offered[qb]
-    r_first = np.searchsorted(bucket[rpos], qb)
+    # Where each bucket's indexed rows start in rpos: the usable indexed rows of the buckets before it
+    # (a cumulative count per bucket, cheaper than searching rpos for every query row).
+    usable_offered = np.where(over, 0, offered)
+    r_first = (np.cumsum(usable_offered) - usable_offered)[qb]
     ends = np.cumsum(cnt)
     qi = np.repeat(qpos, cnt)
     ri = rpos[np.repeat(r_first - (ends - cnt), cnt) + np.arange(int(ends[-1]) if ends.size else 0)]

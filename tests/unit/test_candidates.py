@@ -402,6 +402,18 @@ def test_descriptor_words_sample_the_bits_np_unpackbits_numbers():
     assert descriptor_words(desc[:0], word_tables(4, 22, 77)).shape == (0, 4)
 
 
+def _emitted(row, key, query, indexed, word, ph, dh) -> dict:
+    """Per-row keys as image_keys emits them: groups of one kind and one pair of flags."""
+    out: dict = {False: [], True: []}
+    for w in (False, True):
+        for q in (False, True):
+            for i in (False, True):
+                m = (word == w) & (query == q) & (indexed == i)
+                if m.any():
+                    out[w].append((row[m], key[m], q, i, None if w else ph[m], None if w else dh[m]))
+    return out
+
+
 def test_image_keys_fast_dedupe_equals_the_general_one():
     """image_keys' packed sort gives what distinct_keys gives: each (row, key) once, flags OR-ed,
     for words (table and orientation bin moved and restored) and bands alike."""
@@ -419,7 +431,7 @@ def test_image_keys_fast_dedupe_equals_the_general_one():
     # A band row carries its hashes (here a function of (row, key), so every copy carries the same).
     ph = np.where(word, 0, key ^ (row << 20))
     dh = ph * 3
-    fast = _distinct_image_keys(row, key, query, indexed, word, ph, dh, 22)
+    fast = _distinct_image_keys(_emitted(row, key, query, indexed, word, ph, dh), 22)
     r, k, q, i, kind = distinct_keys(ImageKeys(row, key, query, word, indexed))
     order = np.lexsort((fast.row, fast.key))
     assert r.size < n
@@ -428,14 +440,15 @@ def test_image_keys_fast_dedupe_equals_the_general_one():
                       (fast.ph, want_ph), (fast.dh, want_ph * 3)):
         assert np.array_equal(got[order], want)
     # Rows past what packs fall back to the general sort, with the same result.
-    slow = _distinct_image_keys(row + (1 << 16), key, query, indexed, word, ph, dh, 22)
+    slow = _distinct_image_keys(_emitted(row + (1 << 16), key, query, indexed, word, ph, dh), 22)
     order = np.lexsort((slow.row, slow.key))
     assert np.array_equal(slow.row[order], r + (1 << 16))
     assert np.array_equal(slow.ph[order], want_ph) and np.array_equal(slow.dh[order], want_ph * 3)
     # One band key reached from two hashes (say frame and region) stays once per hash, flags merged
     # only between copies of one hash: each meeting is judged by the hash that made it.
-    two = _distinct_image_keys(np.zeros(3, np.int64), np.full(3, 5, np.int64), np.array([True, False, False]),
-                               np.ones(3, bool), np.zeros(3, bool), np.array([7, 9, 7]), np.array([1, 1, 1]), 22)
+    two = _distinct_image_keys(_emitted(np.zeros(3, np.int64), np.full(3, 5, np.int64), np.array([True, False, False]),
+                                        np.ones(3, bool), np.zeros(3, bool), np.array([7, 9, 7]), np.array([1, 1, 1])),
+                               22)
     assert sorted(zip(two.ph.tolist(), two.query.tolist())) == [(7, True), (9, False)]
 
 
@@ -455,3 +468,4 @@ def test_count_pairs_sums_each_triple_once(monkeypatch):
         cx, cy, ck, cn = count_pairs(x, y, kind, n)
         assert dict(zip(zip(cx.tolist(), cy.tolist(), ck.tolist()), cn.tolist())) == want
         assert len(cx) == len(want)
+
