@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy_data as data  # noqa: E402
-from medialayer.candidates import candidate_pairs_in_memory, image_keys  # noqa: E402
+from medialayer.candidates import companion_pairs, candidate_pairs_in_memory, image_keys  # noqa: E402
 from medialayer.config import load_config  # noqa: E402
 from medialayer.fetching import Fetcher  # noqa: E402
 from medialayer.media import fingerprint_table, media_key  # noqa: E402
@@ -190,10 +190,16 @@ def main() -> int:
     t_cand = time.perf_counter() - t0
     t0 = time.perf_counter()
     sims, types = verify_pairs(fps, ca, cb, cfg)
+    # As the pipeline does: pairs that both match a common third image, verified too.
+    matched = sims >= cfg.matching.match_threshold
+    xa, xb = companion_pairs(ca[matched], cb[matched], cfg.candidates.companion_max_degree, seen=(ca, cb))
+    if xa.size:
+        xs, xt = verify_pairs(fps, xa, xb, cfg)
+        ca, cb, sims, types = np.concatenate([ca, xa]), np.concatenate([cb, xb]), np.concatenate([sims, xs]), types + xt
     t_verify = time.perf_counter() - t0
-    print(f"fingerprinted in {t_fp:.1f}s (2 threads); {len(ca)} candidate pairs "
-          f"({len(ca) / (len(items) * (len(items) - 1) / 2):.2%} of all pairs, {oversized} oversized buckets) "
-          f"in {t_cand:.1f}s; verified in {t_verify:.1f}s")
+    print(f"fingerprinted in {t_fp:.1f}s (2 threads); {len(ca) - xa.size} candidate pairs "
+          f"({(len(ca) - xa.size) / (len(items) * (len(items) - 1) / 2):.2%} of all pairs, {oversized} oversized "
+          f"buckets) in {t_cand:.1f}s and {xa.size} companion pairs; verified in {t_verify:.1f}s")
 
     thr = cfg.matching.match_threshold
     n = len(items)

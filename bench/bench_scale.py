@@ -221,7 +221,7 @@ def run_matching(spark, cfg, table_dir: Path, work: Path, new: np.ndarray | None
     from pyspark.sql import functions as F
 
     from medialayer.spark.components import connected_components
-    from medialayer.spark.verify_stage import verify_candidates
+    from medialayer.spark.verify_stage import companion_matches, verify_candidates
 
     fps = spark.read.parquet(str(table_dir))
     new_keys = new_fps = None
@@ -245,12 +245,18 @@ def run_matching(spark, cfg, table_dir: Path, work: Path, new: np.ndarray | None
     stages["candidates"] = _stages_since(spark, seen)
     log(f"  candidates: {times['candidates']:.0f}s, {n_keys:,} key rows, {n_pairs:,} pairs; verifying ...")
     t0 = time.time()
-    verify_candidates(pairs, fps, cfg).write.mode("overwrite").parquet(str(work / "matches"))
+    verify_candidates(pairs, fps, cfg).write.mode("overwrite").parquet(str(work / "direct_matches"))
+    direct = spark.read.parquet(str(work / "direct_matches"))
+    # As the nightly job does: pairs that match a common third media but never met in the join.
+    companions = companion_matches(direct, pairs, fps, cfg, new_keys)
+    direct.unionByName(companions.select(*direct.columns)).write.mode("overwrite").parquet(str(work / "matches"))
     matches = spark.read.parquet(str(work / "matches"))
     n_matches = matches.where("match_found").count()
+    n_direct = direct.where("match_found").count()
     times["verify"] = time.time() - t0
     stages["verify"] = _stages_since(spark, seen)
-    log(f"  verify: {times['verify']:.0f}s, {n_matches:,} matches; clustering ...")
+    log(f"  verify: {times['verify']:.0f}s, {n_matches:,} matches ({n_matches - n_direct:,} of them companion "
+        f"pairs); clustering ...")
     t0 = time.time()
     edges = matches.where("match_found").select(F.col("media_key_a").alias("u"), F.col("media_key_b").alias("v"))
     comps = connected_components(edges, cfg.clustering.max_iterations, cfg.clustering.local_max_edges)
@@ -259,7 +265,7 @@ def run_matching(spark, cfg, table_dir: Path, work: Path, new: np.ndarray | None
     times["clusters"] = time.time() - t0
     stages["clusters"] = _stages_since(spark, seen)
     out = {"key_rows": n_keys, "candidate_pairs": n_pairs, "oversized_buckets": n_oversized,
-           "matches": n_matches, "clusters": n_clusters, "times_s": times, "staging_s": staged_s}
+           "matches": n_matches, "companion_matches": n_matches - n_direct, "clusters": n_clusters, "times_s": times, "staging_s": staged_s}
     if any(stages.values()):
         out["spark_stages"] = stages
     return out

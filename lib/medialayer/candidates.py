@@ -505,6 +505,56 @@ def pairs_meeting_rules(x: np.ndarray, y: np.ndarray, kind: np.ndarray, n: np.nd
     return px[keep], py[keep], pb[keep] >> np.int64(8)
 
 
+def companion_pairs(x: np.ndarray, y: np.ndarray, max_degree: int,
+                    seen: tuple[np.ndarray, np.ndarray] | None = None,
+                    new: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b), a < b: the pairs of media that both match some third media with at most `max_degree`
+    matches, given the matched pairs (x, y), without the pairs in `seen` (already verified) and,
+    when `new` (a bool mask by media id) is given, without the pairs of two old media.
+
+    Two sellers' edits of one photo (a crop and a padded copy) can share too little to meet in the
+    join while each meets the photo; verifying such pairs directly costs a few per match. A hub's
+    pairs grow as its degree squared, hence the cap. The Spark pipeline's `companion_candidates`
+    does the same with joins."""
+    z = np.zeros(0, dtype=np.int64)
+    if max_degree < 2 or np.size(x) == 0:
+        return z, z.copy()
+    u = np.concatenate([x, y]).astype(np.int64)
+    v = np.concatenate([y, x]).astype(np.int64)
+    order = np.lexsort((v, u))
+    u, v = u[order], v[order]
+    first = np.ones(u.size, dtype=bool)
+    first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])             # each edge once
+    u, v = u[first], v[first]
+    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    size = np.diff(np.append(starts, u.size))
+    keep = np.repeat((size >= 2) & (size <= max_degree), size)
+    u, v = u[keep], v[keep]
+    if u.size == 0:
+        return z, z.copy()
+    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    size = np.diff(np.append(starts, u.size))
+    pos = np.arange(u.size) - np.repeat(starts, size)
+    later = np.repeat(size, size) - 1 - pos                          # neighbours after each one
+    i = np.repeat(np.arange(u.size), later)
+    j = i + 1 + np.arange(i.size) - np.repeat(np.cumsum(later) - later, later)
+    a, b = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+    if new is not None:
+        both_old = ~(np.asarray(new, dtype=bool)[a] | np.asarray(new, dtype=bool)[b])
+        a, b = a[~both_old], b[~both_old]
+    pairs = np.unique(np.stack([a, b], 1), axis=0) if a.size else np.zeros((0, 2), dtype=np.int64)
+    if seen is not None and np.size(seen[0]) and pairs.size:
+        sa, sb = np.asarray(seen[0], dtype=np.int64), np.asarray(seen[1], dtype=np.int64)
+        done = np.unique(np.stack([np.minimum(sa, sb), np.maximum(sa, sb)], 1), axis=0)
+        both = np.concatenate([done, pairs])
+        _, idx, counts = np.unique(both, axis=0, return_index=True, return_counts=True)
+        fresh = np.zeros(pairs.shape[0], dtype=bool)
+        single = idx[(counts == 1) & (idx >= done.shape[0])] - done.shape[0]
+        fresh[single] = True
+        pairs = pairs[fresh]
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
 # --- video and audio keys -------------------------------------------------------------------------
 
 def keyframe_word_keys(batch: "pa.RecordBatch | pa.Table", cfg: "CandidatesConfig") -> ImageKeys:

@@ -334,9 +334,11 @@ class CandidatesConfig:
     offered_filter: OfferedFilterConfig
     media_per_partition: int = 2000
     mirrors_asked_below: float = 0.5
+    companion_max_degree: int = 16
 
     def validate(self, path: str) -> None:
         _at_least(self.max_bucket_size, 2, f"{path}.max_bucket_size")
+        _non_negative(self.companion_max_degree, f"{path}.companion_max_degree")
         _at_least(self.media_per_partition, 1, f"{path}.media_per_partition")
         _unit(self.mirrors_asked_below, f"{path}.mirrors_asked_below")
 

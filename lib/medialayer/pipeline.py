@@ -32,7 +32,7 @@ from .spark.manifest import read_authorizations, read_manifest
 from .spark.review_stage import build_review_queue
 from .spark.sku_stage import build_sku_suggestions
 from .spark.progress import progress
-from .spark.verify_stage import verify_candidates
+from .spark.verify_stage import companion_matches, verify_candidates
 from .warehouse import RunOrderError, Warehouse
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,12 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
         with _timed(summary, "verify"), progress(spark.sparkContext, "verify"):
             new_matches = with_run_id(verify_candidates(pairs, fingerprints, cfg), run_id)
             matches = _merge_matches(wh.read_base("media_matches", run_id), new_matches, new_keys, fingerprints)
-            matches = _stage_frame(spark, matches, staging / "media_matches")
+            matches = _stage_frame(spark, matches, staging / "media_matches_direct")
+            # Media that match a common third one but did not meet in the join (two sellers' edits
+            # of one photo), through the matches of every run so far; pairs with a new media only.
+            companions = with_run_id(companion_matches(matches, pairs, fingerprints, cfg, new_keys), run_id)
+            matches = _stage_frame(spark, matches.unionByName(companions.select(*matches.columns)),
+                                   staging / "media_matches")
             summary.matches = matches.where("match_found").count()
 
         with _timed(summary, "decisions"):

@@ -52,3 +52,28 @@ def test_spark_verify_equals_in_process_scoring_broadcast_or_not(spark, spark_cf
         shuffled, plan = spark_rows(limit)
         assert shuffled == want
         assert "LeftSemi" not in plan
+
+
+def test_spark_companion_candidates_equal_the_in_memory_ones(spark, spark_cfg):
+    from medialayer.candidates import companion_pairs
+    from medialayer.spark.verify_stage import companion_candidates
+
+    rng = np.random.default_rng(8)
+    n = 60
+    x, y = rng.integers(0, n, 150), rng.integers(0, n, 150)
+    x, y = x[x != y], y[x != y]
+    found = rng.random(x.size) < 0.8
+    key = [f"m{i:03d}" for i in range(n)]                       # string order = id order
+    matches = spark.createDataFrame([(key[min(i, j)], key[max(i, j)], bool(f)) for i, j, f in zip(x, y, found)],
+                                    "media_key_a string, media_key_b string, match_found boolean")
+    seen = np.flatnonzero(rng.random(x.size) < 0.5)
+    pairs = spark.createDataFrame([(key[min(x[k], y[k])], key[max(x[k], y[k])]) for k in seen],
+                                  "media_key_a string, media_key_b string")
+    new = rng.random(n) < 0.3
+    new_keys = spark.createDataFrame([(key[i],) for i in np.flatnonzero(new)], "media_key string")
+    cfg = spark_cfg.with_overrides({"candidates": {"companion_max_degree": 6}})
+    for fresh in (None, new_keys):
+        got = {(r.media_key_a, r.media_key_b) for r in companion_candidates(matches, pairs, cfg, fresh).collect()}
+        a, b = companion_pairs(x[found], y[found], 6, seen=(x[seen], y[seen]), new=None if fresh is None else new)
+        want = {(key[i], key[j]) for i, j in zip(a.tolist(), b.tolist())}
+        assert got == want and len(want) > 5

@@ -469,3 +469,30 @@ def test_count_pairs_sums_each_triple_once(monkeypatch):
         assert dict(zip(zip(cx.tolist(), cy.tolist(), ck.tolist()), cn.tolist())) == want
         assert len(cx) == len(want)
 
+
+def test_companion_pairs_join_the_neighbours_of_small_hubs_only():
+    from medialayer.candidates import companion_pairs
+
+    # 0 matches 1, 2, 3 (a photo and three edits); 5 matches 6 and 7; 9 matches 10 only; 20 is a hub
+    # matching 21..40.
+    x = np.array([0, 0, 0, 5, 7, 9] + [20] * 20)
+    y = np.array([1, 2, 3, 6, 5, 10] + list(range(21, 41)))
+    a, b = companion_pairs(x, y, max_degree=16)
+    assert sorted(zip(a.tolist(), b.tolist())) == [(1, 2), (1, 3), (2, 3), (6, 7)]
+    a, b = companion_pairs(x, y, max_degree=20)                       # the hub now counts
+    assert len(a) == 4 + 190 and (a < b).all()
+    a, b = companion_pairs(x, y, max_degree=2)
+    assert list(zip(a.tolist(), b.tolist())) == [(6, 7)]
+    assert companion_pairs(x, y, max_degree=0)[0].size == 0
+
+
+def test_companion_pairs_leave_out_verified_pairs_and_pairs_of_old_media():
+    from medialayer.candidates import companion_pairs
+
+    x, y = np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])
+    a, b = companion_pairs(x, y, 16, seen=(np.array([2, 4]), np.array([1, 3])))   # either order
+    assert sorted(zip(a.tolist(), b.tolist())) == [(1, 3), (1, 4), (2, 3), (2, 4)]
+    new = np.zeros(5, dtype=bool)
+    new[4] = True
+    a, b = companion_pairs(x, y, 16, new=new)
+    assert sorted(zip(a.tolist(), b.tolist())) == [(1, 4), (2, 4), (3, 4)]

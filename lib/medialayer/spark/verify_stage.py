@@ -47,6 +47,42 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
     return ordered.mapInArrow(run, MATCH_SPARK_SCHEMA)
 
 
+def companion_candidates(matches: DataFrame, pairs: DataFrame, cfg: Config,
+                         new_keys: DataFrame | None = None) -> DataFrame:
+    """(media_key_a < media_key_b) pairs of media that both match some third media with at most
+    candidates.companion_max_degree matches, less those in `pairs` (already verified) and, when
+    `new_keys` is given (an incremental run), less those of two old media. As
+    `candidates.companion_pairs`, with joins: the matches (a few per media) never reach the driver."""
+    cap = cfg.candidates.companion_max_degree
+    spark = matches.sparkSession
+    if cap < 2:
+        return spark.createDataFrame([], "media_key_a string, media_key_b string")
+    found = matches.where("match_found")
+    edges = (found.select(F.col("media_key_a").alias("u"), F.col("media_key_b").alias("v"))
+             .unionByName(found.select(F.col("media_key_b").alias("u"), F.col("media_key_a").alias("v")))
+             .distinct())
+    hubs = edges.groupBy("u").count().where((F.col("count") >= 2) & (F.col("count") <= cap)).select("u")
+    spokes = edges.join(hubs, "u")
+    x, y = spokes.alias("x"), spokes.alias("y")
+    two = (x.join(y, F.col("x.u") == F.col("y.u")).where(F.col("x.v") < F.col("y.v"))
+           .select(F.col("x.v").alias("media_key_a"), F.col("y.v").alias("media_key_b")).distinct())
+    if new_keys is not None:
+        fresh = new_keys.select("media_key").distinct()
+        two = (two.join(fresh.withColumnRenamed("media_key", "media_key_a"), "media_key_a", "left_semi")
+               .unionByName(two.join(fresh.withColumnRenamed("media_key", "media_key_b"), "media_key_b",
+                                     "left_semi"))
+               .distinct())
+    return two.join(pairs.select("media_key_a", "media_key_b"), ["media_key_a", "media_key_b"], "left_anti")
+
+
+def companion_matches(matches: DataFrame, pairs: DataFrame, fingerprints: DataFrame, cfg: Config,
+                      new_keys: DataFrame | None = None) -> DataFrame:
+    """The verified companion pairs (`companion_candidates`) of already verified `matches` (read them
+    from where they were written: they are used twice), as `verify_candidates` rows."""
+    companions = companion_candidates(matches, pairs, cfg, new_keys)
+    return verify_candidates(companions, fingerprints, cfg)
+
+
 def _prefilter(pairs: DataFrame, ok: DataFrame, cfg: Config) -> DataFrame:
     """The pairs whose global hashes alone reach record_threshold (and every pair with a video or audio side)."""
     joined = _with_sides(pairs, ok, PREFILTER_COLUMNS)
