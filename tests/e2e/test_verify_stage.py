@@ -14,8 +14,7 @@ def _plan(df) -> str:
     return df._jdf.queryExecution().executedPlan().toString()
 
 
-def test_spark_verify_equals_in_process_scoring_broadcast_or_not(spark, spark_cfg, photos, fingerprinted, tmp_path,
-                                                                monkeypatch):
+def test_spark_verify_equals_in_process_scoring_broadcast_or_not(spark, spark_cfg, photos, fingerprinted, tmp_path):
     rng = np.random.default_rng(3)
     images = []
     for img in photos[:3]:
@@ -46,12 +45,6 @@ def test_spark_verify_equals_in_process_scoring_broadcast_or_not(spark, spark_cf
                for r in out.collect()}                          # a few dozen rows
         return got, plan
 
-    from medialayer.spark import verify_stage
-
-    once, plan = spark_rows(1000)                                # few pairs: their media read once, kept
-    assert once == want
-    assert "LeftSemi" not in plan and "ExistingRDD" in plan
-    monkeypatch.setattr(verify_stage, "_ONE_SCAN_PAIRS", 0)
     broadcast, plan = spark_rows(1000)
     assert broadcast == want
     assert "LeftSemi" in plan                                    # only named media reach the joins

@@ -28,14 +28,13 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
     The full fingerprints are the run's widest rows (~15 KB; 15 GB at a million media): only those of
     media some pair names go past the scan into the joins' shuffles (see `_with_sides`)."""
     ok = fingerprints.where(F.col("status") == "ok")
-    count = _pair_count(pairs, cfg)
-    few = count is not None and count <= cfg.spark.verify_broadcast_pairs
+    few = _few_pairs(pairs, cfg)
     min_words = cfg.matching.image.local_min_words
     if "shared_words" in pairs.columns and min_words > 0:
         sure = pairs.where(F.col("shared_words") >= min_words).select("media_key_a", "media_key_b")
         doubtful = pairs.where(F.col("shared_words") < min_words).select("media_key_a", "media_key_b")
         pairs = sure.unionByName(_prefilter(doubtful, ok, cfg))
-    joined = _with_sides(pairs, ok, SIDE_COLUMNS, broadcast=few, once=few and count <= _ONE_SCAN_PAIRS)
+    joined = _with_sides(pairs, ok, SIDE_COLUMNS, broadcast=few)
     ordered = joined.select(*[f"{c}_{s}" for s in "ab" for c in SIDE_COLUMNS])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -96,28 +95,22 @@ def _prefilter(pairs: DataFrame, ok: DataFrame, cfg: Config) -> DataFrame:
     return joined.mapInArrow(run, "media_key_a string, media_key_b string")
 
 
-def _pair_count(pairs: DataFrame, cfg: Config) -> int | None:
-    """The pairs as given (before the prefilter: an upper bound of those verified), counted when
-    spark.verify_broadcast_pairs allows broadcasting them (None when it is 0): at most that many, they
-    and the media they name are broadcast (see `_with_sides`). The nightly job and the benchmark
-    give staged pairs, so counting them is a scan of two columns."""
+def _few_pairs(pairs: DataFrame, cfg: Config) -> bool:
+    """Whether the pairs as given (before the prefilter: an upper bound of those verified) are at
+    most spark.verify_broadcast_pairs; then they, and the media they name, are broadcast (see
+    `_with_sides`). The nightly job and the benchmark give staged pairs, so counting them is a
+    scan of two columns."""
     limit = cfg.spark.verify_broadcast_pairs
     if limit <= 0:
-        return None
+        return False
     count = pairs.count()
-    log.info("verify: %d candidate pairs%s", count, "" if count <= limit else
+    few = count <= limit
+    log.info("verify: %d candidate pairs%s", count, "" if few else
              f" (over spark.verify_broadcast_pairs={limit}): every fingerprint goes through the joins' shuffles")
-    return count
+    return few
 
 
-# At most this many pairs (~2 x 17 KB of fingerprint each), the fingerprints they name are read once
-# and kept (a local checkpoint, freed with the frame) for both sides' joins, instead of two scans of
-# the whole table: a nightly run's few thousand pairs, the companion pairs.
-_ONE_SCAN_PAIRS = 20_000
-
-
-def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], broadcast: bool = False,
-                once: bool = False) -> DataFrame:
+def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], broadcast: bool = False) -> DataFrame:
     """`pairs` with `columns` of both media beside them, suffixed _a and _b.
 
     `broadcast` (the pairs are few beside the catalog): the names of the media in some pair are
@@ -126,9 +119,6 @@ def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], broad
     shuffled for the second join. At a million synthetic media, 310k pairs named about half the
     table's bytes (bench/verify_plans.py).
 
-    `once` (broadcast, and a few pairs: `_ONE_SCAN_PAIRS`): the named media are read in one scan
-    and kept (a local checkpoint) for both joins, instead of one scan of the whole table per side.
-
     (Partitioning the sides by media_key once for both joins would save a shuffle too, but adaptive
     execution, on by default, plans the two renamed copies as separate stages and does not reuse the
     exchange: Spark 4.2, checked.)"""
@@ -136,8 +126,6 @@ def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], broad
     if broadcast:
         names = pairs.select(F.explode(F.array("media_key_a", "media_key_b")).alias("media_key")).distinct()
         sides = sides.join(F.broadcast(names), "media_key", "left_semi")
-        if once:                                    # `once`: few pairs, read the table once for both sides
-            sides = sides.localCheckpoint(eager=True)
         pairs = F.broadcast(pairs)
     a = sides.select(*[F.col(c).alias(f"{c}_a") for c in columns])
     b = sides.select(*[F.col(c).alias(f"{c}_b") for c in columns])
