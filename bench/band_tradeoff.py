@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scale import pool, pool_truth  # noqa: E402
 
-from medialayer.candidates import (KIND_WORD, ImageKeys, candidate_pairs_in_memory,  # noqa: E402
-                                  collision_probability, image_keys)
+from medialayer.candidates import (KIND_WORD, ImageKeys, band_meeting_near,  # noqa: E402
+                                  candidate_pairs_in_memory, collision_probability, image_keys)
 from medialayer.config import BandConfig, load_config  # noqa: E402
 from medialayer.fingerprints.bits import to_unsigned  # noqa: E402
 
@@ -63,15 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     # within max_distance of their 128 bits.
     image_bands = cfg.candidates.image
     nbits = 128 if image_bands.with_dhash else 64
-    limit = image_bands.max_distance * 128 if image_bands.max_distance >= 0 else np.inf
+    limit = image_bands.max_distance * 128 if image_bands.max_distance >= 0 else np.inf   # for the printout
     dists = []                                  # one (n_pairs,) distance array per pairing, inf when absent
     for x, y in ((ii, jj), (jj, ii)):
         for qc in QUERY:
             for ic in INDEXED:
+                qd, idh = qc.replace("phash", "dhash"), ic.replace("phash", "dhash")
                 dp = np.bitwise_count(h[qc][x] ^ h[ic][y]).astype(np.float64)
-                both = dp + np.bitwise_count(h[qc.replace("phash", "dhash")][x] ^ h[ic.replace("phash", "dhash")][y])
-                d = both if image_bands.with_dhash else dp
-                d[~(valid[qc][x] & valid[ic][y]) | (both > limit)] = np.inf
+                d = dp + np.bitwise_count(h[qd][x] ^ h[idh][y]) if image_bands.with_dhash else dp
+                near = band_meeting_near(*(h[c][s].view(np.int64) for c, s in ((qc, x), (qd, x), (ic, y), (idh, y))),
+                                         image_bands.max_distance)
+                d[~(valid[qc][x] & valid[ic][y]) | ~near] = np.inf
                 dists.append(d)
     dists = np.stack(dists, 1)
     word = np.array([(i, j) in by_words for i, j in pairs])

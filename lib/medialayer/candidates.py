@@ -232,12 +232,17 @@ def _distinct_image_keys(groups: dict[bool, list[tuple]], bits: int) -> ImageKey
         query = np.concatenate([np.full(g[1].size, g[2]) for g in every])
         indexed = np.concatenate([np.full(g[1].size, g[3]) for g in every])
         word = np.concatenate([np.full(g[1].size, w) for w in (False, True) for g in groups[w]])
-        ph, dh = (np.concatenate([np.zeros(g[1].size, dtype=np.int64) if g[h] is None else g[h] for g in every])
-                  for h in (4, 5))
+        ph, dh = _group_hashes(every)
         r, k, q, i, kind, order, starts = _distinct(ImageKeys(row, key, query, word, indexed, ph=ph, dh=dh))
         return ImageKeys(r, k, q, kind == KIND_WORD, i, kind, ph[order][starts], dh[order][starts])
     r, k, q, i, p, d = (np.concatenate(x) for x in zip(*parts))
     return ImageKeys(r, k, q, (k & WORD_FLAG) != 0, i, ph=p, dh=d)
+
+
+def _group_hashes(groups: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """(pHash, dHash) of every row of these emitted groups, 0 where a group carries none."""
+    return tuple(np.concatenate([np.zeros(g[1].size, dtype=np.int64) if g[h] is None else g[h] for g in groups]
+                                + [np.zeros(0, dtype=np.int64)]) for h in (4, 5))
 
 
 def _packed_distinct(groups: list[tuple], is_word: bool, bits: int) -> tuple[np.ndarray, ...] | None:
@@ -252,10 +257,7 @@ def _packed_distinct(groups: list[tuple], is_word: bool, bits: int) -> tuple[np.
             return None
         packed_groups.append((r << np.int64(47)) | (payload << np.int64(2)) | np.int64(2 * bool(query) + bool(indexed)))
     packed = np.concatenate(packed_groups) if packed_groups else np.zeros(0, dtype=np.int64)
-    hashes = None
-    if not is_word:
-        hashes = tuple(np.concatenate([np.zeros(g[1].size, dtype=np.int64) if g[h] is None else g[h] for g in groups])
-                       if groups else np.zeros(0, dtype=np.int64) for h in (4, 5))
+    hashes = None if is_word else _group_hashes(groups)
     if hashes is None:
         packed.sort()
         p = d = None
@@ -519,40 +521,34 @@ def companion_pairs(x: np.ndarray, y: np.ndarray, max_degree: int,
     z = np.zeros(0, dtype=np.int64)
     if max_degree < 2 or np.size(x) == 0:
         return z, z.copy()
-    u = np.concatenate([x, y]).astype(np.int64)
-    v = np.concatenate([y, x]).astype(np.int64)
-    order = np.lexsort((v, u))
-    u, v = u[order], v[order]
-    first = np.ones(u.size, dtype=bool)
-    first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])             # each edge once
-    u, v = u[first], v[first]
+    edges = np.unique(_pair_rows(np.concatenate([x, y]), np.concatenate([y, x])))   # each edge once, by hub
+    u, v = edges["a"], edges["b"]
     starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
     size = np.diff(np.append(starts, u.size))
-    keep = np.repeat((size >= 2) & (size <= max_degree), size)
-    u, v = u[keep], v[keep]
-    if u.size == 0:
+    small = (size >= 2) & (size <= max_degree)
+    u, v = u[np.repeat(small, size)], v[np.repeat(small, size)]
+    size = size[small]
+    if size.size == 0:
         return z, z.copy()
-    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
-    size = np.diff(np.append(starts, u.size))
-    pos = np.arange(u.size) - np.repeat(starts, size)
+    pos = np.arange(u.size) - np.repeat(np.cumsum(size) - size, size)
     later = np.repeat(size, size) - 1 - pos                          # neighbours after each one
     i = np.repeat(np.arange(u.size), later)
     j = i + 1 + np.arange(i.size) - np.repeat(np.cumsum(later) - later, later)
     a, b = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
     if new is not None:
-        both_old = ~(np.asarray(new, dtype=bool)[a] | np.asarray(new, dtype=bool)[b])
-        a, b = a[~both_old], b[~both_old]
-    pairs = np.unique(np.stack([a, b], 1), axis=0) if a.size else np.zeros((0, 2), dtype=np.int64)
-    if seen is not None and np.size(seen[0]) and pairs.size:
+        new = np.asarray(new, dtype=bool)
+        a, b = a[new[a] | new[b]], b[new[a] | new[b]]
+    pairs = np.unique(_pair_rows(a, b))
+    if seen is not None and np.size(seen[0]):
         sa, sb = np.asarray(seen[0], dtype=np.int64), np.asarray(seen[1], dtype=np.int64)
-        done = np.unique(np.stack([np.minimum(sa, sb), np.maximum(sa, sb)], 1), axis=0)
-        both = np.concatenate([done, pairs])
-        _, idx, counts = np.unique(both, axis=0, return_index=True, return_counts=True)
-        fresh = np.zeros(pairs.shape[0], dtype=bool)
-        single = idx[(counts == 1) & (idx >= done.shape[0])] - done.shape[0]
-        fresh[single] = True
-        pairs = pairs[fresh]
-    return pairs[:, 0].copy(), pairs[:, 1].copy()
+        pairs = pairs[~np.isin(pairs, _pair_rows(np.minimum(sa, sb), np.maximum(sa, sb)))]
+    return pairs["a"].copy(), pairs["b"].copy()
+
+
+def _pair_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a, b) as one structured array: sortable, unique-able and searchable as whole pairs."""
+    both = np.ascontiguousarray(np.stack([np.asarray(a), np.asarray(b)], 1).astype(np.int64))
+    return both.view([("a", np.int64), ("b", np.int64)]).ravel()
 
 
 # --- video and audio keys -------------------------------------------------------------------------

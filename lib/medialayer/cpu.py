@@ -56,10 +56,7 @@ def numpy_avx512_features() -> list[str]:
 def numpy_worker_env(setting: str, slow_sort: bool | None = None) -> dict[str, str]:
     """Environment for processes that will import numpy: {NUMPY_ENV: features} when AVX-512 is to be
     turned off (`setting` "disable", or "auto" on a slow-sorting CPU), else empty ("keep")."""
-    if setting == "keep":
+    if setting == "keep" or (setting == "auto" and not (this_cpu_sorts_slowly() if slow_sort is None else slow_sort)):
         return {}
-    if setting == "auto":
-        if not (this_cpu_sorts_slowly() if slow_sort is None else slow_sort):
-            return {}
     features = numpy_avx512_features()
     return {NUMPY_ENV: " ".join(features)} if features else {}

@@ -63,15 +63,16 @@ def companion_candidates(matches: DataFrame, pairs: DataFrame, cfg: Config,
              .distinct())
     hubs = edges.groupBy("u").count().where((F.col("count") >= 2) & (F.col("count") <= cap)).select("u")
     spokes = edges.join(hubs, "u")
+    # Each spoke says whether its far end is new, so the pairs are made (and filtered) once.
+    if new_keys is None:
+        spokes = spokes.withColumn("new", F.lit(True))
+    else:
+        fresh = new_keys.select(F.col("media_key").alias("v")).distinct().withColumn("new", F.lit(True))
+        spokes = spokes.join(fresh, "v", "left").fillna(False, ["new"])
     x, y = spokes.alias("x"), spokes.alias("y")
-    two = (x.join(y, F.col("x.u") == F.col("y.u")).where(F.col("x.v") < F.col("y.v"))
+    two = (x.join(y, F.col("x.u") == F.col("y.u"))
+           .where((F.col("x.v") < F.col("y.v")) & (F.col("x.new") | F.col("y.new")))
            .select(F.col("x.v").alias("media_key_a"), F.col("y.v").alias("media_key_b")).distinct())
-    if new_keys is not None:
-        fresh = new_keys.select("media_key").distinct()
-        two = (two.join(fresh.withColumnRenamed("media_key", "media_key_a"), "media_key_a", "left_semi")
-               .unionByName(two.join(fresh.withColumnRenamed("media_key", "media_key_b"), "media_key_b",
-                                     "left_semi"))
-               .distinct())
     return two.join(pairs.select("media_key_a", "media_key_b"), ["media_key_a", "media_key_b"], "left_anti")
 
 
