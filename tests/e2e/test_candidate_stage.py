@@ -51,6 +51,14 @@ def test_spark_candidates_equal_the_in_memory_join(spark, spark_cfg, photos, tmp
     got, got_over = _spark_pairs(spark, fps, cfg)
     assert got == want and len(want) >= 15
     assert got_over == want_over > 0
+    # Without videos the videos' columns are never read (kp_xy alone is ~1 KB per image).
+    spark.conf.set("spark.sql.maxMetadataStringLength", "10000")      # the plan prints the whole read schema
+    try:
+        read = media_join_keys(fps, cfg)._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.unset("spark.sql.maxMetadataStringLength")
+    schema = read[read.index("ReadSchema"):].split("\n")[0]
+    assert "kp_desc" in schema and not any(c in schema for c in ("kp_xy", "frame_hashes", "kf_counts"))
 
     # An incremental run: a third are new, so the new media ask with their mirrored keys and every
     # media offers only straight ones (candidates.mirrors_asked_below); with 0, all offer mirrors.
@@ -116,8 +124,7 @@ def test_key_shards_round_trip_and_land_on_their_partition(spark):
     key hashes to (Spark's hash partitioning of the shard label)."""
     from pyspark.sql import functions as F
 
-    from medialayer.search_keys import key_hash
-    from medialayer.spark.candidate_stage import _shards, _unshard, shard_labels
+    from medialayer.spark.candidate_stage import _shards, _unshard, partition_of_keys, shard_labels
 
     rng = np.random.default_rng(2)
     n, parts = 5000, 7
@@ -148,7 +155,42 @@ def test_key_shards_round_trip_and_land_on_their_partition(spark):
     # Each key's rows sit in one shard, the one its hash names.
     for s in where["shard"]:
         rows = _unshard(iter([batch.filter(pa.compute.equal(batch.column("shard"), s))]))
-        assert set((key_hash(rows[1], 0) % np.uint64(parts)).tolist()) == {[p for p, lab in enumerate(labels) if lab == s][0]}
+        assert set(partition_of_keys(rows[1], parts).tolist()) == {[p for p, lab in enumerate(labels) if lab == s][0]}
+
+
+def test_key_partitions_cover_every_partition_evenly():
+    from medialayer.spark.candidate_stage import partition_of_keys
+
+    keys = np.random.default_rng(4).integers(-2**63, 2**63 - 1, 70_000)
+    for parts in (1, 7, 500):
+        p = partition_of_keys(keys, parts)
+        assert p.min() >= 0 and p.max() < parts
+        counts = np.bincount(p.astype(np.int64), minlength=parts)
+        assert counts.min() > 0.7 * keys.size / parts and counts.max() < 1.3 * keys.size / parts
+    assert np.array_equal(partition_of_keys(keys, 7), partition_of_keys(keys.copy(), 7))   # a function of the key
+
+
+def test_a_partition_run_longer_than_a_blob_is_cut_into_blobs(monkeypatch):
+    """Rows bound for one partition past _SHARD_MAX_ROWS go in several blobs under its label, each
+    within the bound, and come back whole."""
+    from medialayer.spark import candidate_stage
+
+    monkeypatch.setattr(candidate_stage, "_SHARD_MAX_ROWS", 7)
+    rng = np.random.default_rng(8)
+    target = np.r_[np.zeros(30, np.uint64), rng.integers(1, 4, 20).astype(np.uint64)]
+    x, y = rng.integers(0, 2**62, target.size), rng.integers(0, 2**62, target.size)
+    labels = np.array([100, 101, 102, 103])
+    batch = candidate_stage._pack_shards(target, [x, y], labels)
+    rows = np.asarray(batch.column("key_rows"))
+    shard = np.asarray(batch.column("shard"))
+    assert rows.max() <= 7 and rows.sum() == target.size
+    assert rows[shard == 100].sum() == 30 and (shard == 100).sum() == 5        # 7 + 7 + 7 + 7 + 2
+    got = candidate_stage._unpack_shards([batch], (np.int64, np.int64))
+    assert sorted(zip(got[0].tolist(), got[1].tolist())) == sorted(zip(x.tolist(), y.tolist()))
+    first = batch.filter(pa.array(shard == 100))
+    assert sorted(candidate_stage._unpack_shards([first], (np.int64,))[0].tolist()) == sorted(x[:30].tolist())
+    empty = candidate_stage._pack_shards(np.zeros(0, np.uint64), [x[:0], y[:0]], labels)
+    assert empty.num_rows == 0
 
 
 def test_a_large_partition_joined_in_runs_gives_the_whole_join(monkeypatch):

@@ -31,7 +31,9 @@ def test_spark_verify_equals_in_process_scoring_broadcast_or_not(spark, spark_cf
     swap = np.array([names[i] > names[j] for i, j in zip(ia, ib)])    # the stage's order: key a < key b
     ia, ib = np.where(swap, ib, ia), np.where(swap, ia, ib)
     key_a, key_b = [names[i] for i in ia], [names[j] for j in ib]
-    pairs = spark.createDataFrame(list(zip(key_a, key_b)), "media_key_a string, media_key_b string")
+    # And a pair naming a media with no fingerprint row: it is dropped, as an inner join would.
+    pairs = spark.createDataFrame(list(zip(key_a, key_b)) + [(names[0], "~not-fingerprinted")],
+                                  "media_key_a string, media_key_b string")
 
     want = {(r["media_key_a"], r["media_key_b"]): (r["match_found"], round(r["similarity"], 6))
             for r in verify_batch(pair_batch(table, ia, ib), spark_cfg).to_pylist()}
@@ -47,11 +49,11 @@ def test_spark_verify_equals_in_process_scoring_broadcast_or_not(spark, spark_cf
 
     broadcast, plan = spark_rows(1000)
     assert broadcast == want
-    assert "LeftSemi" in plan                                    # only named media reach the joins
-    for limit in (0, len(key_a) - 1):                            # off, or more pairs than the limit
+    assert plan.count("FileScan parquet") == 1                   # one scan for both sides
+    for limit in (0, len(key_a)):                                # off, or more pairs than the limit
         shuffled, plan = spark_rows(limit)
         assert shuffled == want
-        assert "LeftSemi" not in plan
+        assert plan.count("FileScan parquet") == 2
 
 
 def test_spark_companion_candidates_equal_the_in_memory_ones(spark, spark_cfg):

@@ -38,6 +38,9 @@ _KEY_INPUT = ("status", "media_type", "phash", "phash_mirror", "region_phash", "
               "dhash", "dhash_mirror", "region_dhash", "region_dhash_mirror", "region", "kp_desc",
               "kp_desc_mirror", "kp_angle", "frame_times", "frame_hashes", "audio_peaks", "kf_times",
               "kf_counts", "kp_xy")
+# Read only for videos' keys (frame bands, keyframe words): a catalog without videos leaves them
+# unread (kp_xy alone is ~1 KB per image).
+_VIDEO_KEY_INPUT = ("frame_times", "frame_hashes", "kf_times", "kf_counts", "kp_xy")
 
 
 def media_id(key: "str | F.Column" = "media_key") -> F.Column:
@@ -90,13 +93,16 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
     `fingerprints` (one more read of the whole table).
 
     Images' frame keys serve only to meet videos; unless `image_frames` says otherwise they are made
-    only when the fingerprints hold a video (one cheap `limit(1)` query). `counter`, an accumulator,
+    only when the fingerprints hold a video (one cheap `limit(1)` query), and without one the videos'
+    columns are not even read. `counter`, an accumulator,
     adds up the key rows made (for reports)."""
     ok = fingerprints.where(F.col("status") == "ok")
+    videos = bool(ok.where(F.col("media_type") == "video").limit(1).count())
     if image_frames is None:
-        image_frames = bool(ok.where(F.col("media_type") == "video").limit(1).count())
+        image_frames = videos
         if not image_frames:
             log.info("no videos among the fingerprints: images' frame keys left out")
+    key_input = _KEY_INPUT if videos or image_frames else tuple(c for c in _KEY_INPUT if c not in _VIDEO_KEY_INPUT)
     n_ok = ok.count()
     parts = key_partitions(n_ok, cfg, fingerprints.sparkSession)
     labels = shard_labels(parts, fingerprints.sparkSession)
@@ -115,13 +121,13 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
     mirrors_indexed = not (share > 0 and n_new <= share * n_ok)
     log.info("candidate keys: %d new of %d media; mirrored keys %s", n_new, n_ok,
              "offered by every media" if mirrors_indexed else "asked by the new media only")
-    ok = ok.select(media_id().alias("media_id"), "is_new", *_KEY_INPUT)
+    ok = ok.select(media_id().alias("media_id"), "is_new", *key_input)
     filtering = cfg.candidates.offered_filter
     asked = None
     if new_keys is not None and filtering.below > 0 and n_new <= filtering.below * n_ok:
         if new_fingerprints is not None:
             source = (new_fingerprints.where(F.col("status") == "ok")
-                      .select(media_id().alias("media_id"), F.lit(True).alias("is_new"), *_KEY_INPUT))
+                      .select(media_id().alias("media_id"), F.lit(True).alias("is_new"), *key_input))
         else:
             source = ok.where(F.col("is_new"))
         asked = fingerprints.sparkSession.sparkContext.broadcast(
@@ -267,20 +273,31 @@ def _find_labels(parts: int, spark) -> np.ndarray:
 def _shards(owner: np.ndarray, key: np.ndarray, query: np.ndarray, indexed: np.ndarray, kind: np.ndarray,
             parts: int, labels: np.ndarray,
             hashes: tuple[np.ndarray, np.ndarray] | None = None) -> list[pa.RecordBatch]:
-    """Key rows packed per join partition (by key): media ids, join keys, flags (indexed bit 0, query
-    bit 1, kind above); pHash band rows also carry their pHash and dHash, when given (16 bytes more
-    on a sixth of the rows), in blobs of their own layout.
+    """Key rows packed per join partition (by key, `partition_of_keys`): media ids, join keys, flags
+    (indexed bit 0, query bit 1, kind above); pHash band rows also carry their pHash and dHash, when
+    given (16 bytes more on a sixth of the rows), in blobs of their own layout.
 
     Keys travel as they are: their zero bytes compress (the shuffle's lz4). Sent hashed, they made
     the 100k run's shuffle 2.49 -> 3.01 GB."""
     flags = indexed.astype(np.uint8) | (query.astype(np.uint8) << 1) | (kind.astype(np.uint8) << 2)
-    target = key_hash(key, 0) % np.uint64(parts)
+    target = partition_of_keys(key, parts)
     if hashes is None:
         return [_pack_shards(target, [owner, key, flags], labels)]
     band = kind == KIND_BAND
-    return [_pack_shards(target[~band], [owner[~band], key[~band], flags[~band]], labels),
-            _pack_shards(target[band], [owner[band], key[band], flags[band], hashes[0][band], hashes[1][band]],
-                         labels, _WITH_HASHES)]
+    nb = int(np.count_nonzero(band))
+    # media_keys puts the band rows first: then the two layouts are slices, not masked copies.
+    b, p = (slice(0, nb), slice(nb, None)) if band[:nb].all() else (band, ~band)
+    return [_pack_shards(target[p], [owner[p], key[p], flags[p]], labels),
+            _pack_shards(target[b], [owner[b], key[b], flags[b], hashes[0][b], hashes[1][b]], labels, _WITH_HASHES)]
+
+
+def partition_of_keys(key: np.ndarray, parts: int) -> np.ndarray:
+    """The join partition of each key, in [0, parts): its hash modulo `parts`.
+
+    Not the hash's top bits scaled (a multiply for the modulo): `key_groups` sorts a partition by
+    those top bits, and keys that agree on them more often clash there. That cost a million-media
+    partition's join 0.06-0.1 s more, for 1 ms saved per 256 media's keys."""
+    return key_hash(key, 0) % np.uint64(parts)
 
 
 def _unshard(batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, ...]:
@@ -317,27 +334,28 @@ def _pack_shards(target: np.ndarray, columns: list[np.ndarray], labels: np.ndarr
     small = np.uint16 if labels.size <= 1 << 16 else np.uint32
     order = np.argsort(np.asarray(target).astype(small), kind="stable")
     cols = [np.ascontiguousarray(c[order]).astype(c.dtype.newbyteorder("<"), copy=False) for c in columns]
-    target = np.asarray(target)[order].astype(np.int64)
-    cut = np.flatnonzero(target[1:] != target[:-1]) + 1
-    starts = np.concatenate([[0], cut]).astype(np.int64) if target.size else np.zeros(0, dtype=np.int64)
-    ends = np.concatenate([cut, [target.size]]).astype(np.int64) if target.size else starts
-    shard, n, pieces = [], [], []
-    for s0, e0 in zip(starts.tolist(), ends.tolist()):
-        for s in range(s0, e0, _SHARD_MAX_ROWS):
-            e = min(e0, s + _SHARD_MAX_ROWS)
-            shard.append(int(labels[target[s]]))
-            n.append(e - s)
-            pieces += [c[s:e].view(np.uint8) for c in cols]
-    ends_at = np.cumsum(np.asarray(n, dtype=np.int64) * sum(c.dtype.itemsize for c in cols))
+    target = np.asarray(target)[order]
+    starts = np.flatnonzero(np.concatenate([[True], target[1:] != target[:-1]])) if target.size else order[:0]
+    ends = np.append(starts[1:], target.size)[:starts.size]
+    if (ends - starts).max(initial=0) > _SHARD_MAX_ROWS:   # a run longer than a blob may hold: cut it
+        cut = [range(s0, e0, _SHARD_MAX_ROWS) for s0, e0 in zip(starts.tolist(), ends.tolist())]
+        starts = np.fromiter((s for r in cut for s in r), dtype=np.int64)
+        ends = np.minimum(np.append(starts[1:], target.size), starts + _SHARD_MAX_ROWS)
+    n = ends - starts
+    shard = labels[target[starts].astype(np.int64)] if starts.size else np.zeros(0, dtype=np.int64)
+    # Each blob is its rows' values column after column: one slice of each column's bytes.
+    raw = [(c.view(np.uint8), c.dtype.itemsize) for c in cols]
+    pieces = [r[s * w:e * w] for s, e in zip(starts.tolist(), ends.tolist()) for r, w in raw]
+    ends_at = np.cumsum(n * sum(c.dtype.itemsize for c in cols))
     # One batch's blobs share one Arrow data buffer with 32-bit offsets: callers pack a few MB at a
     # time (a sub-batch of fingerprints' keys, one partition's hits).
     if ends_at.size and ends_at[-1] >= 1 << 31:
         raise ValueError(f"{int(ends_at[-1]):,} bytes of shards in one batch: pack fewer rows at a time")
     offsets = np.concatenate([[0], ends_at]).astype(np.int32)
     data = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint8)
-    blob = pa.Array.from_buffers(pa.binary(), len(n), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return pa.RecordBatch.from_arrays([pa.array(shard, type=pa.int32()), pa.array(n, type=pa.int64()),
-                                       blob, pa.array([layout] * len(n), type=pa.int8())],
+    blob = pa.Array.from_buffers(pa.binary(), n.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.RecordBatch.from_arrays([pa.array(shard.astype(np.int32)), pa.array(n.astype(np.int64)),
+                                       blob, pa.array(np.full(n.size, layout, dtype=np.int8))],
                                       names=["shard", "key_rows", "blob", "layout"])
 
 
@@ -474,7 +492,7 @@ def candidate_pairs(keys: DataFrame, ids: DataFrame, cfg: Config) -> tuple[DataF
         k = np.concatenate([h.kind.astype(np.int64), np.full(media_a.size, KIND_ALIAS, np.int64),
                             np.full(h.over_key.size, KIND_OVERSIZED, np.int64)])
         n = np.concatenate([h.n, np.zeros(media_a.size, np.int64), h.over_size])
-        target = key_hash(key_hash(x, 0) ^ y.astype(np.uint64), 0) % np.uint64(parts)
+        target = partition_of_keys(key_hash(x, 0) ^ y.astype(np.uint64), parts)
         yield _pack_shards(target, [x, y, (k << _N_BITS) | n], labels)
 
     def pairs_of(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -25,8 +25,8 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
     scored on their global hashes alone (a join of a few int64 columns, not of ~17 KB fingerprints)
     and only those reaching record_threshold go on.
 
-    The full fingerprints are the run's widest rows (~15 KB; 15 GB at a million media): only those of
-    media some pair names go past the scan into the joins' shuffles (see `_with_sides`)."""
+    The full fingerprints are the run's widest rows (~17 KB; 17 GB at a million media): when the pairs
+    are few, only those of media some pair names go past the one scan into a shuffle (`_with_sides`)."""
     ok = fingerprints.where(F.col("status") == "ok")
     few = _few_pairs(pairs, cfg)
     min_words = cfg.matching.image.local_min_words
@@ -34,7 +34,7 @@ def verify_candidates(pairs: DataFrame, fingerprints: DataFrame, cfg: Config) ->
         sure = pairs.where(F.col("shared_words") >= min_words).select("media_key_a", "media_key_b")
         doubtful = pairs.where(F.col("shared_words") < min_words).select("media_key_a", "media_key_b")
         pairs = sure.unionByName(_prefilter(doubtful, ok, cfg))
-    joined = _with_sides(pairs, ok, SIDE_COLUMNS, broadcast=few)
+    joined = _with_sides(pairs, ok, SIDE_COLUMNS, few=few)
     ordered = joined.select(*[f"{c}_{s}" for s in "ab" for c in SIDE_COLUMNS])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -98,7 +98,7 @@ def _prefilter(pairs: DataFrame, ok: DataFrame, cfg: Config) -> DataFrame:
 
 def _few_pairs(pairs: DataFrame, cfg: Config) -> bool:
     """Whether the pairs as given (before the prefilter: an upper bound of those verified) are at
-    most spark.verify_broadcast_pairs; then they, and the media they name, are broadcast (see
+    most spark.verify_broadcast_pairs; then they are broadcast to one scan of the fingerprints (see
     `_with_sides`). The nightly job and the benchmark give staged pairs, so counting them is a
     scan of two columns."""
     limit = cfg.spark.verify_broadcast_pairs
@@ -111,23 +111,31 @@ def _few_pairs(pairs: DataFrame, cfg: Config) -> bool:
     return few
 
 
-def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], broadcast: bool = False) -> DataFrame:
+def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], few: bool = False) -> DataFrame:
     """`pairs` with `columns` of both media beside them, suffixed _a and _b.
 
-    `broadcast` (the pairs are few beside the catalog): the names of the media in some pair are
-    broadcast to the scan of `ok`, so only their rows go on, and the pairs are broadcast to the
-    first join, so its side is never shuffled. Only the pairs with side a, and side b, are then
-    shuffled for the second join. At a million synthetic media, 310k pairs named about half the
-    table's bytes (bench/verify_plans.py).
+    `few` (the pairs are few beside the catalog): one scan of `ok`. The pairs, two rows each (one
+    per side), are broadcast to it, so only the rows of media in some pair go on, once per pair
+    that names them, and the pair's two rows meet by grouping on the pair: one shuffle of just
+    those rows. Otherwise two joins, each shuffling the whole table (many pairs name most of it).
 
-    (Partitioning the sides by media_key once for both joins would save a shuffle too, but adaptive
-    execution, on by default, plans the two renamed copies as separate stages and does not reuse the
-    exchange: Spark 4.2, checked.)"""
-    sides = ok.select(*columns)
-    if broadcast:
-        names = pairs.select(F.explode(F.array("media_key_a", "media_key_b")).alias("media_key")).distinct()
-        sides = sides.join(F.broadcast(names), "media_key", "left_semi")
-        pairs = F.broadcast(pairs)
-    a = sides.select(*[F.col(c).alias(f"{c}_a") for c in columns])
-    b = sides.select(*[F.col(c).alias(f"{c}_b") for c in columns])
-    return pairs.join(a, "media_key_a").join(b, "media_key_b")
+    The one scan replaced two (a broadcast join per side, each scanning the table; adaptive
+    execution plans two renamed copies of one source as separate stages and reuses neither scan
+    nor exchange, Spark 4.2). At 100k synthetic media: the same matches, 20 s against 21
+    (bench/verify_plans.py); the fingerprints are the run's widest rows (~17 KB; 17 GB at a million
+    media), so a scan saved is the gain."""
+    if not few:
+        sides = ok.select(*columns)
+        a = sides.select(*[F.col(c).alias(f"{c}_a") for c in columns])
+        b = sides.select(*[F.col(c).alias(f"{c}_b") for c in columns])
+        return pairs.join(a, "media_key_a").join(b, "media_key_b")
+    ends = (pairs.select("media_key_a", "media_key_b", F.explode(F.array(F.lit(0), F.lit(1))).alias("side"))
+            .withColumn("media_key", F.when(F.col("side") == 0, F.col("media_key_a")).otherwise(F.col("media_key_b"))))
+    rest = [c for c in columns if c != "media_key"]
+    packed = F.struct(*rest)
+    both = (ok.select(*columns).join(F.broadcast(ends), "media_key")
+            .groupBy("media_key_a", "media_key_b")
+            .agg(F.first(F.when(F.col("side") == 0, packed), ignorenulls=True).alias("_a"),
+                 F.first(F.when(F.col("side") == 1, packed), ignorenulls=True).alias("_b"))
+            .where(F.col("_a").isNotNull() & F.col("_b").isNotNull()))    # a side that is not ok: no pair
+    return both.select("media_key_a", "media_key_b", *[F.col(f"_{s}.{c}").alias(f"{c}_{s}") for s in "ab" for c in rest])
