@@ -121,9 +121,10 @@ def _with_sides(pairs: DataFrame, ok: DataFrame, columns: tuple[str, ...], few: 
 
     The one scan replaced two (a broadcast join per side, each scanning the table; adaptive
     execution plans two renamed copies of one source as separate stages and reuses neither scan
-    nor exchange, Spark 4.2). At 100k synthetic media: the same matches, 20 s against 21
-    (bench/verify_plans.py); the fingerprints are the run's widest rows (~17 KB; 17 GB at a million
-    media), so a scan saved is the gain."""
+    nor exchange, Spark 4.2). The same matches; at 100k synthetic media 20 s against 21
+    (bench/verify_plans.py), at a million 225 s against 246 with the companion pairs' step
+    (bench/bench_scale.py, one run after the other): the fingerprints are the run's widest rows
+    (~17 KB; 17 GB at a million media), so a scan saved is the gain."""
     if not few:
         sides = ok.select(*columns)
         a = sides.select(*[F.col(c).alias(f"{c}_a") for c in columns])
