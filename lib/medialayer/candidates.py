@@ -537,7 +537,8 @@ def companion_pairs(x: np.ndarray, y: np.ndarray, max_degree: int,
     a, b = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
     if new is not None:
         new = np.asarray(new, dtype=bool)
-        a, b = a[new[a] | new[b]], b[new[a] | new[b]]
+        either = new[a] | new[b]
+        a, b = a[either], b[either]
     pairs = np.unique(_pair_rows(a, b))
     if seen is not None and np.size(seen[0]):
         sa, sb = np.asarray(seen[0], dtype=np.int64), np.asarray(seen[1], dtype=np.int64)

@@ -335,12 +335,12 @@ def _pack_shards(target: np.ndarray, columns: list[np.ndarray], labels: np.ndarr
     order = np.argsort(np.asarray(target).astype(small), kind="stable")
     cols = [np.ascontiguousarray(c[order]).astype(c.dtype.newbyteorder("<"), copy=False) for c in columns]
     target = np.asarray(target)[order]
+    # One blob per run of a partition's rows (cut every _SHARD_MAX_ROWS rows); each ends where the next starts.
     starts = np.flatnonzero(np.concatenate([[True], target[1:] != target[:-1]])) if target.size else order[:0]
-    ends = np.append(starts[1:], target.size)[:starts.size]
-    if (ends - starts).max(initial=0) > _SHARD_MAX_ROWS:   # a run longer than a blob may hold: cut it
-        cut = [range(s0, e0, _SHARD_MAX_ROWS) for s0, e0 in zip(starts.tolist(), ends.tolist())]
-        starts = np.fromiter((s for r in cut for s in r), dtype=np.int64)
-        ends = np.minimum(np.append(starts[1:], target.size), starts + _SHARD_MAX_ROWS)
+    if np.diff(np.append(starts, target.size)).max(initial=0) > _SHARD_MAX_ROWS:
+        starts = np.concatenate([np.arange(s0, e0, _SHARD_MAX_ROWS)
+                                 for s0, e0 in zip(starts.tolist(), np.append(starts[1:], target.size).tolist())])
+    ends = np.append(starts[1:], target.size) if starts.size else starts
     n = ends - starts
     shard = labels[target[starts].astype(np.int64)] if starts.size else np.zeros(0, dtype=np.int64)
     # Each blob is its rows' values column after column: one slice of each column's bytes.
