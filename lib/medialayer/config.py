@@ -463,6 +463,9 @@ class ImageMatchConfig:
     detail_floor_levels: float = 2.0
     global_max_brightness_ratio: float = -1.0
     brightness_floor_levels: float = 8.0
+    weak_global_max_chance_share: float = -1.0
+    chance_max_fine_detail_ratio: float = 3.0
+    fine_detail_floor_levels: float = 0.5
 
     def validate(self, path: str) -> None:
         _check_curve(self.calibration, f"{path}.calibration", increasing=False)
@@ -479,6 +482,11 @@ class ImageMatchConfig:
         if not (self.global_max_brightness_ratio == -1 or self.global_max_brightness_ratio >= 1):
             raise ConfigError(f"{path}.global_max_brightness_ratio must be >= 1, or -1 (off)")
         _positive(self.brightness_floor_levels, f"{path}.brightness_floor_levels")
+        if not (self.weak_global_max_chance_share == -1 or 0 < self.weak_global_max_chance_share <= 1):
+            raise ConfigError(f"{path}.weak_global_max_chance_share must be in (0, 1], or -1 (off)")
+        if self.chance_max_fine_detail_ratio < 1:
+            raise ConfigError(f"{path}.chance_max_fine_detail_ratio must be >= 1")
+        _positive(self.fine_detail_floor_levels, f"{path}.fine_detail_floor_levels")
         if self.local_min_words < 0:
             raise ConfigError(f"{path}.local_min_words must be >= 0 (0 sends every candidate to keypoint matching)")
 

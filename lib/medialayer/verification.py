@@ -19,8 +19,8 @@ from .fingerprints.video import VIDEO_FINGERPRINT_VERSION, unpack_keyframes
 from .fingerprints.local import unpack_descriptors, unpack_xy
 from .fingerprints.region import BLOCK, region_kind
 from .matching.av_envelope import AVSide, verify_av_pair
-from .matching.image import (GlobalScores, ImageSide, brightness_refute, check_aligned, colours_refute, combine,
-                             describe_image_match, details_refute, score_global, shapes_refute)
+from .matching.image import (GlobalScores, ImageSide, brightness_refute, chance_refute, check_aligned, colours_refute,
+                             combine, describe_image_match, details_refute, score_global, shapes_refute)
 from .matching.local import LocalEvidence, LocalSide, match_local
 from .matching.picture import check_pictures
 
@@ -181,7 +181,8 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
                                sides_of["b"], cfg.matching)
     by_brightness = brightness_refute(glob.similarity, glob.pairing, pictures["a"], pictures["b"], sides_of["a"],
                                       sides_of["b"], cfg.matching)
-    refused = by_colour | by_shape | by_detail | by_brightness
+    by_chance = chance_refute(glob, pictures["a"], pictures["b"], sides_of["a"], sides_of["b"], cfg.matching)
+    refused = by_colour | by_shape | by_detail | by_brightness | by_chance
     # A refused hash score is kept at record_threshold: below a match, still visible to tuning.
     glob_sim = np.where(refused, np.minimum(glob.similarity, cfg.matching.record_threshold), glob.similarity)
     rows = []
@@ -193,7 +194,8 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
         result = describe_image_match(similarity, evidence, bool(glob.mirrored[i]), bool(glob.via_region[i]), ev,
                                       same, sides_of["a"][i], sides_of["b"][i], cfg.matching,
                                       colour_refused=bool(by_colour[i]), shape_refused=bool(by_shape[i]),
-                                      detail_refused=bool(by_detail[i]), brightness_refused=bool(by_brightness[i]))
+                                      detail_refused=bool(by_detail[i]), brightness_refused=bool(by_brightness[i]),
+                                      chance_refused=bool(by_chance[i]))
         env = result.to_dict()
         rows.append({**env, "index": i, "method": METHOD, "envelope": json.dumps(env)})
     return rows

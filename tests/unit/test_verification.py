@@ -270,8 +270,10 @@ def test_hashes_alone_do_not_match_a_plain_product_with_a_patterned_one(cfg, fin
     a, b = np.array([0, 0]), np.array([1, 2])
     wide = cfg.with_overrides({"matching": {"match_threshold": 0.5, "record_threshold": 0.3,
                                             "confidence": {"high": 0.999, "medium": 0.99}}})
+    # (The chance rule, which refuses this pair too, is off: this test is the detail rule's.)
     blind = verify_batch(pair_batch(table, a, b), wide.with_overrides(
-        {"matching": {"image": {"weak_global_max_detail_ratio": -1}}}), keep_below_record=True).to_pylist()
+        {"matching": {"image": {"weak_global_max_detail_ratio": -1, "weak_global_max_chance_share": -1}}}),
+        keep_below_record=True).to_pylist()
     assert all(r["match_found"] for r in blind), blind
     out = verify_batch(pair_batch(table, a, b), wide, keep_below_record=True).to_pylist()
     assert not out[0]["match_found"] and "one is plain where the other is detailed" in out[0]["reason"], out[0]
@@ -429,3 +431,50 @@ def test_a_keypoint_fit_must_hold_both_ways(cfg):
     backward = local_fit(copy, a, None, None, frames, False, one_way)
     assert both.found and both.similarity == max(forward.similarity, backward.similarity)
     assert local_fit(copy, a, None, None, frames, False, lc).similarity == both.similarity
+
+
+def test_chance_distance_follows_the_hashes_bit_balance():
+    from medialayer.matching.image import chance_distance
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    balanced = {c: rng.integers(-(1 << 62), 1 << 62, n) for c in
+                ("phash", "dhash", "phash_mirror", "dhash_mirror", "region_phash", "region_dhash",
+                 "region_phash_mirror", "region_dhash_mirror")}
+    skewed = {c: np.full(n, -1 << 6, dtype=np.int64) for c in balanced}     # 58 of 64 bits set
+    frames, mirrored = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    assert abs(chance_distance(balanced, balanced, frames, mirrored).mean() - 0.5) < 0.01
+    p = 58 / 64
+    assert np.allclose(chance_distance(skewed, skewed, frames, mirrored), 2 * p * (1 - p))
+    # The mirrored orientation and the region pairing read their own columns.
+    flipped = {**skewed, "phash_mirror": balanced["phash_mirror"], "dhash_mirror": balanced["dhash_mirror"]}
+    assert abs(chance_distance(skewed, flipped, frames, ~mirrored).mean() - 0.5) < 0.01
+    regions = np.full(n, 1, dtype=np.int64)
+    assert np.allclose(chance_distance(skewed, flipped, regions, mirrored), 2 * p * (1 - p))
+
+
+def test_chance_rule_refuses_weak_hash_matches_of_smooth_against_detailed_pictures():
+    from medialayer.config import load_config
+    from medialayer.fingerprints.image import pack_picture
+    from medialayer.matching.image import GlobalScores, ImageSide, chance_refute
+
+    m = load_config().matching
+    y, x = np.mgrid[0:36, 0:48]
+    light = 60 + 3.0 * x
+    smooth = pack_picture(light)
+    printed = pack_picture(np.where((y % 4 == 0) & (x % 3 != 0), 20, light))     # lines of print
+    toned = pack_picture(np.clip(0.7 * light + 30, 0, 255))                      # a tone edit: still smooth
+    side = ImageSide(480, 360, 0)
+    n = 6
+    sims = np.array([0.8, 0.8, 0.8, 0.95, 0.8, 0.8])
+    distance = np.array([0.15, 0.15, 0.15, 0.15, 0.15, 0.15])
+    chance = np.array([0.25, 0.25, 0.5, 0.25, 0.25, 0.25])
+    glob = GlobalScores(sims, distance, np.zeros(n, bool), np.zeros(n, bool), distance, distance,
+                        np.zeros(n, bool), np.zeros(n, dtype=np.int64), chance)
+    a = [smooth, smooth, smooth, smooth, smooth, None]
+    b = [printed, toned, printed, printed, smooth, printed]
+    # Near chance and print against nothing: refused. A tone edit keeps the (lack of) detail; hashes
+    # that agree twice as well as chance stand; so do strong matches and sides without a picture.
+    assert chance_refute(glob, a, b, [side] * n, [side] * n, m).tolist() == [True, False, False, False, False, False]
+    off = load_config(overrides={"matching": {"image": {"weak_global_max_chance_share": -1}}}).matching
+    assert not chance_refute(glob, a, b, [side] * n, [side] * n, off).any()

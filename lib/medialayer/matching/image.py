@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from ..config import LocalMatchConfig, MatchingConfig
@@ -52,6 +53,8 @@ class GlobalScores:
     frame_mirrored: np.ndarray   # which the keypoint template guard compares with
     page_like: np.ndarray        # bool: either frame is mostly flat background
     pairing: np.ndarray | None = None   # int: which of _PAIRINGS scored best (frame or region per side)
+    chance: np.ndarray | None = None    # distance at which unrelated hashes of the compared ones' bit
+                                        # balance would lie (`chance_distance`; 0.5 when balanced)
 
 
 def calibrate(distance: np.ndarray, anchors: list) -> np.ndarray:
@@ -104,7 +107,31 @@ def score_global(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], cfg: 
     distance = np.where(mirrored, best_f, best_s)
     which = np.where(mirrored, f.argmin(axis=0), s.argmin(axis=0))
     return GlobalScores(calibrate(distance, cfg.image.calibration), distance, mirrored, which > 0,
-                        frame_s, frame_f, flat_a | flat_b, which)
+                        frame_s, frame_f, flat_a | flat_b, which, chance_distance(a, b, which, mirrored))
+
+
+def _ones_share(words: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(np.ascontiguousarray(words).astype(np.int64).view(np.uint64)) / 64.0
+
+
+def chance_distance(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], pairing: np.ndarray,
+                    mirrored: np.ndarray) -> np.ndarray:
+    """Per pair, the normalised pHash+dHash distance at which two unrelated hashes with the bit
+    balance of the compared ones (the best pairing, in its orientation) would lie: p(1-q) + q(1-p)
+    per hash for shares p and q of set bits. Balanced bits give 0.5; a smooth gradient sets nearly
+    every dHash bit one way, and two such hashes agree on most bits whatever the pictures are."""
+    n = len(pairing)
+    out = np.zeros(n, dtype=np.float64)
+    for h in ("phash", "dhash"):
+        p, q = np.zeros(n), np.zeros(n)
+        for k, (side_a, side_b) in enumerate(_PAIRINGS):
+            rows = pairing == k
+            if rows.any():
+                p[rows] = _ones_share(a[side_a + h][rows])
+                q[rows] = np.where(mirrored[rows], _ones_share(b[side_b + h + "_mirror"][rows]),
+                                   _ones_share(b[side_b + h][rows]))
+        out += 0.5 * (p * (1 - q) + q * (1 - p))
+    return out
 
 
 _SATURATION_SCALES = np.linspace(0.5, 2.0, 31)   # saturation edits rescale a colour's distance from grey
@@ -208,6 +235,36 @@ def brightness_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictur
     return out
 
 
+def chance_refute(glob: GlobalScores, pictures_a: Sequence[bytes | None], pictures_b: Sequence[bytes | None],
+                  sides_a: Sequence["ImageSide"], sides_b: Sequence["ImageSide"], cfg: MatchingConfig) -> np.ndarray:
+    """Which global-hash scores are refused as chance agreement of smooth pictures
+    (matching.image.weak_global_max_chance_share): a match weaker than confidence.high whose distance
+    is more than that share of its hashes' chance distance (`chance_distance`), between areas (as
+    for details_refute) whose fine detail (`_fine_detail`) differs more than chance_max_fine_detail_ratio.
+
+    Hashes of smooth pictures carry little: a lit page and a gradient agree on most bits. Their
+    pictures still tell them apart by their fine detail (the page's print against the gradient's
+    nothing), which a copy keeps up to its contrast change. A side without a picture, or too small
+    an area, is never refused."""
+    image_cfg = cfg.image
+    share = image_cfg.weak_global_max_chance_share
+    similarity = np.asarray(glob.similarity, dtype=np.float64)
+    out = np.zeros(similarity.shape, dtype=bool)
+    if share < 0 or similarity.size == 0 or glob.chance is None or glob.pairing is None:
+        return out
+    weak = (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
+    rows = np.flatnonzero(weak & (np.asarray(glob.distance) > share * np.asarray(glob.chance)))
+    out[rows] = _area_ratios(rows, glob.pairing, pictures_a, pictures_b, sides_a, sides_b, image_cfg.detail_inset,
+                             _fine_detail, image_cfg.fine_detail_floor_levels) > image_cfg.chance_max_fine_detail_ratio
+    return out
+
+
+def _fine_detail(levels: np.ndarray) -> float:
+    """Mean absolute difference from the 3x3 local mean: print, texture and edges, not gradients."""
+    grey = levels.astype(np.float32)
+    return float(np.abs(grey - cv2.blur(grey, (3, 3), borderType=cv2.BORDER_REFLECT)).mean())
+
+
 _MIN_INNER_PIXELS = 16    # fewer pixels than this say nothing about texture or brightness
 
 
@@ -294,7 +351,8 @@ def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]
 def describe_image_match(similarity: float, evidence: str, global_mirrored: bool, via_region: bool,
                          local: LocalEvidence, same_bytes: bool, a: ImageSide, b: ImageSide,
                          cfg: MatchingConfig, colour_refused: bool = False, shape_refused: bool = False,
-                         detail_refused: bool = False, brightness_refused: bool = False) -> MatchResult:
+                         detail_refused: bool = False, brightness_refused: bool = False,
+                         chance_refused: bool = False) -> MatchResult:
     """Envelope for one scored pair: match_type and a one-sentence reason naming what changed.
 
     `exact` is reserved for byte-identical files; everything else that matches says how it differs.
@@ -318,6 +376,10 @@ def describe_image_match(similarity: float, evidence: str, global_mirrored: bool
             return MatchResult(False, "none", similarity, "no_match", "image",
                                "Images differ: their layouts of light and dark are alike, but one is several "
                                "times brighter than the other")
+        if chance_refused and not same_bytes:
+            return MatchResult(False, "none", similarity, "no_match", "image",
+                               "Images differ: their hashes agree no better than smooth pictures' do by chance, "
+                               "and one has fine detail the other lacks")
         return MatchResult(False, "none", similarity, "no_match", "image",
                            "Images differ: no visual correspondence above the match threshold")
     if same_bytes:
