@@ -175,14 +175,18 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
     tones = {s: np.array([t or 0 for t in py[f"tone_{s}"]], dtype=np.int64) for s in "ab"}
     sides_of = {s: [ImageSide(w or 0, h or 0, t or 0, r) for w, h, t, r in
                     zip(py[f"width_{s}"], py[f"height_{s}"], py[f"tone_{s}"], py[f"region_{s}"])] for s in "ab"}
-    by_colour = colours_refute(glob.similarity, tones["a"], tones["b"], cfg.matching)
-    by_shape = shapes_refute(glob.similarity, glob.pairing, sides_of["a"], sides_of["b"], cfg.matching)
-    by_detail = details_refute(glob.similarity, glob.pairing, pictures["a"], pictures["b"], sides_of["a"],
-                               sides_of["b"], cfg.matching)
-    by_brightness = brightness_refute(glob.similarity, glob.pairing, pictures["a"], pictures["b"], sides_of["a"],
-                                      sides_of["b"], cfg.matching)
-    by_chance = chance_refute(glob, pictures["a"], pictures["b"], sides_of["a"], sides_of["b"], cfg.matching)
-    refused = by_colour | by_shape | by_detail | by_brightness | by_chance
+    refusals = {  # in the order of matching.image.REFUSAL_REASONS
+        "colour": colours_refute(glob.similarity, tones["a"], tones["b"], cfg.matching),
+        "shape": shapes_refute(glob.similarity, glob.pairing, sides_of["a"], sides_of["b"], cfg.matching),
+        "detail": details_refute(glob.similarity, glob.pairing, pictures["a"], pictures["b"], sides_of["a"],
+                                 sides_of["b"], cfg.matching),
+        "brightness": brightness_refute(glob.similarity, glob.pairing, pictures["a"], pictures["b"], sides_of["a"],
+                                        sides_of["b"], cfg.matching),
+        "chance": chance_refute(glob, pictures["a"], pictures["b"], sides_of["a"], sides_of["b"], cfg.matching),
+    }
+    names, masks = list(refusals), np.stack(list(refusals.values()))
+    refused = masks.any(axis=0)
+    refused_by = [names[k] if r else None for k, r in zip(masks.argmax(axis=0).tolist(), refused.tolist())]
     # A refused hash score is kept at record_threshold: below a match, still visible to tuning.
     glob_sim = np.where(refused, np.minimum(glob.similarity, cfg.matching.record_threshold), glob.similarity)
     rows = []
@@ -192,10 +196,7 @@ def _image_rows(batch: pa.RecordBatch, cfg: Config, keep_below_record: bool) -> 
             continue
         same = py["content_sha256_a"][i] is not None and py["content_sha256_a"][i] == py["content_sha256_b"][i]
         result = describe_image_match(similarity, evidence, bool(glob.mirrored[i]), bool(glob.via_region[i]), ev,
-                                      same, sides_of["a"][i], sides_of["b"][i], cfg.matching,
-                                      colour_refused=bool(by_colour[i]), shape_refused=bool(by_shape[i]),
-                                      detail_refused=bool(by_detail[i]), brightness_refused=bool(by_brightness[i]),
-                                      chance_refused=bool(by_chance[i]))
+                                      same, sides_of["a"][i], sides_of["b"][i], cfg.matching, refused_by[i])
         env = result.to_dict()
         rows.append({**env, "index": i, "method": METHOD, "envelope": json.dumps(env)})
     return rows

@@ -153,6 +153,11 @@ def chroma_distance(tone_a: np.ndarray, tone_b: np.ndarray) -> np.ndarray:
     return np.minimum(ab, ba)
 
 
+def _weak(similarity: np.ndarray, cfg: MatchingConfig) -> np.ndarray:
+    """Matches in the band the weak-hash rules judge: at or above the threshold, below confidence.high."""
+    return (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
+
+
 def colours_refute(similarity: np.ndarray, tone_a: np.ndarray, tone_b: np.ndarray, cfg: MatchingConfig) -> np.ndarray:
     """Which global-hash scores are refused by colour (matching.image.weak_global_max_chroma): a
     match weaker than confidence.high between pictures whose mean colours no tone edit connects.
@@ -161,7 +166,7 @@ def colours_refute(similarity: np.ndarray, tone_a: np.ndarray, tone_b: np.ndarra
     similarity = np.asarray(similarity, dtype=np.float64)
     if limit < 0 or similarity.size == 0:
         return np.zeros(similarity.shape, dtype=bool)
-    weak = (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
+    weak = _weak(similarity, cfg)
     known = (np.asarray(tone_a).astype(np.int64) != 0) & (np.asarray(tone_b).astype(np.int64) != 0)
     return weak & known & (chroma_distance(tone_a, tone_b) > limit)
 
@@ -180,7 +185,7 @@ def shapes_refute(similarity: np.ndarray, pairing: np.ndarray | None, sides_a: S
     similarity = np.asarray(similarity, dtype=np.float64)
     if limit < 0 or similarity.size == 0 or pairing is None:
         return np.zeros(similarity.shape, dtype=bool)
-    weak = (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
+    weak = _weak(similarity, cfg)
     log_a = np.array([_log_aspect(s, r) for s, r in zip(sides_a, _REGION_A[pairing])])
     log_b = np.array([_log_aspect(s, r) for s, r in zip(sides_b, _REGION_B[pairing])])
     return weak & np.isfinite(log_a) & np.isfinite(log_b) & (np.abs(log_a - log_b) > limit)
@@ -204,7 +209,7 @@ def details_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictures_
     out = np.zeros(similarity.shape, dtype=bool)
     if limit < 0 or similarity.size == 0 or pairing is None:
         return out
-    weak = np.flatnonzero((similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high))
+    weak = np.flatnonzero(_weak(similarity, cfg))
     out[weak] = _area_ratios(weak, pairing, pictures_a, pictures_b, sides_a, sides_b, image_cfg.detail_inset,
                              _interquartile_range, image_cfg.detail_floor_levels) > limit
     return out
@@ -252,7 +257,7 @@ def chance_refute(glob: GlobalScores, pictures_a: Sequence[bytes | None], pictur
     out = np.zeros(similarity.shape, dtype=bool)
     if share < 0 or similarity.size == 0 or glob.chance is None or glob.pairing is None:
         return out
-    weak = (similarity >= cfg.match_threshold) & (similarity < cfg.confidence.high)
+    weak = _weak(similarity, cfg)
     rows = np.flatnonzero(weak & (np.asarray(glob.distance) > share * np.asarray(glob.chance)))
     out[rows] = _area_ratios(rows, glob.pairing, pictures_a, pictures_b, sides_a, sides_b, image_cfg.detail_inset,
                              _fine_detail, image_cfg.fine_detail_floor_levels) > image_cfg.chance_max_fine_detail_ratio
@@ -348,38 +353,34 @@ def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]
     return float(global_similarity), "global"
 
 
+# Why a hash score was refused, by rule, in the order the rules are asked (the first that refuses names it).
+REFUSAL_REASONS = {
+    "colour": "Images differ: their layouts of light and dark are alike, but their colours are not related by "
+              "any brightness, contrast or saturation change",
+    "shape": "Images differ: their layouts of light and dark are alike, but their proportions are not (a copy "
+             "keeps its width-to-height ratio)",
+    "detail": "Images differ: their layouts of light and dark are alike, but one is plain where the other is "
+              "detailed (a copy keeps its texture)",
+    "brightness": "Images differ: their layouts of light and dark are alike, but one is several times brighter "
+                  "than the other",
+    "chance": "Images differ: their hashes agree no better than smooth pictures' do by chance, and one has fine "
+              "detail the other lacks",
+}
+
+
 def describe_image_match(similarity: float, evidence: str, global_mirrored: bool, via_region: bool,
                          local: LocalEvidence, same_bytes: bool, a: ImageSide, b: ImageSide,
-                         cfg: MatchingConfig, colour_refused: bool = False, shape_refused: bool = False,
-                         detail_refused: bool = False, brightness_refused: bool = False,
-                         chance_refused: bool = False) -> MatchResult:
+                         cfg: MatchingConfig, refused_by: str | None = None) -> MatchResult:
     """Envelope for one scored pair: match_type and a one-sentence reason naming what changed.
 
     `exact` is reserved for byte-identical files; everything else that matches says how it differs.
+    `refused_by`: the hash rule (a key of REFUSAL_REASONS) that refused the pair's hash score, if any.
     """
     similarity = 1.0 if same_bytes else float(similarity)
     confidence = confidence_for(similarity, cfg.match_threshold, cfg.confidence)
     if similarity < cfg.match_threshold:
-        if colour_refused and not same_bytes:
-            return MatchResult(False, "none", similarity, "no_match", "image",
-                               "Images differ: their layouts of light and dark are alike, but their colours are not "
-                               "related by any brightness, contrast or saturation change")
-        if shape_refused and not same_bytes:
-            return MatchResult(False, "none", similarity, "no_match", "image",
-                               "Images differ: their layouts of light and dark are alike, but their proportions are "
-                               "not (a copy keeps its width-to-height ratio)")
-        if detail_refused and not same_bytes:
-            return MatchResult(False, "none", similarity, "no_match", "image",
-                               "Images differ: their layouts of light and dark are alike, but one is plain where "
-                               "the other is detailed (a copy keeps its texture)")
-        if brightness_refused and not same_bytes:
-            return MatchResult(False, "none", similarity, "no_match", "image",
-                               "Images differ: their layouts of light and dark are alike, but one is several "
-                               "times brighter than the other")
-        if chance_refused and not same_bytes:
-            return MatchResult(False, "none", similarity, "no_match", "image",
-                               "Images differ: their hashes agree no better than smooth pictures' do by chance, "
-                               "and one has fine detail the other lacks")
+        if refused_by is not None and not same_bytes:
+            return MatchResult(False, "none", similarity, "no_match", "image", REFUSAL_REASONS[refused_by])
         return MatchResult(False, "none", similarity, "no_match", "image",
                            "Images differ: no visual correspondence above the match threshold")
     if same_bytes:
