@@ -408,6 +408,7 @@ class LocalMatchConfig:
     picture_confirm_agreement: float = 1.0
     picture_confirmed_similarity: float = 0.0
     both_ways: bool = False
+    aligned_trusted_to_pictures: bool = False
 
     def validate(self, path: str) -> None:
         _unit(self.ratio, f"{path}.ratio")

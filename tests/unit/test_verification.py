@@ -56,6 +56,43 @@ def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, c
     assert check_pictures(fit, rows[0]["picture"], None, sides[0], sides[2], lc).found
 
 
+def test_an_aligned_trusted_fit_is_left_to_the_pictures(photos, cfg, fingerprinted):
+    """A sticker on a smooth photo can move its frame hashes far enough for the aligned-template
+    guard to refuse an aligned fit. A fit with many inliers spread over the frame is no shared word
+    or logo, so the guard hands it to the pictures: kept for the sticker copy, refused for a
+    different photo, and refused without pictures. Untrusted fits are refused as before."""
+    from dataclasses import replace
+
+    from medialayer.matching.image import check_aligned
+    from medialayer.matching.local import LocalEvidence
+    from medialayer.matching.picture import check_pictures
+    from medialayer.synth.edits import sticker
+    from medialayer.verification import local_side
+
+    images = [photos[5], sticker(photos[5], np.random.default_rng(3)), photos[9].resize(photos[5].size)]
+    rows = fingerprinted(images, cfg, "s").to_pylist()
+    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
+    lc = cfg.matching.image.local
+    assert lc.aligned_trusted_to_pictures
+    trusted = LocalEvidence(inliers=lc.picture_trusted_inliers + 20, similarity=0.98, shared_a=0.99, shared_b=0.99,
+                            occupancy=0.8, spread=lc.picture_trusted_spread + 0.1, model=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
+    far = lc.aligned_max_frame_distance + 0.1        # the frames' hashes differ: a template, or a sticker
+    handed = check_aligned(trusted, far, lc)
+    assert handed.found and handed.pictures_must_agree.startswith("aligned frames that differ"), handed
+    assert check_pictures(handed, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1], lc).found
+    other = check_pictures(handed, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], lc)
+    assert not other.found and other.rejected.startswith("pictures disagree"), other
+    blind = check_pictures(handed, rows[0]["picture"], None, sides[0], sides[1], lc)
+    assert not blind.found and blind.rejected == handed.pictures_must_agree
+    # The same pictures do not rescue a fit the guard does not trust, nor any fit with the option off.
+    confined = replace(trusted, spread=lc.confined_spread)
+    assert check_aligned(confined, far, lc).rejected.startswith("aligned frames that differ")
+    off = replace(lc, aligned_trusted_to_pictures=False)
+    assert not check_aligned(trusted, far, off).found
+    paged = replace(trusted, occupancy=lc.aligned_page_min_occupancy - 0.1)
+    assert check_aligned(paged, 0.0, lc, page_like=True).pictures_must_agree.startswith("aligned pages")
+
+
 def test_a_photo_turned_on_a_filled_canvas_matches_on_its_hashes_alone(photos, cfg, tmp_path):
     """A copy rotated a few degrees, its corners filled white and a watermark laid over it: with no
     keypoints at all, the straightened photo's hashes find it, and the reason names the rotation."""

@@ -21,7 +21,7 @@ from ..envelope import MatchResult, confidence_for
 from ..fingerprints.bits import hamming
 from ..fingerprints.image import unpack_flat, unpack_picture, unpack_tone
 from ..fingerprints.region import BLOCK, TILTED, region_kind
-from .local import LocalEvidence
+from .local import LocalEvidence, trusted_fit
 
 # A mirrored reading must beat the straight one by this much (normalised distance) to be called
 # mirrored: symmetric products look alike either way round.
@@ -330,20 +330,29 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
 
     That is the signature of shared page chrome, a shop template or a common logo: the keypoints on
     it agree perfectly, the pictures do not. A genuine aligned copy (overlay, tone change, re-encode)
-    keeps its frame hashes close.
+    keeps its frame hashes close, unless a sticker or banner on a smooth photo moves them.
+
+    A trusted fit (see `trusted_fit`: many inliers spread over the shared area) is not refused here:
+    chrome, a word or a logo is confined, so such a fit is an overlaid copy or a template framing
+    two different photos, and the pictures tell those apart; they must agree (check_pictures).
     """
     if not local.standing:
         return local
     aligned = (min(local.shared_a, local.shared_b) >= cfg.aligned_shared
                and abs(local.rotation_deg) < cfg.aligned_max_rotation_deg)
-    if aligned and frame_distance > cfg.aligned_max_frame_distance:
-        return replace(local, similarity=0.0, unconfirmed=0.0,
-                       rejected="aligned frames that differ (shared template or logo)")
-    # Mostly-background frames (pages) make the frame distance meaningless; then the inliers must
-    # cover the shared area, not just the page's text and chrome.
-    if aligned and page_like and local.occupancy < cfg.aligned_page_min_occupancy:
-        return replace(local, similarity=0.0, unconfirmed=0.0, rejected="aligned pages matching on chrome or text only")
-    return local
+    if not aligned:
+        return local
+    if frame_distance > cfg.aligned_max_frame_distance:
+        reason = "aligned frames that differ (shared template or logo)"
+    elif page_like and local.occupancy < cfg.aligned_page_min_occupancy:
+        # Mostly-background frames (pages) make the frame distance meaningless; then the inliers
+        # must cover the shared area, not just the page's text and chrome.
+        reason = "aligned pages matching on chrome or text only"
+    else:
+        return local
+    if cfg.aligned_trusted_to_pictures and local.found and trusted_fit(local, cfg):
+        return replace(local, pictures_must_agree=reason)
+    return replace(local, similarity=0.0, unconfirmed=0.0, rejected=reason)
 
 
 def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]:

@@ -47,6 +47,9 @@ class LocalEvidence:
     # A fit with fewer than min_inliers (at least picture_confirm_min_inliers) that passed every
     # geometric guard: the similarity it earns only if the pictures confirm it (matching.picture).
     unconfirmed: float = 0.0
+    # Set when a guard would have refused the fit but let the pictures decide instead: the refusal
+    # stands (with this reason) unless the pictures agree (matching.picture).
+    pictures_must_agree: str = ""
 
     @property
     def found(self) -> bool:
@@ -80,6 +83,13 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
         if (ev.similarity, ev.unconfirmed, ev.inliers) > (best.similarity, best.unconfirmed, best.inliers):
             best = ev
     return best
+
+
+def trusted_fit(local: LocalEvidence, cfg: LocalMatchConfig) -> bool:
+    """At least picture_trusted_inliers inliers over picture_trusted_spread of the shared area: no
+    shared word, badge or logo fits that way."""
+    return bool(cfg.picture_trusted_inliers) and local.inliers >= cfg.picture_trusted_inliers \
+        and local.spread >= cfg.picture_trusted_spread
 
 
 def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig

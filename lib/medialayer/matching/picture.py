@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import LocalMatchConfig
 from ..fingerprints.image import unpack_picture
-from .local import LocalEvidence, LocalSide
+from .local import LocalEvidence, LocalSide, trusted_fit
 
 _MIN_PIXELS = 24          # fewer shared pixels than this say nothing either way
 
@@ -35,17 +35,14 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
     """
     if not ev.standing or ev.model is None:
         return ev
-    if ev.found and cfg.picture_trusted_inliers and ev.inliers >= cfg.picture_trusted_inliers \
-            and ev.spread >= cfg.picture_trusted_spread:
+    if ev.pictures_must_agree:
+        return _pictures_decide(ev, picture_a, picture_b, a, b, cfg)
+    if ev.found and trusted_fit(ev, cfg):
         return ev
     confirming = cfg.picture_confirm_min_inliers > 0 and not page_like
     if cfg.min_picture_agreement <= -1.0 and not confirming:
         return ev
-    pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
-    if pa_ is None or pb_ is None:
-        return ev
-    score = picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
-                              cfg.picture_trim)
+    score = _agreement(ev, picture_a, picture_b, a, b, cfg)
     if score is None:
         return ev
     if ev.found and score < cfg.min_picture_agreement:
@@ -54,6 +51,27 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
         return replace(ev, similarity=max(ev.similarity, cfg.picture_confirmed_similarity), unconfirmed=0.0,
                        rejected="")
     return ev
+
+
+def _pictures_decide(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide,
+                     b: LocalSide, cfg: LocalMatchConfig) -> LocalEvidence:
+    """A fit a guard handed over (`pictures_must_agree`): found only if the pictures agree; without
+    pictures, or with the check off, the guard's refusal stands."""
+    score = _agreement(ev, picture_a, picture_b, a, b, cfg) if cfg.min_picture_agreement > -1.0 else None
+    if score is None:
+        return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=ev.pictures_must_agree)
+    if score < cfg.min_picture_agreement:
+        return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
+    return ev
+
+
+def _agreement(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
+               cfg: LocalMatchConfig) -> float | None:
+    pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
+    if pa_ is None or pb_ is None or ev.model is None:
+        return None
+    return picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
+                             cfg.picture_trim)
 
 
 def picture_agreement(picture_a: np.ndarray, picture_b: np.ndarray, model: tuple[float, ...],
