@@ -25,17 +25,13 @@ from .decoding.image import DecodedImage
 from .errors import MediaError
 from .fetching import Fetcher
 from .fingerprints import image as image_fp
-from .fingerprints.audio import AUDIO_FINGERPRINT_VERSION, pack_peaks, spectral_peaks
+from .fingerprints.audio import pack_peaks, spectral_peaks
 from .fingerprints.bits import to_signed
-from .fingerprints.video import (VIDEO_FINGERPRINT_VERSION, frame_hashes, keyframe_features, pack_frames,
+from .fingerprints.video import (frame_hashes, keyframe_features, pack_frames,
                                  pack_keyframes)
+from .versions import fingerprint_versions
 
 log = logging.getLogger(__name__)
-
-# Each media type's fingerprint version; a row made by another version is re-fetched by the next run.
-FINGERPRINT_VERSIONS = {"image": image_fp.FINGERPRINT_VERSION, "video": VIDEO_FINGERPRINT_VERSION,
-                        "audio": AUDIO_FINGERPRINT_VERSION}
-FINGERPRINT_VERSION = "+".join(FINGERPRINT_VERSIONS.values())     # recorded per run
 
 FINGERPRINT_SCHEMA = pa.schema([
     ("media_key", pa.string()),
@@ -218,8 +214,8 @@ def fingerprint_rows(urls: Sequence[str | None], declared_types: Sequence[str | 
     for name in ("frame_count", "frame_times", "frame_hashes", "peak_count", "audio_peaks"):
         columns[name] = [getattr(item.av, name) if item.av else None for item in loaded]
     columns.update(extra)
-    columns["fingerprint_version"] = [FINGERPRINT_VERSIONS.get(item.media_type or "", FINGERPRINT_VERSIONS["image"])
-                                      for item in loaded]
+    versions = fingerprint_versions(cfg)     # code and settings: another run's settings re-fetch the row
+    columns["fingerprint_version"] = [versions.get(item.media_type or "", versions["image"]) for item in loaded]
     columns["fetched_at"] = [now] * n
     arrays = []
     for f in FINGERPRINT_SCHEMA:

@@ -23,7 +23,6 @@ from pyspark.sql import types as T
 
 from .config import Config
 from .errors import TRANSIENT_ERROR_CODES
-from .media import FINGERPRINT_VERSION, FINGERPRINT_VERSIONS
 from .spark.candidate_stage import candidate_pairs, media_ids, media_join_keys, summarize_overflow
 from .spark.clusters import build_clusters
 from .spark.fingerprint_stage import fingerprint_media, with_run_id
@@ -33,6 +32,7 @@ from .spark.review_stage import build_review_queue
 from .spark.sku_stage import build_sku_suggestions
 from .spark.progress import progress
 from .spark.verify_stage import companion_matches, verify_candidates
+from .versions import fingerprint_versions, run_version
 from .warehouse import RunOrderError, Warehouse
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class RunSummary:
     largest_clusters: list = field(default_factory=list)
     durations_s: dict = field(default_factory=dict)
     config_hash: str = ""
+    fingerprint_version: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +107,8 @@ def run_pipeline(spark: SparkSession, cfg: Config, manifest_path: str, warehouse
     run_id = run_date.isoformat()
     started = datetime.now(timezone.utc)
     wh = Warehouse(spark, warehouse_dir, cfg)
-    summary = RunSummary(run_id=run_id, run_date=run_id, warehouse=str(wh.root), config_hash=cfg.config_hash)
+    summary = RunSummary(run_id=run_id, run_date=run_id, warehouse=str(wh.root), config_hash=cfg.config_hash,
+                         fingerprint_version=run_version(cfg))
     staging = wh.root / ".staging" / run_id
 
     with wh.lock():
@@ -224,7 +226,12 @@ def _fingerprint_new_media(spark: SparkSession, wh: Warehouse, cfg: Config, run_
     base = wh.read_base("fingerprints", run_id)
     if base is not None:
         base = base.join(catalog.select("media_key"), "media_key", "left_semi")   # still listed somewhere
-    to_fetch = _media_to_fetch(catalog, manifest, base)
+    versions = fingerprint_versions(cfg)
+    for media_type, version in versions.items():
+        if "/" in version:
+            log.warning("%s fingerprints use settings other than the defaults (version %s): %s rows made under "
+                        "other settings are fetched again", media_type, version, media_type)
+    to_fetch = _media_to_fetch(catalog, manifest, base, versions)
     n_new = to_fetch.count()
     summary.media_new = n_new
     log.info("%d media to fetch (new, changed, on an old fingerprint version, or failed and due a retry)", n_new)
@@ -252,8 +259,10 @@ def _fingerprint_new_media(spark: SparkSession, wh: Warehouse, cfg: Config, run_
     return fingerprints, fresh
 
 
-def _media_to_fetch(catalog: DataFrame, manifest: DataFrame, base: DataFrame | None) -> DataFrame:
-    """Catalog media that need a fetch: never fingerprinted; fingerprinted with an older version;
+def _media_to_fetch(catalog: DataFrame, manifest: DataFrame, base: DataFrame | None,
+                    versions: dict[str, str]) -> DataFrame:
+    """Catalog media that need a fetch: never fingerprinted; fingerprinted with another version of its
+    type than `versions` names (other code, or other fingerprint settings: `versions.fingerprint_versions`);
     named by today's manifest with an updated_at after its last fetch, or after a failure; or failed
     with a transient error (timeouts, connection errors, 5xx, 429), which are retried every run.
     Permanent failures (404, corrupt file) are retried only when a manifest names the media again."""
@@ -267,7 +276,7 @@ def _media_to_fetch(catalog: DataFrame, manifest: DataFrame, base: DataFrame | N
     state = catalog.join(prior, "media_key", "left").join(today.withColumn("in_manifest", F.lit(True)),
                                                         "media_key", "left")
     in_manifest = F.coalesce(F.col("in_manifest"), F.lit(False))
-    current = F.create_map(*[F.lit(x) for kv in FINGERPRINT_VERSIONS.items() for x in kv])
+    current = F.create_map(*[F.lit(x) for kv in versions.items() for x in kv])
     # Rows of another fingerprint version are redone: ok rows, and error rows of a media type the
     # old version could not handle (video and audio were `unsupported_type` before they had one).
     stale = F.col("fingerprint_version") != F.coalesce(current[F.col("fp_media_type")], F.col("fingerprint_version"))
@@ -297,7 +306,7 @@ def _runs_table(spark: SparkSession, base: DataFrame | None, s: RunSummary, star
            s.listing_matches, s.clusters, s.flagged_clusters, s.sku_suggestions, s.review_items,
            _counts(s.errors_by_code), _counts(s.decisions), _counts(s.cluster_events),
            {k: float(v) for k, v in s.durations_s.items()},
-           s.config_hash, FINGERPRINT_VERSION)
+           s.config_hash, s.fingerprint_version)
     current = spark.createDataFrame([row], RUNS_SCHEMA)
     if base is None:
         return current

@@ -237,18 +237,21 @@ def test_an_older_run_date_is_refused_once_a_later_one_exists(spark, spark_cfg, 
 
 def test_rows_of_an_older_fingerprint_version_are_fetched_again(spark):
     """Video rows written before video fingerprints existed (error unsupported_type, image version)
-    are redone; current rows of every type, and permanent errors of the current version, are not."""
+    are redone; current rows of every type, and permanent errors of the current version, are not.
+    Rows made under other fingerprint settings are redone as well: the settings are part of the
+    version (`versions.fingerprint_versions`)."""
     from datetime import datetime
 
-    from medialayer.media import FINGERPRINT_VERSIONS
+    from medialayer.config import load_config
     from medialayer.pipeline import _media_to_fetch
+    from medialayer.versions import CODE_VERSIONS, fingerprint_versions
 
     old = datetime(2026, 1, 1)
     base = spark.createDataFrame([
         ("k-old-video", "error", "unsupported_type", "image-v2", old, "video"),
-        ("k-image", "ok", None, FINGERPRINT_VERSIONS["image"], old, "image"),
-        ("k-video", "ok", None, FINGERPRINT_VERSIONS["video"], old, "video"),
-        ("k-audio-404", "error", "http_404", FINGERPRINT_VERSIONS["audio"], old, "audio"),
+        ("k-image", "ok", None, CODE_VERSIONS["image"], old, "image"),
+        ("k-video", "ok", None, CODE_VERSIONS["video"], old, "video"),
+        ("k-audio-404", "error", "http_404", CODE_VERSIONS["audio"], old, "audio"),
         ("k-old-image", "ok", None, "image-v1", old, "image"),
     ], "media_key string, status string, error_code string, fingerprint_version string, fetched_at timestamp, "
        "media_type string")
@@ -256,5 +259,12 @@ def test_rows_of_an_older_fingerprint_version_are_fetched_again(spark):
                                      ("k-old-video", "k-image", "k-video", "k-audio-404", "k-old-image", "k-new")],
                                     "media_key string, media_url string, media_type string")
     manifest = spark.createDataFrame([], "media_key string, updated_at timestamp")
-    due = {r["media_key"] for r in _media_to_fetch(catalog, manifest, base).collect()}
+    defaults = fingerprint_versions(load_config())
+    assert defaults == CODE_VERSIONS
+    due = {r["media_key"] for r in _media_to_fetch(catalog, manifest, base, defaults).collect()}
     assert due == {"k-old-video", "k-old-image", "k-new"}
+    # A smaller working frame for keypoints changes image rows and videos' keyframes, not audio rows.
+    smaller = fingerprint_versions(load_config(overrides={"image": {"local": {"max_side": 360}}}))
+    assert smaller["image"].startswith(CODE_VERSIONS["image"] + "/") and smaller["audio"] == CODE_VERSIONS["audio"]
+    due = {r["media_key"] for r in _media_to_fetch(catalog, manifest, base, smaller).collect()}
+    assert due == {"k-old-video", "k-old-image", "k-new", "k-image", "k-video"}
