@@ -56,6 +56,7 @@ from .search_keys import (EntryWriter, directory_path, in_memory_store, lookup, 
                           pack_entries, row_bits, store_exists)
 from .tables import read_table, scan_table, table_columns
 from .verification import GLOBAL_HASH_COLUMNS, SIDE_COLUMNS, global_prefilter, pair_batch, verify_batch
+from .versions import fingerprint_versions
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class SearchIndex:
         `populate` (a server: api.search_prefetch) reads the key files into memory at load."""
         root = Path(root).resolve()
         version = warehouse_version(root)
+        warn_on_other_versions(root, cfg)
         cache_dir = root / ".search_index"
         cache = cache_dir / f"{version}.arrow"
         av_cache = cache_dir / f"{version}.av.arrow"
@@ -436,6 +438,27 @@ def _keys_digest(cfg: Config) -> str:
     c = cfg.candidates
     spec = json.dumps([dataclasses.asdict(c.image), dataclasses.asdict(c.local)], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
+
+
+def warn_on_other_versions(root: Path, cfg: Config) -> int:
+    """Log a warning when indexed media were fingerprinted by other code or settings than the
+    queries will be (a service run with another conf than the pipeline's): such pairs compare
+    fingerprints made two ways, and copies go unfound without an error. Returns how many media."""
+    if "fingerprint_version" not in table_columns(root, "fingerprints"):
+        return 0
+    rows = read_table(root, "fingerprints", ["media_type", "status", "fingerprint_version"])
+    rows = rows.filter(pc.equal(rows.column("status"), "ok"))
+    counts = rows.group_by(["media_type", "fingerprint_version"]).aggregate([("status", "count")]).to_pylist()
+    current = fingerprint_versions(cfg)
+    other = [r for r in counts if r["fingerprint_version"] != current.get(r["media_type"], r["fingerprint_version"])]
+    n = sum(r["status_count"] for r in other)
+    if n:
+        seen = ", ".join(f'{r["status_count"]} {r["media_type"]} at {r["fingerprint_version"]}' for r in other)
+        log.warning("%d indexed media were fingerprinted by other code or settings than this service fingerprints "
+                    "queries with (%s; here: %s): their copies may go unfound. Serve with the pipeline's conf, "
+                    "or run the pipeline with this one", n, seen,
+                    ", ".join(f"{t} {v}" for t, v in current.items()))
+    return n
 
 
 def warehouse_version(root: Path) -> str:

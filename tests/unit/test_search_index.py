@@ -39,6 +39,23 @@ def test_changed_key_settings_rebuild_the_entries_and_drop_the_old_file(catalog)
     assert 0 < fewer.entries.size < default.entries.size
 
 
+def test_a_service_with_other_fingerprint_settings_than_the_warehouse_is_warned(catalog, caplog):
+    """Queries fingerprinted under other settings than the indexed media compare two kinds of
+    fingerprint: the index says so when it loads (the warehouse was built with the defaults)."""
+    import logging
+
+    from medialayer.search_index import warn_on_other_versions
+    from medialayer.versions import CODE_VERSIONS
+
+    with caplog.at_level(logging.WARNING, logger="medialayer.search_index"):
+        assert warn_on_other_versions(catalog["warehouse"], load_config()) == 0
+        assert not caplog.records
+        other = load_config(overrides={"image": {"local": {"max_side": 360}}})
+        assert warn_on_other_versions(catalog["warehouse"], other) == len(catalog["originals"])
+    assert "8 indexed media were fingerprinted by other code or settings" in caplog.text
+    assert CODE_VERSIONS["image"] + "/" in caplog.text
+
+
 def test_straight_entries_find_mirrored_copies_through_the_querys_mirrored_keys(catalog):
     """Every original of the warehouse shares keypoint words with its mirrored copy (the query's
     mirrored words meet the original's straight ones), though the index holds no mirrored key."""
