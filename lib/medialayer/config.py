@@ -460,6 +460,7 @@ class ImageMatchConfig:
     weak_global_max_aspect_change: float = -1.0
     local_min_words: int = 1
     weak_global_max_detail_ratio: float = -1.0
+    strong_global_max_detail_ratio: float = -1.0
     detail_inset: float = 0.2
     detail_floor_levels: float = 2.0
     global_max_brightness_ratio: float = -1.0
@@ -477,6 +478,8 @@ class ImageMatchConfig:
             raise ConfigError(f"{path}.weak_global_max_aspect_change must be in [0, 2], or -1 (off)")
         if not (self.weak_global_max_detail_ratio == -1 or self.weak_global_max_detail_ratio >= 1):
             raise ConfigError(f"{path}.weak_global_max_detail_ratio must be >= 1, or -1 (off)")
+        if not (self.strong_global_max_detail_ratio == -1 or self.strong_global_max_detail_ratio >= 1):
+            raise ConfigError(f"{path}.strong_global_max_detail_ratio must be >= 1, or -1 (off)")
         if not 0.0 <= self.detail_inset < 0.5:
             raise ConfigError(f"{path}.detail_inset must be in [0, 0.5)")
         _positive(self.detail_floor_levels, f"{path}.detail_floor_levels")

@@ -319,9 +319,10 @@ def test_hashes_alone_do_not_match_a_plain_product_with_a_patterned_one(cfg, fin
 
 
 def test_detail_rule_measures_the_areas_the_hash_pairing_took(cfg, fingerprinted):
-    """details_refute on stored pictures: weak matches between a plain and a patterned area are
-    refused, strong ones stand, and so do sides without a picture; a content region is measured
-    inside itself, so the white page around a product does not count as detail."""
+    """details_refute on stored pictures: matches between a plain and a patterned area are refused,
+    weak ones (weak_global_max_detail_ratio) and strong ones (strong_global_max_detail_ratio: the
+    hashes are as blind to contrast at 0.95 as at 0.8); sides without a picture stand; a content
+    region is measured inside itself, so the white page around a product does not count as detail."""
     from medialayer.matching.image import ImageSide, details_refute
 
     m = cfg.matching
@@ -336,11 +337,17 @@ def test_detail_rule_measures_the_areas_the_hash_pairing_took(cfg, fingerprinted
     got = details_refute(sims, pairing, [pics[0], pics[0], pics[0], None, pics[0]],
                          [pics[1], pics[1], pics[2], pics[1], pics[2]],
                          [sides[0]] * 5, [sides[1], sides[1], sides[2], sides[1], sides[2]], m)
-    # plain vs checked, weak: refused; strong: stands; plain vs its resized self: stands; no picture:
+    # plain vs checked, weak and strong: refused; plain vs its resized self: stands; no picture:
     # stands; frame vs frame of the plain one and its copy: stands.
-    assert got.tolist() == [True, False, False, False, False]
-    off = cfg.with_overrides({"matching": {"image": {"weak_global_max_detail_ratio": -1}}}).matching
-    assert not details_refute(sims, pairing, [pics[0]] * 5, [pics[1]] * 5, [sides[0]] * 5, [sides[1]] * 5, off).any()
+    assert got.tolist() == [True, True, False, False, False]
+    every = ([pics[0]] * 5, [pics[1]] * 5, [sides[0]] * 5, [sides[1]] * 5)
+    weak_off = cfg.with_overrides({"matching": {"image": {"weak_global_max_detail_ratio": -1}}}).matching
+    assert details_refute(sims, pairing, *every, weak_off).tolist() == [False, True, False, False, False]
+    strong_off = cfg.with_overrides({"matching": {"image": {"strong_global_max_detail_ratio": -1}}}).matching
+    assert details_refute(sims, pairing, *every, strong_off).tolist() == [True, False, True, True, True]
+    both_off = cfg.with_overrides({"matching": {"image": {"weak_global_max_detail_ratio": -1,
+                                                          "strong_global_max_detail_ratio": -1}}}).matching
+    assert not details_refute(sims, pairing, *every, both_off).any()
 
 
 def test_hashes_alone_do_not_match_a_dark_product_with_a_light_one(cfg, fingerprinted):

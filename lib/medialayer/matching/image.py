@@ -194,24 +194,28 @@ def shapes_refute(similarity: np.ndarray, pairing: np.ndarray | None, sides_a: S
 def details_refute(similarity: np.ndarray, pairing: np.ndarray | None, pictures_a: Sequence[bytes | None],
                    pictures_b: Sequence[bytes | None], sides_a: Sequence["ImageSide"], sides_b: Sequence["ImageSide"],
                    cfg: MatchingConfig) -> np.ndarray:
-    """Which global-hash scores are refused by detail (matching.image.weak_global_max_detail_ratio):
-    a match weaker than confidence.high between areas (frame or content region, as the best hash
-    pairing took them) whose inner grey-level spreads differ more than that ratio.
+    """Which global-hash scores are refused by detail: a match weaker than confidence.high between
+    areas (frame or content region, as the best hash pairing took them) whose inner grey-level
+    spreads differ more than matching.image.weak_global_max_detail_ratio, and a stronger one past
+    strong_global_max_detail_ratio.
 
     Hashes see outlines and the layout of light and dark: a plain product and a patterned one of
-    the same shape and colour meet. A copy keeps its texture, up to the contrast a tone edit
-    changes; the interquartile range ignores an overlay on part of it. Only the weak pairs are
-    measured, on the stored pictures; a side without a picture, or too small an area, is never
-    refused."""
+    the same shape and colour meet. Every hash bit compares a coefficient or a pixel with others, so
+    the hashes cannot see contrast at any score: a flat picture and a noisy gradient of one layout
+    meet at 0.95 as readily as at 0.8. A copy keeps its texture, up to the contrast a tone edit
+    changes; the interquartile range ignores an overlay on part of it. Only pairs at or above the
+    match threshold are measured, on the stored pictures; a side without a picture, or too small an
+    area, is never refused."""
     image_cfg = cfg.image
-    limit = image_cfg.weak_global_max_detail_ratio
     similarity = np.asarray(similarity, dtype=np.float64)
     out = np.zeros(similarity.shape, dtype=bool)
-    if limit < 0 or similarity.size == 0 or pairing is None:
+    if similarity.size == 0 or pairing is None:
         return out
-    weak = np.flatnonzero(_weak(similarity, cfg))
-    out[weak] = _area_ratios(weak, pairing, pictures_a, pictures_b, sides_a, sides_b, image_cfg.detail_inset,
-                             _interquartile_range, image_cfg.detail_floor_levels) > limit
+    weak = _weak(similarity, cfg)
+    limit = np.where(weak, image_cfg.weak_global_max_detail_ratio, image_cfg.strong_global_max_detail_ratio)
+    judged = np.flatnonzero((similarity >= cfg.match_threshold) & (limit >= 0))
+    out[judged] = _area_ratios(judged, pairing, pictures_a, pictures_b, sides_a, sides_b, image_cfg.detail_inset,
+                               _interquartile_range, image_cfg.detail_floor_levels) > limit[judged]
     return out
 
 
