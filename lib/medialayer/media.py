@@ -27,8 +27,7 @@ from .fetching import Fetcher
 from .fingerprints import image as image_fp
 from .fingerprints.audio import pack_peaks, spectral_peaks
 from .fingerprints.bits import to_signed
-from .fingerprints.video import (frame_hashes, keyframe_features, pack_frames,
-                                 pack_keyframes)
+from .fingerprints.video import frame_hashes, keyframe_features, pack_frames, pack_keyframes
 from .versions import fingerprint_versions
 
 log = logging.getLogger(__name__)

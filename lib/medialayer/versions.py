@@ -56,7 +56,7 @@ def _default_settings() -> dict[str, dict]:
 
 
 def _shaping_settings(cfg: Config) -> dict[str, dict]:
-    """The shaping settings of each media type, as validated values (a 400 and a 400.0 agree)."""
+    """The shaping settings of each media type, as validated values (a float setting written 1 or 1.0 agrees)."""
     sections = {}
     for path in {p for paths in _SHAPING.values() for p in paths}:
         node = cfg

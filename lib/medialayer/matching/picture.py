@@ -32,6 +32,8 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
     - A fit with picture_trusted_inliers spread over picture_trusted_spread of the shared area
       is not checked: no shared word or logo fits that way, while a photo that fills a small part
       of a screenshot is only a few pixels of its 48-pixel picture, too few to correlate well.
+      Unless a guard handed the fit over (`pictures_must_agree`): then the pictures decide it, and
+      without them the guard's refusal stands.
     """
     if not ev.standing or ev.model is None:
         return ev
