@@ -32,6 +32,7 @@ class SparkConfig:
     log_level: str
     verify_broadcast_pairs: int
     numpy_avx512: str
+    worker_malloc_retain_mb: int
     extra: dict
 
     def validate(self, path: str) -> None:
@@ -40,6 +41,7 @@ class SparkConfig:
         _positive(self.fingerprint_batch_rows, f"{path}.fingerprint_batch_rows")
         _one_of(self.log_level, {"ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"}, f"{path}.log_level")
         _one_of(self.numpy_avx512, {"auto", "keep", "disable"}, f"{path}.numpy_avx512")
+        _non_negative(self.worker_malloc_retain_mb, f"{path}.worker_malloc_retain_mb")
         for key in self.extra:
             if not str(key).startswith("spark."):
                 raise ConfigError(f"{path}.extra: key {key!r} is not a spark.* setting")

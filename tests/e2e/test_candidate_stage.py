@@ -207,6 +207,9 @@ def test_a_large_partition_joined_in_runs_gives_the_whole_join(monkeypatch):
     # Words and pHash bands, the bands carrying hashes from a few values: some meetings near, most far.
     kind = (rng.random(n) < 0.7).astype(np.int8)
     key = rng.integers(0, 3000, n) | (kind.astype(np.int64) << np.int64(62))
+    # One hot word, longer than a run and than the first window a cut looks for its bucket's end in.
+    hot = rng.random(n) < 0.3
+    kind[hot], key[hot] = 1, np.int64(1) << np.int64(62) | np.int64(7777)
     media = rng.integers(0, 2**62, n)
     query, indexed = rng.random(n) < 0.6, rng.random(n) < 0.8
     ph = rng.integers(0, 2**62, 4)[rng.integers(0, 4, n)]

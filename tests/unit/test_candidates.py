@@ -31,6 +31,25 @@ def test_identical_hashes_share_every_band_and_bands_do_not_mix():
     assert band_ids[0].tolist() == list(range(cfg.bands))
 
 
+def test_band_buckets_are_the_sampled_bits_of_the_hashes():
+    """Bucket bit k of band b is bit positions[b, k] of the hash (of the dHash from position 64 on),
+    checked one bit at a time against the table lookups."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(12)
+    ph = rng.integers(0, 2**64, size=40, dtype=np.uint64)
+    dh = rng.integers(0, 2**64, size=40, dtype=np.uint64)
+    for cfg, second in ((load_config().candidates.image, None),
+                        (replace(load_config().candidates.image, bands=128, bits_per_band=24), dh)):
+        pos = band_positions(cfg, 64 if second is None else 128)
+        keys = band_keys(ph, pos, second).view(np.uint64)
+        for i in range(ph.size):
+            bits = int(ph[i]) | (0 if second is None else int(second[i]) << 64)
+            for b in range(pos.shape[0]):
+                want = sum(((bits >> int(p)) & 1) << k for k, p in enumerate(pos[b]))
+                assert int(keys[i, b]) == (b << 32) | want
+
+
 def test_measured_collision_rate_matches_the_formula():
     cfg = load_config().candidates.image
     pos = band_positions(cfg)

@@ -158,11 +158,15 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
             indexed = indexed.copy()
             indexed[test] = offered.contains(key[test])
         keep = query | indexed                    # an old media's query-only keys ask nothing
-        row, key, query, indexed, kind = row[keep], key[keep], query[keep], indexed[keep], kind[keep]
-        hashes = None if k.ph is None else (k.ph[keep], k.dh[keep])
+        hashes = None if k.ph is None else (k.ph, k.dh)
+        if not keep.all():                        # a full run keeps every row: no copies
+            row, key, query, indexed, kind = row[keep], key[keep], query[keep], indexed[keep], kind[keep]
+            hashes = None if hashes is None else (hashes[0][keep], hashes[1][keep])
         if counter is not None:
             counter.add(int(row.size))
         ids = np.asarray(batch.column("media_id").to_numpy(zero_copy_only=False), dtype=np.int64)
+        if not row.size or int(row.min()) >= 0:   # no keyframe rows (a batch of images)
+            return _shards(ids[row], key, query, indexed, kind, parts, labels, hashes)
         owner = ids[real_rows(row)]
         pseudo = row < 0
         if pseudo.any():
@@ -375,11 +379,18 @@ def _bucket_hits_in_parts(key: np.ndarray, media: np.ndarray, flags: np.ndarray,
     order, k = key_groups(np.asarray(key, dtype=np.int64))
     m, f = np.asarray(media, dtype=np.int64)[order], np.asarray(flags, dtype=np.uint8)[order]
     q, i, kd = (f & 2) != 0, (f & 1) != 0, (f >> 2).astype(np.int8)
-    # Cut at the first bucket start past every _BUCKET_ROWS rows.
+    # Cut at the first bucket start past every _BUCKET_ROWS rows (looked for in a short window
+    # first: buckets are small, and comparing the whole rest of the partition per cut cost more
+    # than the cuts save).
     cuts = [0]
     while k.size - cuts[-1] > _BUCKET_ROWS:
         at = cuts[-1] + _BUCKET_ROWS
-        later = np.flatnonzero(k[at:] != k[at - 1])
+        window = 4096
+        while True:
+            later = np.flatnonzero(k[at:at + window] != k[at - 1])
+            if later.size or at + window >= k.size:
+                break
+            window *= 16
         cuts.append(at + int(later[0]) if later.size else k.size)
     if cuts[-1] < k.size or k.size == 0:
         cuts.append(k.size)

@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 
 from ..config import Config
 from ..cpu import NUMPY_ENV, numpy_worker_env
+from ..malloc_env import MMAP_ENV, TRIM_ENV, malloc_worker_env
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,11 @@ def spark_settings(cfg: Config) -> dict[str, str]:
         "spark.pyspark.driver.python": os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable),
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
-    # Python workers import numpy before any of our code runs: its CPU dispatch is set by their
-    # environment. A value already in ours reaches them anyway and is left alone.
-    if NUMPY_ENV not in os.environ:
-        settings.update({f"spark.executorEnv.{k}": v for k, v in numpy_worker_env(sc.numpy_avx512).items()})
+    # Python workers import numpy before any of our code runs, and malloc reads its tunables when a
+    # process starts: both are set by their environment. A value already in ours reaches them anyway
+    # and is left alone.
+    worker_env = {**numpy_worker_env(sc.numpy_avx512), **malloc_worker_env(sc.worker_malloc_retain_mb)}
+    settings.update({f"spark.executorEnv.{k}": v for k, v in worker_env.items() if k not in os.environ})
     if sc.master.startswith("local"):
         settings["spark.driver.memory"] = sc.driver_memory
         settings["spark.ui.enabled"] = "false"
@@ -62,7 +64,8 @@ def get_spark(cfg: Config) -> SparkSession:
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     log.info("Spark %s, master %s, default parallelism %d%s", spark.version, spark.sparkContext.master,
              spark.sparkContext.defaultParallelism,
-             "".join(f"; workers' {k}={v!r}" for k, v in spark.sparkContext.environment.items() if k == NUMPY_ENV))
+             "".join(f"; workers' {k}={v!r}" for k, v in spark.sparkContext.environment.items()
+                     if k in (NUMPY_ENV, MMAP_ENV, TRIM_ENV)))
     return spark
 
 

@@ -1,0 +1,29 @@
+"""The allocator setting that keeps Spark's Python workers from paying for fresh memory on every
+large numpy array.
+
+glibc's malloc serves a large allocation (past a threshold it adapts, up to 32 MB) from new pages
+of the OS and gives freed memory at the top of its heap back at once (past twice that threshold).
+The candidate stage makes and drops arrays of a few MB to tens of MB thousands of times a run, so
+most of them landed on fresh pages, which the kernel faults in and zeroes on first touch. Two
+environment variables, read when a process starts, fix both: MALLOC_MMAP_THRESHOLD_ (arrays up to
+32 MB come from the heap) and MALLOC_TRIM_THRESHOLD_ (up to `retain_mb` of freed memory is kept
+for the next array). Results are the same; only speed and resident memory change.
+
+Measured here (2026-12-06, keys of 4,096 media of the million table at 500 partitions, in process,
+one run after the other): making and packing the key rows 0.31 -> 0.24 ms per image; glibc's
+defaults again 0.33. Other C libraries ignore the variables.
+"""
+from __future__ import annotations
+
+MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
+TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
+# glibc refuses a fixed mmap threshold above half its largest heap (32 MB on 64-bit systems).
+HEAP_ARRAY_LIMIT = 32 << 20
+
+
+def malloc_worker_env(retain_mb: int) -> dict[str, str]:
+    """Environment for worker processes: arrays up to 32 MB from the heap, and up to `retain_mb`
+    of freed memory kept; empty (glibc's own adaptive defaults) when `retain_mb` is 0."""
+    if retain_mb <= 0:
+        return {}
+    return {MMAP_ENV: str(HEAP_ARRAY_LIMIT), TRIM_ENV: str(int(retain_mb) << 20)}
