@@ -18,7 +18,10 @@ from __future__ import annotations
 
 MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
 TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
-# glibc refuses a fixed mmap threshold above half its largest heap (32 MB on 64-bit systems).
+# glibc's documented largest mmap threshold on 64-bit systems. Debian 12's glibc (2.36) takes more
+# (64 MB made one 100k partition's join ~5% faster in process), but a version that refused it would
+# keep the trim threshold alone, which turns the adaptive mmap threshold off and maps every array past
+# 128 KB: key making took 0.58-0.74 ms per image that way, against 0.31-0.33 under the defaults.
 HEAP_ARRAY_LIMIT = 32 << 20
 
 
