@@ -165,24 +165,23 @@ def media_join_keys(fingerprints: DataFrame, cfg: Config, new_keys: DataFrame | 
         if counter is not None:
             counter.add(int(row.size))
         ids = np.asarray(batch.column("media_id").to_numpy(zero_copy_only=False), dtype=np.int64)
-        if not row.size or int(row.min()) >= 0:   # no keyframe rows (a batch of images)
-            return _shards(ids[row], key, query, indexed, kind, parts, labels, hashes)
-        owner = ids[real_rows(row)]
         pseudo = row < 0
-        if pseudo.any():
-            # A keyframe's words go under an id of its own, and one alias row per keyframe says
-            # whose it is (kind KIND_ALIAS; neither asked nor offered, so joins never see it).
-            owner[pseudo] = keyframe_ids(owner[pseudo], row[pseudo])
-            alias_row = np.unique(row[pseudo])
-            real = ids[real_rows(alias_row)]
-            owner = np.concatenate([owner, keyframe_ids(real, alias_row)])
-            key = np.concatenate([key, real])
-            no = np.zeros(alias_row.size, dtype=bool)
-            query, indexed = np.concatenate([query, no]), np.concatenate([indexed, no])
-            kind = np.concatenate([kind, np.full(alias_row.size, KIND_ALIAS, dtype=np.int8)])
-            if hashes is not None:
-                z = np.zeros(alias_row.size, dtype=np.int64)
-                hashes = (np.concatenate([hashes[0], z]), np.concatenate([hashes[1], z]))
+        if not pseudo.any():                      # a batch of images: no keyframe rows
+            return _shards(ids[row], key, query, indexed, kind, parts, labels, hashes)
+        # A keyframe's words go under an id of its own, and one alias row per keyframe says whose it
+        # is (kind KIND_ALIAS; neither asked nor offered, so joins never see it).
+        owner = ids[real_rows(row)]
+        owner[pseudo] = keyframe_ids(owner[pseudo], row[pseudo])
+        alias_row = np.unique(row[pseudo])
+        real = ids[real_rows(alias_row)]
+        owner = np.concatenate([owner, keyframe_ids(real, alias_row)])
+        key = np.concatenate([key, real])
+        no = np.zeros(alias_row.size, dtype=bool)
+        query, indexed = np.concatenate([query, no]), np.concatenate([indexed, no])
+        kind = np.concatenate([kind, np.full(alias_row.size, KIND_ALIAS, dtype=np.int8)])
+        if hashes is not None:
+            z = np.zeros(alias_row.size, dtype=np.int64)
+            hashes = (np.concatenate([hashes[0], z]), np.concatenate([hashes[1], z]))
         return _shards(owner, key, query, indexed, kind, parts, labels, hashes)
 
     return ok.mapInArrow(explode, SHARD_SCHEMA)
@@ -379,19 +378,10 @@ def _bucket_hits_in_parts(key: np.ndarray, media: np.ndarray, flags: np.ndarray,
     order, k = key_groups(np.asarray(key, dtype=np.int64))
     m, f = np.asarray(media, dtype=np.int64)[order], np.asarray(flags, dtype=np.uint8)[order]
     q, i, kd = (f & 2) != 0, (f & 1) != 0, (f >> 2).astype(np.int8)
-    # Cut at the first bucket start past every _BUCKET_ROWS rows (looked for in a short window
-    # first: buckets are small, and comparing the whole rest of the partition per cut cost more
-    # than the cuts save).
+    # Cut at the first bucket start past every _BUCKET_ROWS rows.
     cuts = [0]
     while k.size - cuts[-1] > _BUCKET_ROWS:
-        at = cuts[-1] + _BUCKET_ROWS
-        window = 4096
-        while True:
-            later = np.flatnonzero(k[at:at + window] != k[at - 1])
-            if later.size or at + window >= k.size:
-                break
-            window *= 16
-        cuts.append(at + int(later[0]) if later.size else k.size)
+        cuts.append(_next_bucket_start(k, cuts[-1] + _BUCKET_ROWS))
     if cuts[-1] < k.size or k.size == 0:
         cuts.append(k.size)
     out = [bucket_hits(k[s:e], m[s:e], q[s:e], i[s:e], kd[s:e], rules, ph, dh, max_band_distance,
@@ -400,6 +390,20 @@ def _bucket_hits_in_parts(key: np.ndarray, media: np.ndarray, flags: np.ndarray,
     if len(out) == 1:
         return out[0]
     return BucketHits(*(np.concatenate([getattr(h, f) for h in out]) for f in BucketHits.__dataclass_fields__))
+
+
+def _next_bucket_start(k: np.ndarray, at: int) -> int:
+    """The first row from `at` on whose key differs from row at - 1's (len(k) if none), in grouped
+    keys. Looked for in a short window first, growing: buckets are small, and comparing the whole
+    rest of a partition at every cut cost more than the cuts save."""
+    window = 4096
+    while True:
+        later = np.flatnonzero(k[at:at + window] != k[at - 1])
+        if later.size:
+            return at + int(later[0])
+        if at + window >= k.size:
+            return int(k.size)
+        window *= 16
 
 
 def key_groups(key: np.ndarray, prefix_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
