@@ -411,6 +411,7 @@ class LocalMatchConfig:
     picture_confirmed_similarity: float = 0.0
     both_ways: bool = False
     aligned_trusted_to_pictures: bool = False
+    ambiguous_max_distance: int = 0
 
     def validate(self, path: str) -> None:
         _unit(self.ratio, f"{path}.ratio")
@@ -451,6 +452,7 @@ class LocalMatchConfig:
                       f"{path}.picture_confirm_agreement")
         _unit(self.picture_confirmed_similarity, f"{path}.picture_confirmed_similarity")
         _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
+        _in_range(self.ambiguous_max_distance, 0, 256, f"{path}.ambiguous_max_distance")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ The guards are what keep local matching honest on marketplace images:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -62,11 +62,21 @@ class LocalEvidence:
 
 
 def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvidence:
-    """Best of the straight and mirrored readings of `b` against `a`."""
+    """Best of the straight and mirrored readings of `b` against `a`.
+
+    Both readings are fitted on ratio-tested matches first. When neither makes a fit, the reading
+    with more inliers is fitted once more on every nearest neighbour within
+    ambiguous_max_distance: a smooth photo's weak corners, recompressed, have descriptors about as
+    close to several others as to their own, so the ratio test drops the true matches with the
+    false ones. RANSAC and the same guards judge that fit, and the pictures must confirm it, however
+    many inliers it has (matching.picture). Only the one reading: this is the costly step for the
+    unrelated pairs, which nearly all come this far.
+    """
     fewest = cfg.picture_confirm_min_inliers or cfg.min_inliers     # validated: never above min_inliers
     if a.xy.shape[0] < fewest or b.xy.shape[0] < fewest:
         return LocalEvidence(rejected="too few keypoints")
     best = LocalEvidence(rejected="no consistent matches")
+    leaning: tuple[int, tuple, tuple] | None = None     # (inliers, nearest neighbours, fit arguments) of the better reading
     for mirrored in (False, True):
         if mirrored and best.similarity >= cfg.skip_mirror_above:
             break                       # a strong straight fit: the mirrored reading cannot win
@@ -79,10 +89,25 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
             xy_b[:, 0] = (b.frame_w - 1) - xy_b[:, 0]
             if block_b is not None:
                 block_b = (1.0 - block_b[2], block_b[1], 1.0 - block_b[0], block_b[3])
-        ev = _fit(a, xy_b, desc_b, b.frame_w, b.frame_h, mirrored, cfg, block_b)
+        if desc_b.shape[0] < 2:
+            continue
+        dist, nidx = two_nearest(a.descriptors, desc_b)
+        args = (a, xy_b, b.frame_w, b.frame_h, mirrored, cfg, block_b)
+        ev = _fit(*args, *_descriptor_matches(dist, nidx, cfg))
         if (ev.similarity, ev.unconfirmed, ev.inliers) > (best.similarity, best.unconfirmed, best.inliers):
             best = ev
-    return best
+        if leaning is None or ev.inliers > leaning[0]:
+            leaning = (ev.inliers, (dist, nidx), args)
+    if best.standing or not cfg.ambiguous_max_distance or leaning is None:
+        return best
+    _, (dist, nidx), args = leaning
+    again = _fit(*args, *_descriptor_matches(dist, nidx, cfg, unique_only=False))
+    if not again.standing:
+        return best
+    # Ambiguous matches also line up on generic structure (the corners of two similar outlines on
+    # white): such a fit counts only when the pictures confirm it, as one with few inliers does.
+    return replace(again, similarity=0.0, unconfirmed=max(again.similarity, again.unconfirmed),
+                   rejected="ambiguous matches, unconfirmed")
 
 
 def trusted_fit(local: LocalEvidence, cfg: LocalMatchConfig) -> bool:
@@ -92,19 +117,18 @@ def trusted_fit(local: LocalEvidence, cfg: LocalMatchConfig) -> bool:
         and local.spread >= cfg.picture_trusted_spread
 
 
-def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig
-                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
-    """Ratio-tested, one-to-one nearest neighbours of a's descriptors among b's (Hamming), and for
-    each of a's descriptors its nearest neighbour in b with the ratio it reached (guided matching
-    relaxes the test for neighbours that the fit puts in the right place)."""
-    if db.shape[0] < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None
-    dist, nidx = two_nearest(da, db)
+def _descriptor_matches(dist: np.ndarray, nidx: np.ndarray, cfg: LocalMatchConfig, unique_only: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One-to-one matches of a's descriptors to their nearest in b, from `two_nearest(a, b)`: the
+    ratio-tested ones, or with `unique_only=False` every nearest neighbour within
+    ambiguous_max_distance (see `match_local`). Also, for each of a's descriptors, its nearest neighbour
+    in b with the ratio it reached (guided matching relaxes the test for neighbours that the fit
+    puts in the right place)."""
     d1, d2 = dist[:, 0].astype(np.float64), dist[:, 1].astype(np.float64)
     near = (d1 <= cfg.max_descriptor_distance) & (nidx[:, 0] >= 0)
     ratio = d1 / np.maximum(d2, 1.0)
     nearest = np.where(near, nidx[:, 0], -1).astype(np.int64), ratio, d1
-    ok = near & (d1 < cfg.ratio * d2)
+    ok = near & (d1 < cfg.ratio * d2) if unique_only else (d1 <= cfg.ambiguous_max_distance) & (nidx[:, 0] >= 0)
     ia = np.flatnonzero(ok)
     ib = nidx[ok, 0].astype(np.int64)
     if ia.size == 0:
@@ -117,9 +141,9 @@ def _descriptor_matches(da: np.ndarray, db: np.ndarray, cfg: LocalMatchConfig
     return ia[keep], ib[keep], nearest
 
 
-def _fit(a: LocalSide, xy_b: np.ndarray, desc_b: np.ndarray, wb: int, hb: int, mirrored: bool,
-         cfg: LocalMatchConfig, block_b: tuple[float, float, float, float] | None = None) -> LocalEvidence:
-    ia, ib, nearest = _descriptor_matches(a.descriptors, desc_b, cfg)
+def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: LocalMatchConfig,
+         block_b: tuple[float, float, float, float] | None, ia: np.ndarray, ib: np.ndarray,
+         nearest: tuple[np.ndarray, np.ndarray, np.ndarray]) -> LocalEvidence:
     seed = cfg.guided_seed_inliers or cfg.picture_confirm_min_inliers or cfg.min_inliers
     if ia.shape[0] < seed:
         return LocalEvidence(mirrored=mirrored, rejected="too few descriptor matches")

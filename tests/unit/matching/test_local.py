@@ -149,6 +149,7 @@ def _guided_case(rng: np.random.Generator, n: int = 60):
 def test_guided_matching_takes_well_placed_neighbours_past_the_strict_ratio(cfg):
     from dataclasses import replace
 
+    from medialayer.matching.hamming import two_nearest
     from medialayer.matching.local import _descriptor_matches, _guided_matches
 
     lc = replace(cfg.matching.image.local, guided_seed_inliers=6, ratio=0.85, guided_ratio=0.95)
@@ -160,7 +161,7 @@ def test_guided_matching_takes_well_placed_neighbours_past_the_strict_ratio(cfg)
     decoys = np.packbits(bits, axis=1)
     db = np.concatenate([desc_b, decoys])
     xb = np.concatenate([xy_b, xy_b[::-1] + 100])
-    ia, ib, nearest = _descriptor_matches(desc_a, db, lc)
+    ia, ib, nearest = _descriptor_matches(*two_nearest(desc_a, db), lc)
     true_model = np.float64([[1, 0, 30], [0, 1, 20]])
     ga, gb = _guided_matches(xy_a, xb, nearest, true_model, lc)
     strict_hits = int((ib == ia).sum())
@@ -172,7 +173,7 @@ def test_guided_matching_takes_well_placed_neighbours_past_the_strict_ratio(cfg)
     assert _guided_matches(xy_a, xb, nearest, wrong, lc)[0].size == 0
     # A repeated pattern (two equally close neighbours) fails even the relaxed ratio.
     twins = np.concatenate([desc_b, desc_b])
-    _, _, tied = _descriptor_matches(desc_a, twins, lc)
+    _, _, tied = _descriptor_matches(*two_nearest(desc_a, twins), lc)
     assert _guided_matches(xy_a, np.concatenate([xy_b, xy_b]), tied, true_model, lc)[0].size == 0
 
 
@@ -222,3 +223,54 @@ def test_the_shared_box_equals_the_matrix_form():
             want = (max(0.0, corners[:, 0].min()), max(0.0, corners[:, 1].min()),
                     min(float(dw), corners[:, 0].max()), min(float(dh), corners[:, 1].max()))
             assert np.allclose(_shared_box(model, wa, ha, wb, hb, inverse), want, atol=1e-9)
+
+
+def _ambiguous_case(rng: np.random.Generator, n: int = 60):
+    """a, and b = a shifted by (30, 20) with every descriptor 20 bits off its original, plus for each a
+    decoy elsewhere 22 bits off it: each true match is the nearest, but not by the ratio test's margin."""
+    xy_a, desc_a, xy_b, desc_b = _guided_case(rng, n)
+    bits = np.unpackbits(desc_b, axis=1)
+    decoy_bits = bits.copy()
+    for row, orig in zip(decoy_bits, np.unpackbits(desc_a, axis=1)):
+        same = np.flatnonzero(row == orig)
+        row[rng.choice(same, 2, replace=False)] ^= 1                # 22 bits from a's descriptor
+    decoy_xy = rng.uniform(40, 360, size=(n, 2)).astype(np.float32)
+    a = LocalSide(xy_a, desc_a, desc_a.copy(), 400, 400)
+    b = LocalSide(np.concatenate([xy_b, decoy_xy]), np.concatenate([desc_b, np.packbits(decoy_bits, axis=1)]),
+                  rng.integers(0, 256, size=(2 * n, 32), dtype=np.uint8), 400, 400)
+    return a, b
+
+
+def test_ambiguous_descriptors_get_a_second_fit_that_the_pictures_must_confirm(cfg):
+    from dataclasses import replace
+
+    import cv2
+
+    from medialayer.fingerprints.image import pack_picture
+    from medialayer.matching.picture import check_pictures
+
+    lc = cfg.matching.image.local
+    assert 22 <= lc.ambiguous_max_distance <= lc.max_descriptor_distance
+    a, b = _ambiguous_case(np.random.default_rng(11))
+    strict = match_local(a, b, replace(lc, ambiguous_max_distance=0))
+    assert not strict.standing, strict                             # every true match fails the ratio test
+    ev = match_local(a, b, lc)
+    assert ev.standing and not ev.found and ev.rejected == "ambiguous matches, unconfirmed", ev
+    assert not ev.mirrored and ev.inliers >= 50, ev
+    assert abs(ev.model[2] - 30) < 1 and abs(ev.model[5] - 20) < 1, ev.model
+    # The pictures confirm it when they agree under the fit (b's is a's moved by 30, 20 of 400 px).
+    rng = np.random.default_rng(3)
+    picture_a = cv2.GaussianBlur(rng.integers(0, 256, (48, 48)).astype(np.uint8), (5, 5), 1.5)
+    shift = np.float32([[1, 0, 30 * 48 / 400], [0, 1, 20 * 48 / 400]])
+    picture_b = cv2.warpAffine(picture_a, shift, (48, 48), borderMode=cv2.BORDER_REFLECT)
+    confirmed = check_pictures(ev, pack_picture(picture_a), pack_picture(picture_b), a, b, lc)
+    assert confirmed.found and confirmed.similarity == lc.picture_confirmed_similarity, confirmed
+    unrelated = cv2.GaussianBlur(rng.integers(0, 256, (48, 48)).astype(np.uint8), (5, 5), 1.5)
+    assert not check_pictures(ev, pack_picture(picture_a), pack_picture(unrelated), a, b, lc).found
+    # ... and never on mostly-background frames, where outlines and white agree between products.
+    assert not check_pictures(ev, pack_picture(picture_a), pack_picture(picture_b), a, b, lc, page_like=True).found
+    # Neighbours further than the setting allows are not taken.
+    assert not match_local(a, b, replace(lc, ambiguous_max_distance=16)).standing
+    # The same descriptors scattered at random: close neighbours, but no geometry agrees.
+    scattered = LocalSide(rng.uniform(40, 360, size=b.xy.shape).astype(np.float32), b.descriptors, b.mirrored, 400, 400)
+    assert not match_local(a, scattered, lc).standing
