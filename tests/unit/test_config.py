@@ -44,6 +44,7 @@ def test_unknown_key_is_refused_with_its_path(tmp_path):
     ({"matching": {"image": {"local": {"picture_confirm_agreement": 0.5}}}},
      "matching.image.local.picture_confirm_agreement"),
     ({"matching": {"image": {"local": {"picture_trusted_spread": 2.0}}}}, "matching.image.local.picture_trusted_spread"),
+    ({"matching": {"image": {"local": {"ambiguous_max_distance": 300}}}}, "matching.image.local.ambiguous_max_distance"),
     ({"image": {"picture_side": 400}}, "image.picture_side"),
     ({"video": {"keyframe_spread_grid": 0}}, "video.keyframe_spread_grid"),
     ({"image": {"region": {"max_tilt_deg": 60}}}, "image.region.max_tilt_deg"),
