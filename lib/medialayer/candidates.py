@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import BandConfig
+from .fingerprints.bits import sample_bits
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,39 +41,15 @@ def band_keys(hashes: np.ndarray, positions: np.ndarray, second: np.ndarray | No
     With `second` (another (n,) uint64 hash), positions 64-127 sample it: bands over the 128 bits of
     pHash and dHash together.
 
-    Built by one 256-entry lookup per hash byte, for every band at once (`_band_luts`): a bit at a
-    time made (n, bands, bits) arrays, and was a fifth of a million-media run's key making."""
+    Sampled with `fingerprints.bits.sample_bits`: one 256-entry lookup per hash byte, for every band
+    at once."""
     h = np.ascontiguousarray(hashes, dtype="<u8")
-    nbits = 64 if second is None else 128
     if second is not None:
         h = np.stack([h, np.ascontiguousarray(second, dtype="<u8")], axis=1)
     # Byte j of the hash(es), little-endian: bits 8j..8j+7 (dHash's bytes follow pHash's).
-    columns = h.reshape(-1).view(np.uint8).reshape(-1, nbits // 8)
-    luts = _band_luts(np.asarray(positions, dtype=np.int64).tobytes(), positions.shape, nbits)
-    out = np.empty((columns.shape[0], positions.shape[0]), dtype=np.uint64)
-    out[:] = np.arange(positions.shape[0], dtype=np.uint64) << _BAND_SHIFT
-    for byte, lut in luts:
-        out |= lut[columns[:, byte]]
-    return out.view(np.int64)
-
-
-@functools.lru_cache(maxsize=16)
-def _band_luts(raw: bytes, shape: tuple[int, int], nbits: int) -> list[tuple[int, np.ndarray]]:
-    """For each hash byte some band samples: (byte, (256, bands) uint64 contributions of its values
-    to every band's bucket), so that a band's bucket bit k is the hash's bit positions[band, k]."""
-    positions = np.frombuffer(raw, dtype=np.int64).reshape(shape)
-    values = np.arange(256, dtype=np.uint64)
-    out = []
-    for byte in range(nbits // 8):
-        lut = np.zeros((256, shape[0]), dtype=np.uint64)
-        band, k = np.nonzero((positions >= 8 * byte) & (positions < 8 * byte + 8))
-        if band.size == 0:
-            continue
-        for b, kk in zip(band.tolist(), k.tolist()):     # a band may sample several bits of one byte
-            lut[:, b] |= ((values >> np.uint64(positions[b, kk] - 8 * byte)) & np.uint64(1)) << np.uint64(kk)
-        lut.flags.writeable = False
-        out.append((byte, lut))
-    return out
+    columns = h.reshape(-1).view(np.uint8).reshape(-1, 8 if second is None else 16)
+    band_ids = np.arange(positions.shape[0], dtype=np.uint64) << _BAND_SHIFT
+    return (sample_bits(columns, positions) | band_ids).view(np.int64)
 
 
 def collision_probability(distance: "float | np.ndarray", cfg: BandConfig, nbits: int = 64) -> "float | np.ndarray":

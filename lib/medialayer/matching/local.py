@@ -76,7 +76,7 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
     if a.xy.shape[0] < fewest or b.xy.shape[0] < fewest:
         return LocalEvidence(rejected="too few keypoints")
     best = LocalEvidence(rejected="no consistent matches")
-    leaning: tuple[int, tuple, tuple] | None = None     # (inliers, nearest neighbours, fit arguments) of the better reading
+    leaning: tuple | None = None        # (inliers, fit arguments, two nearest) of the reading with more inliers
     for mirrored in (False, True):
         if mirrored and best.similarity >= cfg.skip_mirror_above:
             break                       # a strong straight fit: the mirrored reading cannot win
@@ -97,10 +97,10 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
         if (ev.similarity, ev.unconfirmed, ev.inliers) > (best.similarity, best.unconfirmed, best.inliers):
             best = ev
         if leaning is None or ev.inliers > leaning[0]:
-            leaning = (ev.inliers, (dist, nidx), args)
+            leaning = (ev.inliers, args, dist, nidx)
     if best.standing or not cfg.ambiguous_max_distance or leaning is None:
         return best
-    _, (dist, nidx), args = leaning
+    _, args, dist, nidx = leaning
     again = _fit(*args, *_descriptor_matches(dist, nidx, cfg, unique_only=False))
     if not again.standing:
         return best
