@@ -412,6 +412,8 @@ class LocalMatchConfig:
     both_ways: bool = False
     aligned_trusted_to_pictures: bool = False
     ambiguous_max_distance: int = 0
+    confined_min_detail_agreement: float = 0.0
+    confined_detail_sigma: float = 1.5
 
     def validate(self, path: str) -> None:
         _unit(self.ratio, f"{path}.ratio")
@@ -453,6 +455,8 @@ class LocalMatchConfig:
         _unit(self.picture_confirmed_similarity, f"{path}.picture_confirmed_similarity")
         _check_curve(self.calibration, f"{path}.calibration", increasing=True, x_unit=False)
         _in_range(self.ambiguous_max_distance, 0, 256, f"{path}.ambiguous_max_distance")
+        _unit(self.confined_min_detail_agreement, f"{path}.confined_min_detail_agreement")
+        _positive(self.confined_detail_sigma, f"{path}.confined_detail_sigma")
 
 
 @dataclass(frozen=True)

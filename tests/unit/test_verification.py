@@ -252,6 +252,51 @@ def test_close_picture_agreement_confirms_a_weak_fit_and_strong_spread_fits_are_
     assert not check_pictures(trusted, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], untrusted).found
 
 
+def test_a_confined_fit_is_confirmed_by_fine_detail_never_by_smooth_grey_levels(photos, cfg, fingerprinted, gradient):
+    """A smooth photo's copy fits only on its one textured patch. Refused for confined inliers, the
+    fit still counts when the pictures' fine detail agrees under it. Another smooth photo with its
+    own patch in the same place agrees in grey levels (gradients correlate), not in detail."""
+    from medialayer.fingerprints.image import unpack_picture
+    from medialayer.matching.local import match_local
+    from medialayer.matching.picture import check_pictures, picture_agreement
+    from medialayer.verification import local_side
+
+    def smooth(wave: float, colour: tuple, patch):
+        img = gradient(640, 480, colour, wave)
+        img.paste(patch.resize((110, 85)), (400, 300))
+        return img
+
+    a = smooth(15.0, (1.1, 0.9, 0.7), photos[1])
+    copy = a.resize((512, 384)).crop((10, 8, 500, 376))
+    other = smooth(15.0, (1.0, 0.95, 0.8), photos[6]).resize((512, 384)).crop((10, 8, 500, 376))
+    rows = fingerprinted([a, copy, other], cfg, "d", quality=40).to_pylist()
+    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
+    pics = [r["picture"] for r in rows]
+    lc = cfg.matching.image.local
+    assert lc.confined_min_detail_agreement > 0
+    # The copy's true fit, as the spread guards would have refused it.
+    fit = match_local(sides[0], sides[1], replace(lc, min_inlier_spread=0.0, confined_spread=0.0))
+    assert fit.found and fit.spread < lc.confined_spread, fit
+    ev = replace(fit, similarity=0.0, confined=fit.similarity, rejected="inliers confined to a small patch")
+    assert not ev.standing
+
+    confirmed = check_pictures(ev, pics[0], pics[1], sides[0], sides[1], lc)
+    assert confirmed.found and confirmed.similarity == lc.picture_confirmed_similarity and not confirmed.rejected
+
+    frames = [(s.frame_w, s.frame_h) for s in sides]
+    grey = picture_agreement(unpack_picture(pics[0]), unpack_picture(pics[2]), fit.model, frames[0], frames[2],
+                             False, lc.picture_trim)
+    assert grey >= lc.picture_confirm_agreement, grey      # grey levels alone would confirm the other photo
+    for refused in (
+        check_pictures(ev, pics[0], pics[2], sides[0], sides[2], lc),                              # another photo
+        check_pictures(ev, pics[0], pics[1], sides[0], sides[1], lc, page_like=True),              # flat frames
+        check_pictures(ev, pics[0], None, sides[0], sides[1], lc),                                 # no picture
+        check_pictures(ev, pics[0], pics[1], sides[0], sides[1], replace(lc, confined_min_detail_agreement=0.95)),
+        check_pictures(replace(ev, confined=0.0), pics[0], pics[1], sides[0], sides[1], lc),      # not handed over
+    ):
+        assert not refused.found and refused.rejected == ev.rejected, refused
+
+
 def test_a_copy_with_too_few_inliers_is_matched_only_when_its_pictures_confirm(photos, cfg, fingerprinted):
     """Through the verifier: with min_inliers set above any fit here, a heavy crop still matches,
     at picture_confirmed_similarity (confidence low: reviewed, not acted on); a different photo

@@ -340,7 +340,7 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
     chrome, a word or a logo is confined, so such a fit is an overlaid copy or a template framing
     two different photos, and the pictures tell those apart; they must agree (check_pictures).
     """
-    if not local.standing:
+    if not (local.standing or local.confined):
         return local
     aligned = (min(local.shared_a, local.shared_b) >= cfg.aligned_shared
                and abs(local.rotation_deg) < cfg.aligned_max_rotation_deg)
@@ -356,7 +356,7 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
         return local
     if cfg.aligned_trusted_to_pictures and local.found and trusted_fit(local, cfg):
         return replace(local, pictures_must_agree=reason)
-    return replace(local, similarity=0.0, unconfirmed=0.0, rejected=reason)
+    return replace(local, similarity=0.0, unconfirmed=0.0, confined=0.0, rejected=reason)
 
 
 def combine(global_similarity: float, local: LocalEvidence) -> tuple[float, str]:

@@ -50,6 +50,9 @@ class LocalEvidence:
     # Set when a guard would have refused the fit but let the pictures decide instead: the refusal
     # stands (with this reason) unless the pictures agree (matching.picture).
     pictures_must_agree: str = ""
+    # A fit refused only for confined inliers (`rejected` says which guard): the similarity it earns
+    # if the pictures' fine detail agrees under it (matching.picture, confined_min_detail_agreement).
+    confined: float = 0.0
 
     @property
     def found(self) -> bool:
@@ -94,7 +97,8 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
         dist, nidx = two_nearest(a.descriptors, desc_b)
         args = (a, xy_b, b.frame_w, b.frame_h, mirrored, cfg, block_b)
         ev = _fit(*args, *_descriptor_matches(dist, nidx, cfg))
-        if (ev.similarity, ev.unconfirmed, ev.inliers) > (best.similarity, best.unconfirmed, best.inliers):
+        if (ev.similarity, ev.unconfirmed, ev.confined, ev.inliers) > \
+                (best.similarity, best.unconfirmed, best.confined, best.inliers):
             best = ev
         if leaning is None or ev.inliers > leaning[0]:
             leaning = (ev.inliers, args, dist, nidx)
@@ -189,7 +193,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
     # Inliers confined to a small patch (a sticker, a badge, a logo) are not a copy of the picture.
     spread = min(_hull_fraction(src[inl], box_a), _hull_fraction(dst[inl], box_b))
     base.update(spread=spread)
-    if spread < cfg.min_inlier_spread:
+    if spread < cfg.min_inlier_spread and not cfg.confined_min_detail_agreement:
         return LocalEvidence(**base, rejected="inliers confined to a small patch")
     # Keypoints are stored strongest first: the strong ones say where the picture has detail.
     strong_a = a.xy[: max(cfg.min_inliers, int(len(a.xy) * cfg.occupancy_strongest))]
@@ -198,15 +202,25 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
     # a shared logo or page chrome leaves both sides' own detail unmatched.
     occ = max(_occupancy(strong_a, src[inl], box_a, cfg.grid), _occupancy(strong_b, dst[inl], box_b, cfg.grid))
     base.update(occupancy=occ)
-    if occ < cfg.min_occupancy:
+    if spread < cfg.min_inlier_spread:
+        confined = "inliers confined to a small patch"
+    elif occ < cfg.min_occupancy:
         return LocalEvidence(**base, rejected="inliers clustered")
     # A small cluster of inliers is a copy only when it is where all of one picture's detail is (a
     # smooth photo's one textured patch); a badge or watermark word shared by two photos leaves
     # both photos' own detail uncovered.
-    if spread < cfg.confined_spread and occ < cfg.full_occupancy:
-        return LocalEvidence(**base, rejected="confined inliers leave detail uncovered")
+    elif spread < cfg.confined_spread and occ < cfg.full_occupancy:
+        confined = "confined inliers leave detail uncovered"
+    else:
+        confined = ""
     # Fewer covered cells than a clean copy shows: part of the agreement may be a shared overlay.
     similarity = max(_calibrated(n, cfg) - cfg.occupancy_penalty * max(0.0, cfg.full_occupancy - occ), 1e-6)
+    if confined:
+        # A smooth photo's copy fits on its one textured patch too: the pictures' fine detail
+        # settles it (matching.picture), where a badge or a word shared by two photos leaves the
+        # rest of their detail disagreeing.
+        ok = occ >= cfg.min_occupancy and cfg.confined_min_detail_agreement > 0.0
+        return LocalEvidence(**base, rejected=confined, confined=similarity if ok else 0.0)
     if few:
         return LocalEvidence(**base, unconfirmed=similarity, rejected="too few inliers")
     return LocalEvidence(**base, similarity=similarity)

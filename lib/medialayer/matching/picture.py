@@ -35,7 +35,11 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
       Unless a guard handed the fit over (`pictures_must_agree`): then the pictures decide it, and
       without them the guard's refusal stands.
     """
-    if not ev.standing or ev.model is None:
+    if ev.model is None:
+        return ev
+    if ev.confined and not ev.standing:
+        return _confined_detail(ev, picture_a, picture_b, a, b, cfg, page_like)
+    if not ev.standing:
         return ev
     if ev.pictures_must_agree:
         return _pictures_decide(ev, picture_a, picture_b, a, b, cfg)
@@ -67,24 +71,47 @@ def _pictures_decide(ev: LocalEvidence, picture_a: bytes | None, picture_b: byte
     return ev
 
 
+def _confined_detail(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide,
+                     b: LocalSide, cfg: LocalMatchConfig, page_like: bool) -> LocalEvidence:
+    """A fit refused only for confined inliers: confirmed (at picture_confirmed_similarity) when the
+    pictures agree as closely as picture confirmation asks AND their fine detail (each picture less
+    its blur) correlates, untrimmed, at confined_min_detail_agreement. Grey levels alone do not
+    tell a smooth photo's copy from another smooth photo: gradients correlate under nearly any fit.
+    Not on mostly-flat frames, as for picture confirmation."""
+    if page_like or not cfg.picture_confirm_min_inliers or cfg.min_picture_agreement <= -1.0:
+        return ev
+    grey = _agreement(ev, picture_a, picture_b, a, b, cfg)
+    if grey is None or grey < cfg.picture_confirm_agreement:
+        return ev
+    detail = _agreement(ev, picture_a, picture_b, a, b, cfg, detail_sigma=cfg.confined_detail_sigma)
+    if detail is None or detail < cfg.confined_min_detail_agreement:
+        return ev
+    return replace(ev, similarity=cfg.picture_confirmed_similarity, confined=0.0, rejected="")
+
+
 def _agreement(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
-               cfg: LocalMatchConfig) -> float | None:
+               cfg: LocalMatchConfig, detail_sigma: float = 0.0) -> float | None:
     pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
     if pa_ is None or pb_ is None or ev.model is None:
         return None
     return picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
-                             cfg.picture_trim)
+                             0.0 if detail_sigma else cfg.picture_trim, detail_sigma)
 
 
 def picture_agreement(picture_a: np.ndarray, picture_b: np.ndarray, model: tuple[float, ...],
-                      frame_a: tuple[int, int], frame_b: tuple[int, int], mirrored: bool, trim: float) -> float | None:
+                      frame_a: tuple[int, int], frame_b: tuple[int, int], mirrored: bool, trim: float,
+                      detail_sigma: float = 0.0) -> float | None:
     """Trimmed correlation of the two pictures under `model` (a's working frame -> b's, b mirrored when
     `mirrored`), the better of the two warping directions; None when they share too few pixels.
+    With `detail_sigma`, of their fine detail instead: each picture less its Gaussian blur.
 
     `frame_a`, `frame_b`: the working frames' (width, height) that the fit's coordinates are in.
     """
     pa = picture_a.astype(np.float32)
     pb = (picture_b[:, ::-1] if mirrored else picture_b).astype(np.float32)
+    if detail_sigma:
+        pa = pa - cv2.GaussianBlur(pa, (0, 0), detail_sigma)
+        pb = pb - cv2.GaussianBlur(pb, (0, 0), detail_sigma)
     to_a = np.diag([pa.shape[1] / max(1, frame_a[0]), pa.shape[0] / max(1, frame_a[1]), 1.0])
     to_b = np.diag([pb.shape[1] / max(1, frame_b[0]), pb.shape[0] / max(1, frame_b[1]), 1.0])
     fit = np.vstack([np.asarray(model, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])

@@ -134,6 +134,14 @@ def test_a_badge_shared_by_two_photos_is_not_a_copy(photos, cfg):
     assert unguarded.found and unguarded.spread < lc.confined_spread, unguarded
     ev = match_local(_side(a, cfg), _side(b, cfg), lc)
     assert not ev.found and ev.rejected == "confined inliers leave detail uncovered", ev
+    # Handed to the pictures' fine detail (matching.picture), which the two photos do not share.
+    assert ev.confined > 0 and not ev.standing, ev
+    assert match_local(_side(a, cfg), _side(b, cfg), replace(lc, confined_min_detail_agreement=0.0)).confined == 0
+    from medialayer.matching.picture import check_pictures
+
+    pictures = image_fingerprints([np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB"))], cfg.image).pictures
+    checked = check_pictures(ev, *pictures, _side(a, cfg), _side(b, cfg), lc)
+    assert not checked.found and checked.rejected == "confined inliers leave detail uncovered", checked
 
 
 def _guided_case(rng: np.random.Generator, n: int = 60):
