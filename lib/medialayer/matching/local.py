@@ -4,7 +4,8 @@ The guards are what keep local matching honest on marketplace images:
 - degenerate fits: too few inliers, absurd scale, large rotation;
 - collapsed fits (a shared logo, watermark text or page chrome): the inliers must spread over the
   detailed parts of the area the two pictures share (grid occupancy) on at least one side, and a
-  small cluster of inliers must cover all of them;
+  small cluster of inliers must cover all of them (or the pictures' fine detail must agree under
+  it: matching.picture);
 - partial overlaps (two halves of one photograph, two different crops): one picture must lie mostly
   inside the other;
 - two pages (screenshots of one shop template, each with its own photo): some inliers must lie on
@@ -193,8 +194,6 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
     # Inliers confined to a small patch (a sticker, a badge, a logo) are not a copy of the picture.
     spread = min(_hull_fraction(src[inl], box_a), _hull_fraction(dst[inl], box_b))
     base.update(spread=spread)
-    if spread < cfg.min_inlier_spread and not cfg.confined_min_detail_agreement:
-        return LocalEvidence(**base, rejected="inliers confined to a small patch")
     # Keypoints are stored strongest first: the strong ones say where the picture has detail.
     strong_a = a.xy[: max(cfg.min_inliers, int(len(a.xy) * cfg.occupancy_strongest))]
     strong_b = xy_b[: max(cfg.min_inliers, int(len(xy_b) * cfg.occupancy_strongest))]
@@ -203,7 +202,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
     occ = max(_occupancy(strong_a, src[inl], box_a, cfg.grid), _occupancy(strong_b, dst[inl], box_b, cfg.grid))
     base.update(occupancy=occ)
     if spread < cfg.min_inlier_spread:
-        confined = "inliers confined to a small patch"
+        confined = "inliers confined to a small patch"     # whatever the occupancy
     elif occ < cfg.min_occupancy:
         return LocalEvidence(**base, rejected="inliers clustered")
     # A small cluster of inliers is a copy only when it is where all of one picture's detail is (a
@@ -219,8 +218,8 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
         # A smooth photo's copy fits on its one textured patch too: the pictures' fine detail
         # settles it (matching.picture), where a badge or a word shared by two photos leaves the
         # rest of their detail disagreeing.
-        ok = occ >= cfg.min_occupancy and cfg.confined_min_detail_agreement > 0.0
-        return LocalEvidence(**base, rejected=confined, confined=similarity if ok else 0.0)
+        waits = occ >= cfg.min_occupancy and cfg.confined_min_detail_agreement > 0.0
+        return LocalEvidence(**base, rejected=confined, confined=similarity if waits else 0.0)
     if few:
         return LocalEvidence(**base, unconfirmed=similarity, rejected="too few inliers")
     return LocalEvidence(**base, similarity=similarity)

@@ -4,7 +4,8 @@ Keypoints can agree on something both images carry while the photos differ: a se
 word, a logo, a shop template. The stored grey pictures (image.picture_side) settle it: warp one onto
 the other with the fit and correlate the pixels they share. Overlays on a true copy (a banner, a
 sticker, watermark text) are the worst-fitting pixels; a share of those is set aside first.
-Close agreement is evidence too: it confirms a fit with too few inliers to match on their own.
+Close agreement is evidence too: it confirms a fit with too few inliers to match on their own,
+and, with the pictures' fine detail agreeing as well, a fit whose inliers are confined.
 """
 from __future__ import annotations
 
