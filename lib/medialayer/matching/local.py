@@ -51,8 +51,9 @@ class LocalEvidence:
     # Set when a guard would have refused the fit but let the pictures decide instead: the refusal
     # stands (with this reason) unless the pictures agree (matching.picture).
     pictures_must_agree: str = ""
-    # A fit refused only for confined inliers (`rejected` says which guard): the similarity it earns
-    # if the pictures' fine detail agrees under it (matching.picture, confined_min_detail_agreement).
+    # A fit refused only for confined inliers (`rejected` says which guard) and handed to the pictures'
+    # fine detail (matching.picture, confined_min_detail_agreement): its own similarity, which ranks
+    # such fits; confirmed, it scores picture_confirmed_similarity. 0 when not handed over.
     confined: float = 0.0
 
     @property

@@ -81,22 +81,26 @@ def _confined_detail(ev: LocalEvidence, picture_a: bytes | None, picture_b: byte
     Not on mostly-flat frames, as for picture confirmation."""
     if page_like or not cfg.picture_confirm_min_inliers or cfg.min_picture_agreement <= -1.0:
         return ev
-    grey = _agreement(ev, picture_a, picture_b, a, b, cfg)
+    pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
+    if pa_ is None or pb_ is None:
+        return ev
+    frames = (a.frame_w, a.frame_h), (b.frame_w, b.frame_h)
+    grey = picture_agreement(pa_, pb_, ev.model, *frames, ev.mirrored, cfg.picture_trim)
     if grey is None or grey < cfg.picture_confirm_agreement:
         return ev
-    detail = _agreement(ev, picture_a, picture_b, a, b, cfg, detail_sigma=cfg.confined_detail_sigma)
+    detail = picture_agreement(pa_, pb_, ev.model, *frames, ev.mirrored, 0.0, cfg.confined_detail_sigma)
     if detail is None or detail < cfg.confined_min_detail_agreement:
         return ev
     return replace(ev, similarity=cfg.picture_confirmed_similarity, confined=0.0, rejected="")
 
 
 def _agreement(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
-               cfg: LocalMatchConfig, detail_sigma: float = 0.0) -> float | None:
+               cfg: LocalMatchConfig) -> float | None:
     pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
     if pa_ is None or pb_ is None or ev.model is None:
         return None
     return picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
-                             0.0 if detail_sigma else cfg.picture_trim, detail_sigma)
+                             cfg.picture_trim)
 
 
 def picture_agreement(picture_a: np.ndarray, picture_b: np.ndarray, model: tuple[float, ...],
