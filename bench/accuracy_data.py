@@ -11,6 +11,7 @@ across "related" groups (a half and its whole photo, say), which are ambiguous a
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -19,11 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medialayer.synth.edits import COMBOS, EDITS, apply_chain, family_of
-from medialayer.synth.photos import DEBIAN_PACKAGES, all_photos, load_photo
+from medialayer.synth.edits import COMBOS, EDITS, apply_chain, family_of, product_on_white
+from medialayer.synth.photos import DEBIAN_PACKAGES, all_photos, load_photo, photos_in
 
 GENERATOR_VERSION = 4
 MIN_PHOTOS = 60
+MIN_OWN_PHOTOS = 10       # a directory of one's own photos (--photos): enough for pairs to mean something
 _MIN_DETAIL_STD = 5.0     # near-blank artworks (flattened transparent PNGs) are not photographs
 
 
@@ -42,23 +44,6 @@ def informative(img: Image.Image) -> bool:
     return float(g.std()) >= _MIN_DETAIL_STD
 
 
-def _product_on_white(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """A cut-out of a photo (an object stand-in) centred on a white square canvas, as catalogues shoot."""
-    w, h = photo.size
-    cw, ch = int(w * rng.uniform(0.3, 0.5)), int(h * rng.uniform(0.4, 0.6))
-    x0, y0 = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
-    obj = photo.crop((x0, y0, x0 + cw, y0 + ch))
-    side = 1000
-    fit = side * rng.uniform(0.55, 0.75) / max(obj.size)     # products fill most of a catalogue frame
-    obj = obj.resize((max(8, round(obj.width * fit)), max(8, round(obj.height * fit))), Image.Resampling.LANCZOS)
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    mask = Image.new("L", obj.size, 0)
-    from PIL import ImageDraw
-    ImageDraw.Draw(mask).rounded_rectangle((0, 0, obj.width - 1, obj.height - 1), radius=min(obj.size) // 4, fill=255)
-    canvas.paste(obj, ((side - obj.width) // 2, (side - obj.height) // 2), mask)
-    return canvas
-
-
 def _recolour(src: Image.Image, palette: Image.Image) -> Image.Image:
     """`src` with each channel's mean and spread moved to `palette`'s (Reinhard-style transfer)."""
     a = np.asarray(src, dtype=np.float32)
@@ -67,18 +52,31 @@ def _recolour(src: Image.Image, palette: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
-def build(cache: Path, seed: int = 2026, log=print) -> list[Item]:
-    """Generate (or reuse) the benchmark set under `cache`; return its items."""
-    root = cache.resolve() / f"accuracy-v{GENERATOR_VERSION}-s{seed}"
+def build(cache: Path, seed: int = 2026, log=print, photos_dir: Path | None = None) -> list[Item]:
+    """Generate (or reuse) the benchmark set under `cache`; return its items.
+
+    `photos_dir`: make the set from the photos in this directory instead of the packaged ones, to
+    measure on pictures no rule was tuned on (each file must be a distinct picture). Its sets are
+    cached apart, by the directory's listing."""
+    name = f"accuracy-v{GENERATOR_VERSION}-s{seed}"
+    if photos_dir is not None:
+        paths = photos_in(photos_dir)
+        listing = "\n".join(f"{p.name}:{p.stat().st_size}" for p in paths)
+        name += "-own-" + hashlib.sha256(listing.encode()).hexdigest()[:12]
+    root = cache.resolve() / name
     index = root / "items.json"
     if index.is_file():
         return [Item(**d) for d in json.loads(index.read_text())]
     photos = []
-    for path in all_photos():
+    for path in (paths if photos_dir is not None else all_photos()):
         img = load_photo(path, 1200)
         if informative(img):
             photos.append(img)
-    if len(photos) < MIN_PHOTOS:
+    if photos_dir is not None:
+        if len(photos) < MIN_OWN_PHOTOS:
+            sys.exit(f"--photos {photos_dir}: found {len(photos)} usable photographs (of {len(paths)} image files); "
+                     f"the benchmark needs >= {MIN_OWN_PHOTOS}")
+    elif len(photos) < MIN_PHOTOS:
         sys.exit(f"bench-accuracy needs >= {MIN_PHOTOS} distinct photographs, found {len(photos)}. "
                  f"Install Debian's {', '.join(DEBIAN_PACKAGES)} (make bench-accuracy does this when run as root).")
     media = root / "media"
@@ -116,7 +114,7 @@ def build(cache: Path, seed: int = 2026, log=print) -> list[Item]:
     # Different products on the same white background; their copies must still match them.
     for p, s in enumerate(range(1, len(photos), 2)):
         group = f"p{p:03d}"
-        prod = _product_on_white(photos[s], rng)
+        prod = product_on_white(photos[s], rng)
         save(prod, f"{group}_product.jpg", group, "original", related=[f"s{s:03d}"])
         for fam in ("recompress", "crop", "screenshot", "sticker"):
             save(apply_chain(prod, (fam,), rng), f"{group}_{fam}.jpg", group, "copy", f"white_background:{fam}",

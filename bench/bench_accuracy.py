@@ -169,10 +169,12 @@ def main() -> int:
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--dump", default=None, help="write every scored pair as JSON lines here")
     ap.add_argument("--why", action="store_true", help="per edit family, where the missed copies were lost")
+    ap.add_argument("--photos", default=None, help="a directory of your own photos to build the set from (distinct "
+                                                   "pictures; JPEG, PNG or WebP) instead of the packaged ones")
     args = ap.parse_args()
     cfg = load_config(args.conf)
 
-    items = data.build(Path(args.cache), args.seed)
+    items = data.build(Path(args.cache), args.seed, photos_dir=Path(args.photos) if args.photos else None)
     roles = collections.Counter(i.role for i in items)
     print(f"set: {len(items)} images; {roles['original']} originals "
           f"({len({i.group for i in items if i.role == 'original' and i.group.startswith('s')})} distinct photos), "

@@ -182,6 +182,23 @@ def blur(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.8, 1.6))))
 
 
+def product_on_white(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A cut-out of a photo (an object stand-in) centred on a white square canvas, as catalogues shoot.
+    Not an edit: an original of the kind that makes mostly-background frames (benchmark and tests)."""
+    w, h = photo.size
+    cw, ch = int(w * rng.uniform(0.3, 0.5)), int(h * rng.uniform(0.4, 0.6))
+    x0, y0 = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
+    obj = photo.crop((x0, y0, x0 + cw, y0 + ch))
+    side = 1000
+    fit = side * rng.uniform(0.55, 0.75) / max(obj.size)     # products fill most of a catalogue frame
+    obj = obj.resize((max(8, round(obj.width * fit)), max(8, round(obj.height * fit))), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    mask = Image.new("L", obj.size, 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, obj.width - 1, obj.height - 1), radius=min(obj.size) // 4, fill=255)
+    canvas.paste(obj, ((side - obj.width) // 2, (side - obj.height) // 2), mask)
+    return canvas
+
+
 EDITS: dict[str, Edit] = {
     "recompress": recompress, "resize": resize, "tone": tone, "mirror": mirror, "crop": crop,
     "crop_heavy": crop_heavy, "pad": pad, "rotate": rotate, "watermark": watermark, "sticker": sticker,

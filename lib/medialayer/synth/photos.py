@@ -81,6 +81,14 @@ def all_photos() -> list[Path]:
     return package_photos() + wallpaper_photos()
 
 
+def photos_in(directory: Path) -> list[Path]:
+    """The raster files directly in `directory`, by name (a benchmark's own pool of photos)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no such directory: {directory}")
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in _RASTER)
+
+
 def load_photo(path: Path, max_side: int = 1000) -> Image.Image:
     """Open any shipped photo as RGB with its long side bounded (wallpapers are up to 5640 px)."""
     with Image.open(path) as img:
