@@ -91,6 +91,39 @@ def test_an_aligned_trusted_fit_is_left_to_the_pictures(photos, cfg, fingerprint
     assert not check_aligned(trusted, far, off).found
     paged = replace(trusted, occupancy=lc.aligned_page_min_occupancy - 0.1)
     assert check_aligned(paged, 0.0, lc, page_like=True).pictures_must_agree.startswith("aligned pages")
+    # On pages an untrusted found fit goes to the pictures too, which must then agree closely.
+    few = replace(paged, inliers=lc.picture_trusted_inliers - 20)
+    handed = check_aligned(few, 0.0, lc, page_like=True)
+    assert handed.found and handed.agreement_needed == lc.aligned_page_picture_agreement > lc.min_picture_agreement
+    assert not check_aligned(few, 0.0, replace(lc, aligned_page_picture_agreement=0.0), page_like=True).found
+    assert not check_aligned(few, far, lc).found          # frames that differ: refused as before
+
+
+def test_a_sticker_on_a_product_shot_on_white_is_a_copy_though_its_inliers_cover_little_of_the_frame(
+        photos, cfg, fingerprinted):
+    """A mostly-white frame whose aligned fit covers little of it looks like two pages sharing chrome.
+    Such a fit goes to the pictures, which must agree as closely as aligned_page_picture_agreement:
+    the sticker copy's do; another product under the same sticker does not match."""
+    from medialayer.synth.edits import product_on_white, sticker
+    from medialayer.verification import local_evidence
+
+    rng = np.random.default_rng(1401)
+    product = product_on_white(photos[14], rng)
+    other = product_on_white(photos[3], np.random.default_rng(7))
+    images = [product, sticker(product, rng), sticker(other, np.random.default_rng(1401 + 1))]
+    table = fingerprinted(images, cfg, "w")
+    a, b = np.array([0, 0]), np.array([1, 2])
+    lc = cfg.matching.image.local
+    copy, stranger = verify_batch(pair_batch(table, a, b), cfg, keep_below_record=True).to_pylist()
+    assert copy["match_found"] and "sticker" in copy["reason"], copy
+    assert not stranger["match_found"], stranger
+    refuse = cfg.with_overrides({"matching": {"image": {"local": {"aligned_page_picture_agreement": 0.0}}}})
+    ev = local_evidence(pair_batch(table, a[:1], b[:1]), refuse)[0]
+    assert not ev.found and ev.rejected == "aligned pages matching on chrome or text only", ev
+    strict = cfg.with_overrides({"matching": {"image": {"local": {"aligned_page_picture_agreement": 1.0}}}})
+    ev = local_evidence(pair_batch(table, a[:1], b[:1]), strict)[0]
+    assert not ev.found and ev.rejected.startswith("pictures disagree"), ev
+    assert lc.aligned_page_picture_agreement > 0
 
 
 def test_a_photo_turned_on_a_filled_canvas_matches_on_its_hashes_alone(photos, cfg, tmp_path):

@@ -339,6 +339,9 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
     A trusted fit (see `trusted_fit`: many inliers spread over the shared area) is not refused here:
     chrome, a word or a logo is confined, so such a fit is an overlaid copy or a template framing
     two different photos, and the pictures tell those apart; they must agree (check_pictures).
+    On mostly-background frames any found fit goes to the pictures, which must then agree as
+    closely as aligned_page_picture_agreement: a sticker on a product shot on white leaves most of
+    the frame without inliers, as shared chrome does, but the copy's picture is the original's.
     """
     if not (local.standing or local.confined):
         return local
@@ -346,16 +349,19 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
                and abs(local.rotation_deg) < cfg.aligned_max_rotation_deg)
     if not aligned:
         return local
+    pages = False
     if frame_distance > cfg.aligned_max_frame_distance:
         reason = "aligned frames that differ (shared template or logo)"
     elif page_like and local.occupancy < cfg.aligned_page_min_occupancy:
         # Mostly-background frames (pages) make the frame distance meaningless; then the inliers
         # must cover the shared area, not just the page's text and chrome.
-        reason = "aligned pages matching on chrome or text only"
+        reason, pages = "aligned pages matching on chrome or text only", True
     else:
         return local
     if cfg.aligned_trusted_to_pictures and local.found and trusted_fit(local, cfg):
         return replace(local, pictures_must_agree=reason)
+    if pages and local.found and cfg.aligned_page_picture_agreement > 0:
+        return replace(local, pictures_must_agree=reason, agreement_needed=cfg.aligned_page_picture_agreement)
     return replace(local, similarity=0.0, unconfirmed=0.0, confined=0.0, rejected=reason)
 
 

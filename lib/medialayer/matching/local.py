@@ -49,8 +49,10 @@ class LocalEvidence:
     # geometric guard: the similarity it earns only if the pictures confirm it (matching.picture).
     unconfirmed: float = 0.0
     # Set when a guard would have refused the fit but let the pictures decide instead: the refusal
-    # stands (with this reason) unless the pictures agree (matching.picture).
+    # stands (with this reason) unless the pictures agree (matching.picture), at min_picture_agreement
+    # or at `agreement_needed` when the guard asked for more.
     pictures_must_agree: str = ""
+    agreement_needed: float = 0.0
     # A fit refused only for confined inliers (`rejected` says which guard) and handed to the pictures'
     # fine detail (matching.picture, confined_min_detail_agreement): its own similarity, which ranks
     # such fits; confirmed, it scores picture_confirmed_similarity. 0 when not handed over.

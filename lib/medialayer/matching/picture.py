@@ -62,12 +62,13 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
 
 def _pictures_decide(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide,
                      b: LocalSide, cfg: LocalMatchConfig) -> LocalEvidence:
-    """A fit a guard handed over (`pictures_must_agree`): found only if the pictures agree; without
-    pictures, or with the check off, the guard's refusal stands."""
+    """A fit a guard handed over (`pictures_must_agree`): found only if the pictures agree (at
+    min_picture_agreement, or at the guard's `agreement_needed` when higher); without pictures, or
+    with the check off, the guard's refusal stands."""
     score = _agreement(ev, picture_a, picture_b, a, b, cfg) if cfg.min_picture_agreement > -1.0 else None
     if score is None:
         return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=ev.pictures_must_agree)
-    if score < cfg.min_picture_agreement:
+    if score < max(cfg.min_picture_agreement, ev.agreement_needed):
         return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
     return ev
 

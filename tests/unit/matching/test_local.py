@@ -59,8 +59,10 @@ def test_aligned_fit_with_different_frames_is_a_template(cfg):
     assert check_aligned(ev, 0.05, local_cfg).found                # a real aligned copy
     cropped = LocalEvidence(inliers=120, similarity=0.98, shared_a=0.5, shared_b=1.0, occupancy=0.8)
     assert check_aligned(cropped, 0.40, local_cfg).found           # crops are not aligned fits
-    paged = LocalEvidence(inliers=120, similarity=0.98, shared_a=0.97, shared_b=0.98, occupancy=0.5)
-    assert not check_aligned(paged, 0.05, local_cfg, page_like=True).found
+    # On pages a fit covering little goes to the pictures, which must agree closely (matching.picture).
+    paged = check_aligned(LocalEvidence(inliers=120, similarity=0.98, shared_a=0.97, shared_b=0.98, occupancy=0.5),
+                          0.05, local_cfg, page_like=True)
+    assert paged.pictures_must_agree == "aligned pages matching on chrome or text only", paged
     # A fit waiting for the pictures to confirm it is judged the same way, and then waits no more.
     waiting = LocalEvidence(inliers=8, unconfirmed=0.7, shared_a=0.97, shared_b=0.98, occupancy=0.8)
     assert not check_aligned(waiting, 0.40, local_cfg).standing
