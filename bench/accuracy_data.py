@@ -60,7 +60,10 @@ def build(cache: Path, seed: int = 2026, log=print, photos_dir: Path | None = No
     cached apart, by the directory's listing."""
     name = f"accuracy-v{GENERATOR_VERSION}-s{seed}"
     if photos_dir is not None:
-        paths = photos_in(photos_dir)
+        try:
+            paths = photos_in(photos_dir)
+        except FileNotFoundError as exc:
+            sys.exit(f"--photos: {exc}")
         listing = "\n".join(f"{p.name}:{p.stat().st_size}" for p in paths)
         name += "-own-" + hashlib.sha256(listing.encode()).hexdigest()[:12]
     root = cache.resolve() / name
@@ -69,7 +72,11 @@ def build(cache: Path, seed: int = 2026, log=print, photos_dir: Path | None = No
         return [Item(**d) for d in json.loads(index.read_text())]
     photos = []
     for path in (paths if photos_dir is not None else all_photos()):
-        img = load_photo(path, 1200)
+        try:
+            img = load_photo(path, 1200)
+        except (OSError, ValueError) as exc:       # one's own directory may hold a broken file
+            log(f"  skipped {path.name}: {exc}")
+            continue
         if informative(img):
             photos.append(img)
     if photos_dir is not None:
