@@ -59,6 +59,7 @@ def build(cache: Path, seed: int = 2026, log=print, photos_dir: Path | None = No
     measure on pictures no rule was tuned on (each file must be a distinct picture). Its sets are
     cached apart, by the directory's listing."""
     name = f"accuracy-v{GENERATOR_VERSION}-s{seed}"
+    paths = None                                  # the packaged photographs, found only on a cache miss
     if photos_dir is not None:
         try:
             paths = photos_in(photos_dir)
@@ -71,7 +72,7 @@ def build(cache: Path, seed: int = 2026, log=print, photos_dir: Path | None = No
     if index.is_file():
         return [Item(**d) for d in json.loads(index.read_text())]
     photos = []
-    for path in (paths if photos_dir is not None else all_photos()):
+    for path in (paths if paths is not None else all_photos()):
         try:
             img = load_photo(path, 1200)
         except (OSError, ValueError) as exc:       # one's own directory may hold a broken file
@@ -79,11 +80,10 @@ def build(cache: Path, seed: int = 2026, log=print, photos_dir: Path | None = No
             continue
         if informative(img):
             photos.append(img)
-    if photos_dir is not None:
-        if len(photos) < MIN_OWN_PHOTOS:
-            sys.exit(f"--photos {photos_dir}: found {len(photos)} usable photographs (of {len(paths)} image files); "
-                     f"the benchmark needs >= {MIN_OWN_PHOTOS}")
-    elif len(photos) < MIN_PHOTOS:
+    if paths is not None and len(photos) < MIN_OWN_PHOTOS:
+        sys.exit(f"--photos {photos_dir}: found {len(photos)} usable photographs (of {len(paths)} image files); "
+                 f"the benchmark needs >= {MIN_OWN_PHOTOS}")
+    if paths is None and len(photos) < MIN_PHOTOS:
         sys.exit(f"bench-accuracy needs >= {MIN_PHOTOS} distinct photographs, found {len(photos)}. "
                  f"Install Debian's {', '.join(DEBIAN_PACKAGES)} (make bench-accuracy does this when run as root).")
     media = root / "media"

@@ -6,8 +6,8 @@ jigzo-data's puzzle files. They are fetched with `apt-get download` and unpacked
 a work directory, not installed, so the packaged pool (which scans /usr/share/backgrounds) is left
 as it is. warty-final-ubuntu.png is left out: it is lomiri-default-background.png's artwork again.
 
-    python bench/holdout_photos.py bench/.cache/holdout        # then
-    make bench-accuracy BENCH_ARGS="--photos bench/.cache/holdout"
+    make bench-accuracy-holdout       # builds bench/.cache/holdout with this script once, then runs
+                                      # bench_accuracy.py --photos bench/.cache/holdout
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def build(out: Path, work: Path) -> int:
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     out.mkdir(parents=True, exist_ok=True)
     backgrounds = root / "usr/share/backgrounds"
-    kept = [p for p in sorted(backgrounds.iterdir()) if p.suffix.lower() in (".jpg", ".png") and p.name not in SAME_ARTWORK]
+    kept = [p for p in sorted(backgrounds.iterdir())
+            if p.suffix.lower() in (".jpg", ".png") and p.name not in SAME_ARTWORK]
     kept.append(backgrounds / "sway" / SWAY_KEPT)
     for p in kept:
         shutil.copyfile(p, out / p.name)

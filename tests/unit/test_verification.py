@@ -119,11 +119,12 @@ def test_a_sticker_on_a_product_shot_on_white_is_a_copy_though_its_inliers_cover
     copy, stranger = verify_batch(pair_batch(table, a, b), cfg, keep_below_record=True).to_pylist()
     assert copy["match_found"] and "sticker" in copy["reason"], copy
     assert not stranger["match_found"], stranger
+    first = pair_batch(table, a[:1], b[:1])
     refuse = cfg.with_overrides({"matching": {"image": {"local": {"aligned_page_picture_agreement": 0.0}}}})
-    ev = local_evidence(pair_batch(table, a[:1], b[:1]), refuse)[0]
+    ev = local_evidence(first, refuse)[0]
     assert not ev.found and ev.rejected == "aligned pages matching on chrome or text only", ev
     strict = cfg.with_overrides({"matching": {"image": {"local": {"aligned_page_picture_agreement": 1.0}}}})
-    ev = local_evidence(pair_batch(table, a[:1], b[:1]), strict)[0]
+    ev = local_evidence(first, strict)[0]
     assert not ev.found and ev.rejected.startswith("pictures disagree"), ev
 
 
