@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medialayer.synth.photos import photos_in
+
 PACKAGES = ("ukui-wallpapers", "lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04",
             "sway-backgrounds", "jigzo-data")
 SAME_ARTWORK = {"warty-final-ubuntu.png"}
@@ -38,8 +40,7 @@ def build(out: Path, work: Path) -> int:
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     out.mkdir(parents=True, exist_ok=True)
     backgrounds = root / "usr/share/backgrounds"
-    kept = [p for p in sorted(backgrounds.iterdir())
-            if p.suffix.lower() in (".jpg", ".png") and p.name not in SAME_ARTWORK]
+    kept = [p for p in photos_in(backgrounds) if p.name not in SAME_ARTWORK]
     kept.append(backgrounds / "sway" / SWAY_KEPT)
     for p in kept:
         shutil.copyfile(p, out / p.name)

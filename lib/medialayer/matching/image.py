@@ -349,19 +349,21 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
                and abs(local.rotation_deg) < cfg.aligned_max_rotation_deg)
     if not aligned:
         return local
-    pages = False
+    # Each refusal, and how closely the pictures must agree to overturn it for any found fit (0: only
+    # a trusted fit is handed over).
     if frame_distance > cfg.aligned_max_frame_distance:
-        reason = "aligned frames that differ (shared template or logo)"
+        reason, pictures_overturn_at = "aligned frames that differ (shared template or logo)", 0.0
     elif page_like and local.occupancy < cfg.aligned_page_min_occupancy:
         # Mostly-background frames (pages) make the frame distance meaningless; then the inliers
         # must cover the shared area, not just the page's text and chrome.
-        reason, pages = "aligned pages matching on chrome or text only", True
+        reason = "aligned pages matching on chrome or text only"
+        pictures_overturn_at = cfg.aligned_page_picture_agreement
     else:
         return local
     if cfg.aligned_trusted_to_pictures and local.found and trusted_fit(local, cfg):
         return replace(local, pictures_must_agree=reason)
-    if pages and local.found and cfg.aligned_page_picture_agreement > 0:
-        return replace(local, pictures_must_agree=reason, agreement_needed=cfg.aligned_page_picture_agreement)
+    if local.found and pictures_overturn_at > 0:
+        return replace(local, pictures_must_agree=reason, agreement_needed=pictures_overturn_at)
     return replace(local, similarity=0.0, unconfirmed=0.0, confined=0.0, rejected=reason)
 
 
