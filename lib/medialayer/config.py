@@ -412,6 +412,7 @@ class LocalMatchConfig:
     both_ways: bool = False
     aligned_trusted_to_pictures: bool = False
     aligned_page_picture_agreement: float = 0.0
+    aligned_page_detail_agreement: float = 0.0
     ambiguous_max_distance: int = 0
     confined_min_detail_agreement: float = 0.0
     confined_detail_sigma: float = 1.5
@@ -440,6 +441,7 @@ class LocalMatchConfig:
         _unit(self.aligned_max_frame_distance, f"{path}.aligned_max_frame_distance")
         _unit(self.aligned_page_min_occupancy, f"{path}.aligned_page_min_occupancy")
         _unit(self.aligned_page_picture_agreement, f"{path}.aligned_page_picture_agreement")
+        _unit(self.aligned_page_detail_agreement, f"{path}.aligned_page_detail_agreement")
         _unit(self.skip_mirror_above, f"{path}.skip_mirror_above")
         if self.guided_seed_inliers != 0:
             _in_range(self.guided_seed_inliers, 3, self.min_inliers, f"{path}.guided_seed_inliers")

@@ -50,6 +50,8 @@ def test_unknown_key_is_refused_with_its_path(tmp_path):
     ({"matching": {"image": {"local": {"confined_detail_sigma": 0}}}}, "matching.image.local.confined_detail_sigma"),
     ({"matching": {"image": {"local": {"aligned_page_picture_agreement": -0.5}}}},
      "matching.image.local.aligned_page_picture_agreement"),
+    ({"matching": {"image": {"local": {"aligned_page_detail_agreement": 1.2}}}},
+     "matching.image.local.aligned_page_detail_agreement"),
     ({"image": {"picture_side": 400}}, "image.picture_side"),
     ({"video": {"keyframe_spread_grid": 0}}, "video.keyframe_spread_grid"),
     ({"image": {"region": {"max_tilt_deg": 60}}}, "image.region.max_tilt_deg"),

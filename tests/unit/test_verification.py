@@ -91,10 +91,17 @@ def test_an_aligned_trusted_fit_is_left_to_the_pictures(photos, cfg, fingerprint
     assert not check_aligned(trusted, far, off).found
     paged = replace(trusted, occupancy=lc.aligned_page_min_occupancy - 0.1)
     assert check_aligned(paged, 0.0, lc, page_like=True).pictures_must_agree.startswith("aligned pages")
-    # On pages an untrusted found fit goes to the pictures too, which must then agree closely.
+    # A trusted fit is judged by its better-covered side; any other by its worse-covered side too.
+    one_sided = replace(trusted, occupancy=1.0, occupancy_least=lc.aligned_page_min_occupancy - 0.1)
+    assert not check_aligned(one_sided, 0.0, lc, page_like=True).pictures_must_agree
+    # On pages an untrusted found fit goes to the pictures too, which must then agree closely, fine
+    # detail included.
     few = replace(paged, inliers=lc.picture_trusted_inliers - 20)
     handed = check_aligned(few, 0.0, lc, page_like=True)
     assert handed.found and handed.agreement_needed == lc.aligned_page_picture_agreement > lc.min_picture_agreement
+    assert handed.detail_needed == lc.aligned_page_detail_agreement > 0
+    few_one_sided = replace(one_sided, inliers=lc.picture_trusted_inliers - 20)
+    assert check_aligned(few_one_sided, 0.0, lc, page_like=True).pictures_must_agree.startswith("aligned pages")
     assert not check_aligned(few, 0.0, replace(lc, aligned_page_picture_agreement=0.0), page_like=True).found
     assert not check_aligned(few, far, lc).found          # frames that differ: refused as before
 
@@ -126,6 +133,44 @@ def test_a_sticker_on_a_product_shot_on_white_is_a_copy_though_its_inliers_cover
     strict = cfg.with_overrides({"matching": {"image": {"local": {"aligned_page_picture_agreement": 1.0}}}})
     ev = local_evidence(first, strict)[0]
     assert not ev.found and ev.rejected.startswith("pictures disagree"), ev
+    strict = cfg.with_overrides({"matching": {"image": {"local": {"aligned_page_detail_agreement": 1.0}}}})
+    ev = local_evidence(first, strict)[0]
+    assert not ev.found and ev.rejected.startswith("fine detail disagrees"), ev
+
+
+def test_a_seller_badge_template_around_different_photos_is_not_a_copy(photos, cfg, fingerprinted, gradient):
+    """A seller frames every listing the same way: the photo on a black canvas, a FREE SHIPPING
+    badge over its corner. Around a smooth photo the badge's corners are all of that side's detail,
+    so a fit on the badge covered the better side fully and matched a framed star field at 0.98.
+    The worse-covered side counts on such frames, and the pictures' fine detail must agree too."""
+    from PIL import Image, ImageDraw
+
+    from medialayer.synth.edits import font
+    from medialayer.verification import local_evidence
+
+    def framed(img: Image.Image) -> Image.Image:
+        canvas = Image.new("RGB", (800, 600), (0, 0, 0))
+        pic = img.copy()
+        pic.thumbnail((480, 360))
+        canvas.paste(pic, (220, 60))
+        draw = ImageDraw.Draw(canvas)
+        draw.rectangle((0, 400, 260, 600), fill=(60, 60, 170))
+        draw.text((20, 480), "FREE SHIPPING", fill=(255, 255, 255), font=font(30))
+        return canvas
+
+    smooth = framed(gradient(480, 360, (0.5, 0.7, 1.0), 12.0))
+    others = [framed(p) for p in photos[:12]]
+    table = fingerprinted([smooth, *others, smooth.resize((760, 570))], cfg, "t")
+    a, b = np.zeros(len(others) + 1, dtype=np.int64), np.arange(1, len(others) + 2)
+    batch = pair_batch(table, a, b)
+    rows = verify_batch(batch, cfg, keep_below_record=True).to_pylist()
+    assert not any(r["match_found"] for r in rows[:-1]), [(k, r["similarity"]) for k, r in enumerate(rows)]
+    assert rows[-1]["match_found"], rows[-1]               # the framed photo itself, resized
+    # The badge does fit: the guards, not a lack of keypoints, refuse these pairs.
+    fits = local_evidence(batch, cfg)[:-1]
+    assert max(ev.inliers for ev in fits) >= 50
+    assert any(ev.occupancy == 1.0 and ev.occupancy_least < cfg.matching.image.local.aligned_page_min_occupancy
+               for ev in fits)
 
 
 def test_a_photo_turned_on_a_filled_canvas_matches_on_its_hashes_alone(photos, cfg, tmp_path):

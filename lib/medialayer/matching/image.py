@@ -339,9 +339,14 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
     A trusted fit (see `trusted_fit`: many inliers spread over the shared area) is not refused here:
     chrome, a word or a logo is confined, so such a fit is an overlaid copy or a template framing
     two different photos, and the pictures tell those apart; they must agree (check_pictures).
-    On mostly-background frames any found fit goes to the pictures, which must then agree as
-    closely as aligned_page_picture_agreement: a sticker on a product shot on white leaves most of
-    the frame without inliers, as shared chrome does, but the copy's picture is the original's.
+    On mostly-background frames the inliers must cover both sides' detail (`occupancy_least`;
+    a trusted fit, which no chrome makes, the better-covered side's): two pages of one template
+    cover all of a side whose photo is smooth, never the other side's photo. A found fit that does
+    not goes to the pictures, which must then agree as closely as aligned_page_picture_agreement,
+    and in their fine detail as closely as aligned_page_detail_agreement: a sticker on a product
+    shot on white leaves part of the copy's detail uncovered, as a template does, but the copy's
+    picture, print and edges included, is the original's; another photo in one template agrees in
+    grey wherever page and badge are most of the frame, not in the photo's fine detail.
     """
     if not (local.standing or local.confined):
         return local
@@ -349,21 +354,23 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
                and abs(local.rotation_deg) < cfg.aligned_max_rotation_deg)
     if not aligned:
         return local
-    # Each refusal, and how closely the pictures must agree to overturn it for any found fit (0: only
-    # a trusted fit is handed over).
+    trusted = local.found and trusted_fit(local, cfg)
+    # Each refusal, and how closely the pictures (and their fine detail) must agree to overturn it
+    # for any found fit (0: only a trusted fit is handed over).
     if frame_distance > cfg.aligned_max_frame_distance:
-        reason, pictures_overturn_at = "aligned frames that differ (shared template or logo)", 0.0
-    elif page_like and local.occupancy < cfg.aligned_page_min_occupancy:
+        reason, pictures_overturn_at, detail_overturn_at = "aligned frames that differ (shared template or logo)", 0.0, 0.0
+    elif page_like and (local.occupancy if trusted else local.occupancy_least) < cfg.aligned_page_min_occupancy:
         # Mostly-background frames (pages) make the frame distance meaningless; then the inliers
         # must cover the shared area, not just the page's text and chrome.
         reason = "aligned pages matching on chrome or text only"
-        pictures_overturn_at = cfg.aligned_page_picture_agreement
+        pictures_overturn_at, detail_overturn_at = cfg.aligned_page_picture_agreement, cfg.aligned_page_detail_agreement
     else:
         return local
-    if cfg.aligned_trusted_to_pictures and local.found and trusted_fit(local, cfg):
+    if cfg.aligned_trusted_to_pictures and trusted:
         return replace(local, pictures_must_agree=reason)
     if local.found and pictures_overturn_at > 0:
-        return replace(local, pictures_must_agree=reason, agreement_needed=pictures_overturn_at)
+        return replace(local, pictures_must_agree=reason, agreement_needed=pictures_overturn_at,
+                       detail_needed=detail_overturn_at)
     return replace(local, similarity=0.0, unconfirmed=0.0, confined=0.0, rejected=reason)
 
 

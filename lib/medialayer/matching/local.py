@@ -41,7 +41,10 @@ class LocalEvidence:
     rotation_deg: float = 0.0
     shared_a: float = 0.0         # share of a's frame that is also in b
     shared_b: float = 0.0
-    occupancy: float = 0.0
+    occupancy: float = 0.0        # of the better-covered side (an overlay hides the copy's detail only)
+    # Of the worse-covered side: two pages of one template, or one badge on two photos, cover all the
+    # detail of a side whose photo is smooth, never the other side's photo.
+    occupancy_least: float = 0.0
     spread: float = 0.0           # inliers' convex hull / shared area (the smaller of the two sides)
     rejected: str = ""            # which guard failed, for diagnostics
     model: tuple[float, ...] | None = None   # the fit, a's working frame -> b's (mirrored b when `mirrored`)
@@ -53,6 +56,8 @@ class LocalEvidence:
     # or at `agreement_needed` when the guard asked for more.
     pictures_must_agree: str = ""
     agreement_needed: float = 0.0
+    # ... and when set, the pictures' fine detail (each less its blur) must agree this closely as well.
+    detail_needed: float = 0.0
     # A fit refused only for confined inliers (`rejected` says which guard) and handed to the pictures'
     # fine detail (matching.picture, confined_min_detail_agreement): its own similarity, which ranks
     # such fits; confirmed, it scores picture_confirmed_similarity. 0 when not handed over.
@@ -202,8 +207,9 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
     strong_b = xy_b[: max(cfg.min_inliers, int(len(xy_b) * cfg.occupancy_strongest))]
     # The better-covered side counts: an overlay hides the copy's detail, never the original's, while
     # a shared logo or page chrome leaves both sides' own detail unmatched.
-    occ = max(_occupancy(strong_a, src[inl], box_a, cfg.grid), _occupancy(strong_b, dst[inl], box_b, cfg.grid))
-    base.update(occupancy=occ)
+    occ_a, occ_b = _occupancy(strong_a, src[inl], box_a, cfg.grid), _occupancy(strong_b, dst[inl], box_b, cfg.grid)
+    occ = max(occ_a, occ_b)
+    base.update(occupancy=occ, occupancy_least=min(occ_a, occ_b))
     if spread < cfg.min_inlier_spread:
         confined = "inliers confined to a small patch"     # whatever the occupancy
     elif occ < cfg.min_occupancy:

@@ -63,13 +63,19 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
 def _pictures_decide(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide,
                      b: LocalSide, cfg: LocalMatchConfig) -> LocalEvidence:
     """A fit a guard handed over (`pictures_must_agree`): found only if the pictures agree (at
-    min_picture_agreement, or at the guard's `agreement_needed` when higher); without pictures, or
-    with the check off, the guard's refusal stands."""
+    min_picture_agreement, or at the guard's `agreement_needed` when higher), and their fine detail
+    (trimmed alike) at the guard's `detail_needed` when it asks; without pictures, or with the check
+    off, the guard's refusal stands."""
     score = _agreement(ev, picture_a, picture_b, a, b, cfg) if cfg.min_picture_agreement > -1.0 else None
     if score is None:
         return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=ev.pictures_must_agree)
     if score < max(cfg.min_picture_agreement, ev.agreement_needed):
         return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
+    if ev.detail_needed > 0:
+        detail = _agreement(ev, picture_a, picture_b, a, b, cfg, cfg.confined_detail_sigma)
+        if detail is None or detail < ev.detail_needed:
+            shown = "too few pixels" if detail is None else f"{detail:.2f}"
+            return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=f"fine detail disagrees under the fit ({shown})")
     return ev
 
 
@@ -96,12 +102,13 @@ def _confined_detail(ev: LocalEvidence, picture_a: bytes | None, picture_b: byte
 
 
 def _agreement(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide, b: LocalSide,
-               cfg: LocalMatchConfig) -> float | None:
+               cfg: LocalMatchConfig, detail_sigma: float = 0.0) -> float | None:
+    """The pictures' trimmed agreement under the fit (of their fine detail with `detail_sigma`)."""
     pa_, pb_ = unpack_picture(picture_a), unpack_picture(picture_b)
     if pa_ is None or pb_ is None or ev.model is None:
         return None
     return picture_agreement(pa_, pb_, ev.model, (a.frame_w, a.frame_h), (b.frame_w, b.frame_h), ev.mirrored,
-                             cfg.picture_trim)
+                             cfg.picture_trim, detail_sigma)
 
 
 def picture_agreement(picture_a: np.ndarray, picture_b: np.ndarray, model: tuple[float, ...],
