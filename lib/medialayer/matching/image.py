@@ -358,7 +358,8 @@ def check_aligned(local: LocalEvidence, frame_distance: float, cfg: LocalMatchCo
     # Each refusal, and how closely the pictures (and their fine detail) must agree to overturn it
     # for any found fit (0: only a trusted fit is handed over).
     if frame_distance > cfg.aligned_max_frame_distance:
-        reason, pictures_overturn_at, detail_overturn_at = "aligned frames that differ (shared template or logo)", 0.0, 0.0
+        reason = "aligned frames that differ (shared template or logo)"
+        pictures_overturn_at, detail_overturn_at = 0.0, 0.0
     elif page_like and (local.occupancy if trusted else local.occupancy_least) < cfg.aligned_page_min_occupancy:
         # Mostly-background frames (pages) make the frame distance meaningless; then the inliers
         # must cover the shared area, not just the page's text and chrome.

@@ -105,7 +105,7 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
             continue
         dist, nidx = two_nearest(a.descriptors, desc_b)
         args = (a, xy_b, b.frame_w, b.frame_h, mirrored, cfg, block_b)
-        ev = _fit(*args, *_descriptor_matches(dist, nidx, cfg))
+        ev = _fit(*args, *_descriptor_matches(dist, nidx, cfg), dist, nidx)
         if (ev.similarity, ev.unconfirmed, ev.confined, ev.inliers) > \
                 (best.similarity, best.unconfirmed, best.confined, best.inliers):
             best = ev
@@ -114,7 +114,7 @@ def match_local(a: LocalSide, b: LocalSide, cfg: LocalMatchConfig) -> LocalEvide
     if best.standing or not cfg.ambiguous_max_distance or leaning is None:
         return best
     _, args, dist, nidx = leaning
-    again = _fit(*args, *_descriptor_matches(dist, nidx, cfg, unique_only=False))
+    again = _fit(*args, *_descriptor_matches(dist, nidx, cfg, unique_only=False), dist, nidx)
     if not again.standing:
         return best
     # Ambiguous matches also line up on generic structure (the corners of two similar outlines on
@@ -131,32 +131,43 @@ def trusted_fit(local: LocalEvidence, cfg: LocalMatchConfig) -> bool:
 
 
 def _descriptor_matches(dist: np.ndarray, nidx: np.ndarray, cfg: LocalMatchConfig, unique_only: bool = True
-                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matches of a's descriptors to their nearest in b, from `two_nearest(a, b)`: the
     ratio-tested ones, or with `unique_only=False` every nearest neighbour within
-    ambiguous_max_distance (see `match_local`). Also, for each of a's descriptors, its nearest neighbour
-    in b with the ratio it reached (guided matching relaxes the test for neighbours that the fit
-    puts in the right place)."""
+    ambiguous_max_distance (see `match_local`). Ordered by b's index, which RANSAC's sampling sees."""
+    d1, n1 = dist[:, 0], nidx[:, 0]
+    if unique_only:
+        ok = (d1 <= cfg.max_descriptor_distance) & (d1 < cfg.ratio * dist[:, 1]) & (n1 >= 0)
+    else:
+        ok = (d1 <= cfg.ambiguous_max_distance) & (n1 >= 0)
+    ia = np.flatnonzero(ok)
+    ib = n1[ia].astype(np.int64)
+    if ia.size < 2:
+        return ia, ib
+    # One-to-one: when several of a's points pick the same point of b, keep the closest (then the
+    # first). One stable sort by (b's index, distance): distances are under 512 bits.
+    order = np.argsort(ib * 512 + d1[ia], kind="stable")
+    sorted_b = ib[order]
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = sorted_b[1:] != sorted_b[:-1]
+    keep = order[first]
+    return ia[keep], ib[keep]
+
+
+def _nearest(dist: np.ndarray, nidx: np.ndarray, cfg: LocalMatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of a's descriptors its nearest neighbour in b (-1 past max_descriptor_distance), the
+    ratio it reached and its distance: what guided matching relaxes the ratio test on, for the
+    neighbours that a fit puts in the right place. Only fits that reach guided_seed_inliers ask."""
     d1, d2 = dist[:, 0].astype(np.float64), dist[:, 1].astype(np.float64)
     near = (d1 <= cfg.max_descriptor_distance) & (nidx[:, 0] >= 0)
-    ratio = d1 / np.maximum(d2, 1.0)
-    nearest = np.where(near, nidx[:, 0], -1).astype(np.int64), ratio, d1
-    ok = near & (d1 < cfg.ratio * d2) if unique_only else (d1 <= cfg.ambiguous_max_distance) & (nidx[:, 0] >= 0)
-    ia = np.flatnonzero(ok)
-    ib = nidx[ok, 0].astype(np.int64)
-    if ia.size == 0:
-        return ia, ib, nearest
-    # One-to-one: when several of a's points pick the same point of b, keep the closest.
-    order = np.lexsort((d1[ia], ib))
-    first = np.ones(order.shape[0], dtype=bool)
-    first[1:] = ib[order][1:] != ib[order][:-1]
-    keep = order[first]
-    return ia[keep], ib[keep], nearest
+    return np.where(near, nidx[:, 0], -1).astype(np.int64), d1 / np.maximum(d2, 1.0), d1
 
 
 def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: LocalMatchConfig,
          block_b: tuple[float, float, float, float] | None, ia: np.ndarray, ib: np.ndarray,
-         nearest: tuple[np.ndarray, np.ndarray, np.ndarray]) -> LocalEvidence:
+         dist: np.ndarray, nidx: np.ndarray) -> LocalEvidence:
+    """RANSAC on the matches (ia, ib), guided matching, then the guards. `dist`, `nidx`: the two
+    nearest of each of a's descriptors in b."""
     seed = cfg.guided_seed_inliers or cfg.picture_confirm_min_inliers or cfg.min_inliers
     if ia.shape[0] < seed:
         return LocalEvidence(mirrored=mirrored, rejected="too few descriptor matches")
@@ -167,7 +178,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
     inl = mask.ravel().astype(bool)
     n = int(inl.sum())
     if cfg.guided_seed_inliers and n >= cfg.guided_seed_inliers and _calibrated(n, cfg) < cfg.skip_mirror_above:
-        ga, gb = _guided_matches(a.xy, xy_b, nearest, model, cfg)
+        ga, gb = _guided_matches(a.xy, xy_b, _nearest(dist, nidx, cfg), model, cfg)
         if ga.shape[0] > n:
             g_model, g_mask = _ransac(a.xy[ga], xy_b[gb], cfg)
             if g_model is not None and g_mask is not None and int(g_mask.sum()) > n:
@@ -176,7 +187,7 @@ def _fit(a: LocalSide, xy_b: np.ndarray, wb: int, hb: int, mirrored: bool, cfg: 
     scale = float(np.hypot(model[0, 0], model[1, 0]))
     rotation = float(np.degrees(np.arctan2(model[1, 0], model[0, 0])))
     base = dict(inliers=n, mirrored=mirrored, scale=scale, rotation_deg=rotation,
-                model=tuple(float(v) for v in model.ravel()))
+                model=tuple(model.ravel().tolist()))
     # Fewer inliers than min_inliers: a fit only the pictures can confirm, when the guards pass.
     few = n < cfg.min_inliers
     if few and not (cfg.picture_confirm_min_inliers and n >= cfg.picture_confirm_min_inliers):

@@ -75,7 +75,8 @@ def _pictures_decide(ev: LocalEvidence, picture_a: bytes | None, picture_b: byte
         detail = _agreement(ev, picture_a, picture_b, a, b, cfg, cfg.confined_detail_sigma)
         if detail is None or detail < ev.detail_needed:
             shown = "too few pixels" if detail is None else f"{detail:.2f}"
-            return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=f"fine detail disagrees under the fit ({shown})")
+            return replace(ev, similarity=0.0, unconfirmed=0.0,
+                           rejected=f"fine detail disagrees under the fit ({shown})")
     return ev
 
 

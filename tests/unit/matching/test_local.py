@@ -160,7 +160,7 @@ def test_guided_matching_takes_well_placed_neighbours_past_the_strict_ratio(cfg)
     from dataclasses import replace
 
     from medialayer.matching.hamming import two_nearest
-    from medialayer.matching.local import _descriptor_matches, _guided_matches
+    from medialayer.matching.local import _descriptor_matches, _guided_matches, _nearest
 
     lc = replace(cfg.matching.image.local, guided_seed_inliers=6, ratio=0.85, guided_ratio=0.95)
     xy_a, desc_a, xy_b, desc_b = _guided_case(np.random.default_rng(5))
@@ -171,7 +171,9 @@ def test_guided_matching_takes_well_placed_neighbours_past_the_strict_ratio(cfg)
     decoys = np.packbits(bits, axis=1)
     db = np.concatenate([desc_b, decoys])
     xb = np.concatenate([xy_b, xy_b[::-1] + 100])
-    ia, ib, nearest = _descriptor_matches(*two_nearest(desc_a, db), lc)
+    two = two_nearest(desc_a, db)
+    ia, ib = _descriptor_matches(*two, lc)
+    nearest = _nearest(*two, lc)
     true_model = np.float64([[1, 0, 30], [0, 1, 20]])
     ga, gb = _guided_matches(xy_a, xb, nearest, true_model, lc)
     strict_hits = int((ib == ia).sum())
@@ -183,7 +185,7 @@ def test_guided_matching_takes_well_placed_neighbours_past_the_strict_ratio(cfg)
     assert _guided_matches(xy_a, xb, nearest, wrong, lc)[0].size == 0
     # A repeated pattern (two equally close neighbours) fails even the relaxed ratio.
     twins = np.concatenate([desc_b, desc_b])
-    _, _, tied = _descriptor_matches(*two_nearest(desc_a, twins), lc)
+    tied = _nearest(*two_nearest(desc_a, twins), lc)
     assert _guided_matches(xy_a, np.concatenate([xy_b, xy_b]), tied, true_model, lc)[0].size == 0
 
 
@@ -284,3 +286,24 @@ def test_ambiguous_descriptors_get_a_second_fit_that_the_pictures_must_confirm(c
     # The same descriptors scattered at random: close neighbours, but no geometry agrees.
     scattered = LocalSide(rng.uniform(40, 360, size=b.xy.shape).astype(np.float32), b.descriptors, b.mirrored, 400, 400)
     assert not match_local(a, scattered, lc).standing
+
+
+def test_descriptor_matches_are_one_to_one_keeping_the_closest(cfg):
+    """Several of a's descriptors may pick the same point of b: the closest keeps it (the first of
+    equally close ones), the ratio test and max_descriptor_distance drop the rest, and the matches
+    come ordered by b's index, the order RANSAC samples them in."""
+    from dataclasses import replace
+
+    from medialayer.matching.local import _descriptor_matches
+
+    lc = cfg.matching.image.local
+    far = lc.max_descriptor_distance + 1
+    #                   a0       a1       a2        a3       a4         a5
+    dist = np.array([[20, 60], [12, 60], [30, 31], [12, 70], [far, 90], [5, 80]], dtype=np.int32)
+    nidx = np.array([[7, 1], [7, 2], [3, 4], [7, 0], [2, 3], [2, 0]], dtype=np.int64)
+    ia, ib = _descriptor_matches(dist, nidx, lc)
+    # a2 fails the ratio test, a4 is too far; a1 and a3 tie for b7 (a1 first); a5 alone takes b2.
+    assert ia.tolist() == [5, 1] and ib.tolist() == [2, 7]
+    loose = replace(lc, ambiguous_max_distance=40)
+    ia, ib = _descriptor_matches(dist, nidx, loose, unique_only=False)
+    assert ia.tolist() == [5, 2, 1] and ib.tolist() == [2, 3, 7]
