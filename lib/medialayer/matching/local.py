@@ -145,8 +145,9 @@ def _descriptor_matches(dist: np.ndarray, nidx: np.ndarray, cfg: LocalMatchConfi
     if ia.size < 2:
         return ia, ib
     # One-to-one: when several of a's points pick the same point of b, keep the closest (then the
-    # first). One stable sort by (b's index, distance): distances are under 512 bits.
-    order = np.argsort(ib * 512 + d1[ia], kind="stable")
+    # first): one stable sort by (b's index, distance).
+    d = d1[ia].astype(np.int64)
+    order = np.argsort(ib * (int(d.max()) + 1) + d, kind="stable")
     sorted_b = ib[order]
     first = np.ones(order.shape[0], dtype=bool)
     first[1:] = sorted_b[1:] != sorted_b[:-1]
