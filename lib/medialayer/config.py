@@ -413,6 +413,8 @@ class LocalMatchConfig:
     aligned_trusted_to_pictures: bool = False
     aligned_page_picture_agreement: float = 0.0
     aligned_page_detail_agreement: float = 0.0
+    small_fit_spread: float = 0.0
+    small_fit_detail_agreement: float = 0.0
     ambiguous_max_distance: int = 0
     confined_min_detail_agreement: float = 0.0
     confined_detail_sigma: float = 1.5
@@ -442,6 +444,8 @@ class LocalMatchConfig:
         _unit(self.aligned_page_min_occupancy, f"{path}.aligned_page_min_occupancy")
         _unit(self.aligned_page_picture_agreement, f"{path}.aligned_page_picture_agreement")
         _unit(self.aligned_page_detail_agreement, f"{path}.aligned_page_detail_agreement")
+        _unit(self.small_fit_spread, f"{path}.small_fit_spread")
+        _unit(self.small_fit_detail_agreement, f"{path}.small_fit_detail_agreement")
         _unit(self.skip_mirror_above, f"{path}.skip_mirror_above")
         if self.guided_seed_inliers != 0:
             _in_range(self.guided_seed_inliers, 3, self.min_inliers, f"{path}.guided_seed_inliers")

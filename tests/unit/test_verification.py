@@ -44,7 +44,8 @@ def test_a_keypoint_fit_is_refused_when_the_pictures_under_it_disagree(photos, c
     rows = fingerprinted(images, cfg, "w").to_pylist()
     assert all(r["picture"] for r in rows)
     sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
-    fit = LocalEvidence(inliers=40, similarity=0.93, shared_a=1.0, shared_b=1.0, occupancy=0.9,
+    # Inliers spread over the picture, as a copy's are (a smaller fit also has its fine detail checked).
+    fit = LocalEvidence(inliers=40, similarity=0.93, shared_a=1.0, shared_b=1.0, occupancy=0.9, spread=0.5,
                         model=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
     lc = cfg.matching.image.local
     assert check_pictures(fit, rows[0]["picture"], rows[1]["picture"], sides[0], sides[1], lc).found
@@ -375,6 +376,40 @@ def test_a_confined_fit_is_confirmed_by_fine_detail_never_by_smooth_grey_levels(
         check_pictures(replace(ev, confined=0.0), pics[0], pics[1], sides[0], sides[1], lc),      # not handed over
     ):
         assert not refused.found and refused.rejected == ev.rejected, refused
+
+
+def test_a_small_found_fit_needs_the_fine_detail_to_agree_too(photos, cfg, fingerprinted, gradient):
+    """Two smooth photos that share a watermark word fit on the word alone, and their grey pictures
+    correlate under that fit as a gradient does under any. A found fit that small must also agree in
+    fine detail: the copy does, the other photo does not; a wide fit, or a mostly-flat frame, is
+    judged as before."""
+    from medialayer.matching.local import match_local
+    from medialayer.matching.picture import check_pictures
+    from medialayer.verification import local_side
+
+    def smooth(colour: tuple, patch):
+        img = gradient(640, 480, colour, 15.0)
+        img.paste(patch.resize((110, 85)), (400, 300))
+        return img
+
+    a = smooth((1.1, 0.9, 0.7), photos[1])
+    copy = a.resize((512, 384)).crop((10, 8, 500, 376))
+    other = smooth((1.0, 0.95, 0.8), photos[6]).resize((512, 384)).crop((10, 8, 500, 376))
+    rows = fingerprinted([a, copy, other], cfg, "f", quality=40).to_pylist()
+    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
+    pics = [r["picture"] for r in rows]
+    lc = cfg.matching.image.local
+    assert lc.small_fit_detail_agreement > 0 and lc.small_fit_spread > lc.confined_spread
+    fit = match_local(sides[0], sides[1], replace(lc, min_inlier_spread=0.0, confined_spread=0.0))
+    assert fit.found and fit.spread < lc.small_fit_spread, fit
+    assert check_pictures(fit, pics[0], pics[1], sides[0], sides[1], lc).found          # the copy
+    refused = check_pictures(fit, pics[0], pics[2], sides[0], sides[2], lc)              # another photo
+    assert not refused.found and refused.rejected.startswith("fine detail disagrees"), refused
+    # Grey levels alone pass it: without the rule, or when the fit is wide, or on flat frames.
+    assert check_pictures(fit, pics[0], pics[2], sides[0], sides[2], replace(lc, small_fit_detail_agreement=0.0)).found
+    wide = replace(fit, spread=lc.small_fit_spread)
+    assert check_pictures(wide, pics[0], pics[2], sides[0], sides[2], lc).found
+    assert check_pictures(fit, pics[0], pics[2], sides[0], sides[2], lc, page_like=True).found
 
 
 def test_a_copy_with_too_few_inliers_is_matched_only_when_its_pictures_confirm(photos, cfg, fingerprinted):

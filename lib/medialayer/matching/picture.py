@@ -26,6 +26,11 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
     """Weigh a keypoint fit by whether the two stored pictures correlate under it.
 
     - Disagreement (below min_picture_agreement) refuses a found fit.
+    - A found fit whose inliers' hull covers under small_fit_spread of the shared area must also
+      agree in fine detail (each picture less its blur, trimmed alike) at small_fit_detail_agreement,
+      except on mostly-background frames: a watermark word or badge two smooth photos share fits
+      there, and smooth photos' grey levels correlate under nearly any fit, their print and edges do
+      not. A copy fitted on a small patch keeps the patch's detail and the rest of its picture.
     - Close agreement (picture_confirm_agreement) confirms a fit that has too few inliers, or too
       little occupancy, to reach the threshold alone: its similarity is raised to
       picture_confirmed_similarity. Not on mostly-background frames (`page_like`): two products
@@ -54,6 +59,11 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
         return ev
     if ev.found and score < cfg.min_picture_agreement:
         return replace(ev, similarity=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
+    small = ev.found and not page_like and ev.spread < cfg.small_fit_spread
+    if small and cfg.small_fit_detail_agreement > 0 and cfg.min_picture_agreement > -1.0:
+        detail = _agreement(ev, picture_a, picture_b, a, b, cfg, cfg.confined_detail_sigma)
+        if detail is not None and detail < cfg.small_fit_detail_agreement:
+            return replace(ev, similarity=0.0, rejected=f"fine detail disagrees under the fit ({detail:.2f})")
     if confirming and score >= cfg.picture_confirm_agreement:
         return replace(ev, similarity=max(ev.similarity, cfg.picture_confirmed_similarity), unconfirmed=0.0,
                        rejected="")
