@@ -27,10 +27,11 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
 
     - Disagreement (below min_picture_agreement) refuses a found fit.
     - A found fit whose inliers' hull covers under small_fit_spread of the shared area must also
-      agree in fine detail (each picture less its blur, trimmed alike) at small_fit_detail_agreement,
-      except on mostly-background frames: a watermark word or badge two smooth photos share fits
-      there, and smooth photos' grey levels correlate under nearly any fit, their print and edges do
-      not. A copy fitted on a small patch keeps the patch's detail and the rest of its picture.
+      agree in fine detail (each picture less its blur, trimmed alike) at small_fit_detail_agreement
+      (not on mostly-background frames, which check_aligned's page rule covers). A watermark word
+      or a badge that two smooth photos share fits that small, and smooth photos' grey levels
+      correlate under nearly any fit; their print and edges do not. A copy fitted on a small patch
+      keeps the patch's detail and the rest of its picture.
     - Close agreement (picture_confirm_agreement) confirms a fit that has too few inliers, or too
       little occupancy, to reach the threshold alone: its similarity is raised to
       picture_confirmed_similarity. Not on mostly-background frames (`page_like`): two products
