@@ -333,30 +333,39 @@ def test_close_picture_agreement_confirms_a_weak_fit_and_strong_spread_fits_are_
     assert not check_pictures(trusted, rows[0]["picture"], rows[2]["picture"], sides[0], sides[2], untrusted).found
 
 
+def _smooth_copy_and_other(photos, cfg, fingerprinted, gradient):
+    """A smooth photo (a gradient with one small textured patch), its resized and cropped copy, and
+    another smooth photo with its own patch in the same place, all saved at JPEG quality 40: their
+    keypoint sides, their stored pictures, and the copy's true fit, found with the spread guards
+    off (its inliers lie on the patch)."""
+    from medialayer.matching.local import match_local
+    from medialayer.verification import local_side
+
+    def smooth(colour: tuple, patch):
+        img = gradient(640, 480, colour, 15.0)
+        img.paste(patch.resize((110, 85)), (400, 300))
+        return img
+
+    a = smooth((1.1, 0.9, 0.7), photos[1])
+    copy = a.resize((512, 384)).crop((10, 8, 500, 376))
+    other = smooth((1.0, 0.95, 0.8), photos[6]).resize((512, 384)).crop((10, 8, 500, 376))
+    rows = fingerprinted([a, copy, other], cfg, "d", quality=40).to_pylist()
+    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
+    fit = match_local(sides[0], sides[1], replace(cfg.matching.image.local, min_inlier_spread=0.0, confined_spread=0.0))
+    return sides, [r["picture"] for r in rows], fit
+
+
 def test_a_confined_fit_is_confirmed_by_fine_detail_never_by_smooth_grey_levels(photos, cfg, fingerprinted, gradient):
     """A smooth photo's copy fits only on its one textured patch. Refused for confined inliers, the
     fit still counts when the pictures' fine detail agrees under it. Another smooth photo with its
     own patch in the same place agrees in grey levels (gradients correlate), not in detail."""
     from medialayer.fingerprints.image import unpack_picture
-    from medialayer.matching.local import match_local
     from medialayer.matching.picture import check_pictures, picture_agreement
-    from medialayer.verification import local_side
 
-    def smooth(wave: float, colour: tuple, patch):
-        img = gradient(640, 480, colour, wave)
-        img.paste(patch.resize((110, 85)), (400, 300))
-        return img
-
-    a = smooth(15.0, (1.1, 0.9, 0.7), photos[1])
-    copy = a.resize((512, 384)).crop((10, 8, 500, 376))
-    other = smooth(15.0, (1.0, 0.95, 0.8), photos[6]).resize((512, 384)).crop((10, 8, 500, 376))
-    rows = fingerprinted([a, copy, other], cfg, "d", quality=40).to_pylist()
-    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
-    pics = [r["picture"] for r in rows]
+    sides, pics, fit = _smooth_copy_and_other(photos, cfg, fingerprinted, gradient)
     lc = cfg.matching.image.local
     assert lc.confined_min_detail_agreement > 0
     # The copy's true fit, as the spread guards would have refused it.
-    fit = match_local(sides[0], sides[1], replace(lc, min_inlier_spread=0.0, confined_spread=0.0))
     assert fit.found and fit.spread < lc.confined_spread, fit
     ev = replace(fit, similarity=0.0, confined=fit.similarity, rejected="inliers confined to a small patch")
     assert not ev.standing
@@ -383,24 +392,11 @@ def test_a_small_found_fit_needs_the_fine_detail_to_agree_too(photos, cfg, finge
     correlate under that fit as a gradient does under any. A found fit that small must also agree in
     fine detail: the copy does, the other photo does not; a wide fit, or a mostly-flat frame, is
     judged as before."""
-    from medialayer.matching.local import match_local
     from medialayer.matching.picture import check_pictures
-    from medialayer.verification import local_side
 
-    def smooth(colour: tuple, patch):
-        img = gradient(640, 480, colour, 15.0)
-        img.paste(patch.resize((110, 85)), (400, 300))
-        return img
-
-    a = smooth((1.1, 0.9, 0.7), photos[1])
-    copy = a.resize((512, 384)).crop((10, 8, 500, 376))
-    other = smooth((1.0, 0.95, 0.8), photos[6]).resize((512, 384)).crop((10, 8, 500, 376))
-    rows = fingerprinted([a, copy, other], cfg, "f", quality=40).to_pylist()
-    sides = [local_side(r["kp_xy"], r["kp_desc"], r["kp_desc_mirror"], r["kp_frame_w"], r["kp_frame_h"]) for r in rows]
-    pics = [r["picture"] for r in rows]
+    sides, pics, fit = _smooth_copy_and_other(photos, cfg, fingerprinted, gradient)
     lc = cfg.matching.image.local
     assert lc.small_fit_detail_agreement > 0 and lc.small_fit_spread > lc.confined_spread
-    fit = match_local(sides[0], sides[1], replace(lc, min_inlier_spread=0.0, confined_spread=0.0))
     assert fit.found and fit.spread < lc.small_fit_spread, fit
     assert check_pictures(fit, pics[0], pics[1], sides[0], sides[1], lc).found          # the copy
     refused = check_pictures(fit, pics[0], pics[2], sides[0], sides[2], lc)              # another photo

@@ -62,9 +62,9 @@ def check_pictures(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes 
         return replace(ev, similarity=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
     small = ev.found and not page_like and ev.spread < cfg.small_fit_spread
     if small and cfg.small_fit_detail_agreement > 0 and cfg.min_picture_agreement > -1.0:
-        detail = _agreement(ev, picture_a, picture_b, a, b, cfg, cfg.confined_detail_sigma)
-        if detail is not None and detail < cfg.small_fit_detail_agreement:
-            return replace(ev, similarity=0.0, rejected=f"fine detail disagrees under the fit ({detail:.2f})")
+        why = _detail_refusal(ev, picture_a, picture_b, a, b, cfg, cfg.small_fit_detail_agreement, False)
+        if why:
+            return replace(ev, similarity=0.0, rejected=why)
     if confirming and score >= cfg.picture_confirm_agreement:
         return replace(ev, similarity=max(ev.similarity, cfg.picture_confirmed_similarity), unconfirmed=0.0,
                        rejected="")
@@ -82,13 +82,21 @@ def _pictures_decide(ev: LocalEvidence, picture_a: bytes | None, picture_b: byte
         return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=ev.pictures_must_agree)
     if score < max(cfg.min_picture_agreement, ev.agreement_needed):
         return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=f"pictures disagree under the fit ({score:.2f})")
-    if ev.detail_needed > 0:
-        detail = _agreement(ev, picture_a, picture_b, a, b, cfg, cfg.confined_detail_sigma)
-        if detail is None or detail < ev.detail_needed:
-            shown = "too few pixels" if detail is None else f"{detail:.2f}"
-            return replace(ev, similarity=0.0, unconfirmed=0.0,
-                           rejected=f"fine detail disagrees under the fit ({shown})")
+    why = _detail_refusal(ev, picture_a, picture_b, a, b, cfg, ev.detail_needed, True) if ev.detail_needed > 0 else ""
+    if why:
+        return replace(ev, similarity=0.0, unconfirmed=0.0, rejected=why)
     return ev
+
+
+def _detail_refusal(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide,
+                    b: LocalSide, cfg: LocalMatchConfig, needed: float, unmeasured_refuses: bool) -> str:
+    """Why the pictures' fine detail (each less its blur of confined_detail_sigma, trimmed by
+    picture_trim) refuses the fit: it agrees less than `needed`, or cannot be measured and
+    `unmeasured_refuses` (a guard's refusal stands without it). '' when it does not refuse."""
+    detail = _agreement(ev, picture_a, picture_b, a, b, cfg, cfg.confined_detail_sigma)
+    if detail is None:
+        return "fine detail disagrees under the fit (too few pixels)" if unmeasured_refuses else ""
+    return f"fine detail disagrees under the fit ({detail:.2f})" if detail < needed else ""
 
 
 def _confined_detail(ev: LocalEvidence, picture_a: bytes | None, picture_b: bytes | None, a: LocalSide,
