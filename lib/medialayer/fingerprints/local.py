@@ -3,8 +3,9 @@
 Global hashes describe the whole frame, so a heavy crop or a screenshot defeats them; keypoints on
 the shared part survive. They are stored compactly (quarter-pixel uint16 coordinates in a bounded
 working frame, 32-byte descriptors) so verification can run a geometric fit without the pixels.
-Mirrored descriptors are computed at the mirrored keypoints of the same detection (no second
-detection pass), so a flipped copy matches by descriptor as well.
+Mirrored descriptors are those of the mirrored keypoints of the same detection (no second detection
+pass), so a flipped copy matches by descriptor as well; `orb_descriptors` computes both kinds in one
+pass over one pyramid.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import numpy as np
 from ..config import LocalFeatureConfig
 from ..decoding.image import shrink
 from .bits import sampling_luts
+from .orb_descriptors import DESCRIPTOR_BYTES, describer
 
-DESCRIPTOR_BYTES = 32
 _COORD_SCALE = 4.0          # stored coordinates are quarter pixels in the working frame
 
 cv2.setNumThreads(1)        # Spark runs one task per core; OpenCV's own pool would oversubscribe
@@ -109,10 +110,28 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         room = cfg.max_keypoints - len(keypoints)
         if room > 0 and not only_within:
             keypoints += _spread(_detect(orb, gray, cv2.bitwise_not(inside), cfg), w, h, room, cfg.spread_grid)
+    if not keypoints:
+        return empty_features(w, h)
     # Described once, after the choice: detection alone is cheaper than describing every candidate
     # (1024) when only 256 are kept, and a smooth picture's retries at a lower threshold cost no
     # descriptors. The descriptors equal detectAndCompute's (same pyramid, same keypoints).
-    keypoints, desc = _described(orb, gray, keypoints) if keypoints else ([], None)
+    describe = describer(cfg.levels, cfg.scale_factor, cfg.edge_px)
+    if describe is not None:
+        xy = cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2)
+        angles = np.fromiter((k.angle for k in keypoints), dtype=np.float32, count=len(keypoints))
+        octaves = np.fromiter((k.octave for k in keypoints), dtype=np.int64, count=len(keypoints))
+        desc, desc_m = describe(gray, xy, angles, octaves, mirrored)
+        if desc_m is None:
+            desc_m = np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+        return LocalFeatures(xy, desc, desc_m, w, h, angles)
+    return _opencv_described(orb, gray, keypoints, mirrored)
+
+
+def _opencv_described(orb: cv2.ORB, gray: np.ndarray, keypoints: list, mirrored: bool) -> LocalFeatures:
+    """The features of `keypoints` described by OpenCV: two ORB.compute calls, one on the flipped
+    frame. What `orb_descriptors` replaces when it cannot be used."""
+    h, w = gray.shape
+    keypoints, desc = _described(orb, gray, keypoints)
     if not keypoints or desc is None:
         return empty_features(w, h)
     desc_m = np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
