@@ -46,3 +46,13 @@ def test_empty_query_and_bad_shapes() -> None:
         two_nearest(base, base[:1])
     with pytest.raises(ValueError, match="shapes differ"):
         two_nearest(np.zeros((3, 16), dtype=np.uint8), base)
+
+
+def test_descriptor_widths_that_are_not_whole_words() -> None:
+    rng = np.random.default_rng(9)
+    base = rng.integers(0, 256, (50, 12), dtype=np.uint8)
+    query = rng.integers(0, 256, (30, 12), dtype=np.uint8)
+    dist, idx = two_nearest(query, base)
+    want_d, want_i = _brute(query, base)
+    np.testing.assert_array_equal(dist, want_d)
+    np.testing.assert_array_equal(idx, want_i)
