@@ -120,10 +120,7 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         xy = cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2)
         angles = np.fromiter((k.angle for k in keypoints), dtype=np.float32, count=len(keypoints))
         octaves = np.fromiter((k.octave for k in keypoints), dtype=np.int64, count=len(keypoints))
-        desc, desc_m = describe(gray, xy, angles, octaves, mirrored)
-        if desc_m is None:
-            desc_m = np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
-        return LocalFeatures(xy, desc, desc_m, w, h, angles)
+        return LocalFeatures(xy, *describe(gray, xy, angles, octaves, mirrored), w, h, angles)
     return _opencv_described(orb, gray, keypoints, mirrored)
 
 

@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 DESCRIPTOR_BYTES = 32
 _BLUR_TAPS, _BLUR_SIGMA = 7, 2.0       # ORB's smoothing before the point comparisons (fixed in OpenCV)
 
-Describe = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool],
-                    "tuple[np.ndarray, np.ndarray | None]"]
+Describe = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool], "tuple[np.ndarray, np.ndarray]"]
 
 
 def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int = 0
@@ -69,9 +68,9 @@ def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int
 
 
 def describe_with(pattern: np.ndarray, levels: int, scale_factor: float, gray: np.ndarray, xy: np.ndarray,
-                  angles: np.ndarray, octaves: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+                  angles: np.ndarray, octaves: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray]:
     """Descriptors (n, 32) of keypoints at `xy` (level-0 pixels), `angles` (degrees) and `octaves`
-    (pyramid levels), and their mirrored descriptors (None unless `mirrored`)."""
+    (pyramid levels), and their mirrored descriptors ((0, 32) unless `mirrored`)."""
     n = xy.shape[0]
     out = np.zeros((n, DESCRIPTOR_BYTES), dtype=np.uint8)
     out_mirror = np.zeros((n if mirrored else 0, DESCRIPTOR_BYTES), dtype=np.uint8)
@@ -84,9 +83,8 @@ def describe_with(pattern: np.ndarray, levels: int, scale_factor: float, gray: n
         describe_kernel(pixels, offsets, strides, widths, heights, pad, inverse, gray.shape[1],
                         np.ascontiguousarray(xy[:, 0], dtype=np.float32),
                         np.ascontiguousarray(xy[:, 1], dtype=np.float32), np.asarray(angles, dtype=np.float32),
-                        np.asarray(octaves, dtype=np.int64), pattern, mirrored, out,
-                        out_mirror if mirrored else out)
-    return out, (out_mirror if mirrored else None)
+                        np.asarray(octaves, dtype=np.int64), pattern, mirrored, out, out_mirror)
+    return out, out_mirror
 
 
 def _probe_pattern(patch: int) -> np.ndarray | None:
@@ -158,7 +156,7 @@ def _self_check(describe: Describe, levels: int, scale_factor: float, patch: int
 
 @functools.lru_cache(maxsize=8)
 def describer(levels: int, scale_factor: float, patch: int) -> Describe | None:
-    """`describe(gray, xy, angles, octaves, mirrored) -> (descriptors, mirrored or None)` for ORB with
+    """`describe(gray, xy, angles, octaves, mirrored) -> (descriptors, mirrored descriptors)` for ORB with
     these settings, or None when numba cannot be used or the result would differ from OpenCV's: the
     caller then describes with OpenCV, and a warning says so once per process."""
     try:

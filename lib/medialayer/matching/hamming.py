@@ -9,16 +9,7 @@ tests/unit/matching/test_hamming.py.
 """
 from __future__ import annotations
 
-import functools
-from typing import Callable
-
 import numpy as np
-
-
-@functools.lru_cache(maxsize=1)
-def _kernel() -> Callable:
-    from .hamming_kernel import two_nearest_kernel
-    return two_nearest_kernel
 
 
 def _words(rows: np.ndarray) -> np.ndarray:
@@ -41,5 +32,7 @@ def two_nearest(query: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.nda
     dist = np.zeros((q.shape[0], 2), dtype=np.int32)
     idx = np.zeros((q.shape[0], 2), dtype=np.int64)
     if q.shape[0]:
-        _kernel()(_words(q), np.ascontiguousarray(_words(b).T), dist, idx)
+        from .hamming_kernel import two_nearest_kernel   # numba loads on first use (jit.py)
+
+        two_nearest_kernel(_words(q), np.ascontiguousarray(_words(b).T), dist, idx)
     return dist, idx
