@@ -20,6 +20,7 @@ from ..config import LocalFeatureConfig
 from ..decoding.image import shrink
 from .bits import sampling_luts
 from .orb_descriptors import DESCRIPTOR_BYTES, describer
+from .orb_detection import Keypoints, detector, mask_pyramid, pyramid
 
 _COORD_SCALE = 4.0          # stored coordinates are quarter pixels in the working frame
 
@@ -99,6 +100,61 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
     h, w = gray.shape
     if min(h, w) < 2 * cfg.edge_px + 8:
         return empty_features(w, h)
+    detect = detector(cfg.max_keypoints * cfg.oversample, cfg.scale_factor, cfg.levels, cfg.edge_px, cfg.edge_px,
+                      cfg.fast_threshold)
+    describe = describer(cfg.levels, cfg.scale_factor, cfg.edge_px)
+    if detect is None or describe is None:
+        return _opencv_features(gray, cfg, within, only_within, mirrored, describe)
+    # One pyramid for detection and description; FAST's corners at each threshold are shared by the
+    # block's mask and the rest's.
+    levels = pyramid(gray, cfg.levels, cfg.scale_factor)
+    corners: dict = {}
+
+    def found(mask: np.ndarray | None) -> Keypoints:
+        masks = mask_pyramid(mask, levels) if mask is not None else None
+        threshold = cfg.fast_threshold
+        keypoints = detect(levels, masks, threshold, corners)
+        while keypoints.count < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
+            threshold = max(cfg.min_fast_threshold, threshold // 2)
+            keypoints = detect(levels, masks, threshold, corners)
+        return keypoints
+
+    if within is None:
+        keypoints = _spread_keypoints(found(None), w, h, cfg.max_keypoints, cfg.spread_grid)
+    else:
+        inside = np.zeros((h, w), dtype=np.uint8)
+        x0, y0, x1, y1 = within
+        inside[y0:y1, x0:x1] = 255
+        keypoints = _spread_keypoints(found(inside), w, h, cfg.max_keypoints, cfg.spread_grid)
+        room = cfg.max_keypoints - keypoints.count
+        if room > 0 and not only_within:
+            rest = _spread_keypoints(found(cv2.bitwise_not(inside)), w, h, room, cfg.spread_grid)
+            keypoints = Keypoints(*(np.concatenate([a, b]) for a, b in zip(
+                (keypoints.xy, keypoints.response, keypoints.angle, keypoints.octave),
+                (rest.xy, rest.response, rest.angle, rest.octave))))
+    if not keypoints.count:
+        return empty_features(w, h)
+    # Described once, after the choice: detection alone is cheaper than describing every candidate
+    # (1024) when only 256 are kept, and a smooth picture's retries at a lower threshold cost no
+    # descriptors. The descriptors equal detectAndCompute's (same pyramid, same keypoints).
+    return LocalFeatures(keypoints.xy, *describe(gray, keypoints.xy, keypoints.angle, keypoints.octave, mirrored,
+                                                 levels), w, h, keypoints.angle)
+
+
+def _spread_keypoints(keypoints: Keypoints, w: int, h: int, keep: int, grid: int) -> Keypoints:
+    """The spread subset (see `spread_order`) of detected keypoints, strongest first."""
+    if not keypoints.count:
+        return keypoints
+    chosen = spread_order(keypoints.xy, keypoints.response.astype(np.float64), w, h, keep, grid)
+    return Keypoints(keypoints.xy[chosen], keypoints.response[chosen], keypoints.angle[chosen],
+                     keypoints.octave[chosen])
+
+
+def _opencv_features(gray: np.ndarray, cfg: LocalFeatureConfig, within: tuple[int, int, int, int] | None,
+                     only_within: bool, mirrored: bool, describe) -> LocalFeatures:
+    """`extract_local_features` with OpenCV's ORB detection: what the compiled detection replaces when
+    it cannot be used (and the descriptors too, when `describe` is None)."""
+    h, w = gray.shape
     orb = _orb(cfg)
     if within is None:
         keypoints = _spread(_detect(orb, gray, None, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
@@ -112,10 +168,6 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
             keypoints += _spread(_detect(orb, gray, cv2.bitwise_not(inside), cfg), w, h, room, cfg.spread_grid)
     if not keypoints:
         return empty_features(w, h)
-    # Described once, after the choice: detection alone is cheaper than describing every candidate
-    # (1024) when only 256 are kept, and a smooth picture's retries at a lower threshold cost no
-    # descriptors. The descriptors equal detectAndCompute's (same pyramid, same keypoints).
-    describe = describer(cfg.levels, cfg.scale_factor, cfg.edge_px)
     if describe is not None:
         xy = cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2)
         angles = np.fromiter((k.angle for k in keypoints), dtype=np.float32, count=len(keypoints))

@@ -35,14 +35,18 @@ log = logging.getLogger(__name__)
 DESCRIPTOR_BYTES = 32
 _BLUR_TAPS, _BLUR_SIGMA = 7, 2.0       # ORB's smoothing before the point comparisons (fixed in OpenCV)
 
-Describe = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool], "tuple[np.ndarray, np.ndarray]"]
+# describe(gray, xy, angles, octaves, mirrored, levels_built=None): `levels_built` is ORB's unblurred pyramid of
+# `gray` (`orb_detection.pyramid`) when the caller has built it already.
+Describe = Callable[..., "tuple[np.ndarray, np.ndarray]"]
 
 
-def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int = 0
+def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int = 0,
+                    unblurred: list[np.ndarray] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ORB's blurred pyramid of a grey frame, all levels in one flat buffer, each level inside `pad`
     zero pixels: (pixels, level offsets, row strides, level widths, level heights, 1/scale of each
-    level as float32)."""
+    level as float32). `unblurred`: the pyramid's levels before the blur, when already built (at
+    least `levels` of them)."""
     h, w = gray.shape
     kernel = cv2.getGaussianKernel(_BLUR_TAPS, _BLUR_SIGMA, ktype=cv2.CV_32F)
     inverse = np.empty(levels, dtype=np.float32)
@@ -51,6 +55,8 @@ def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int
         scale = np.float32(scale_factor ** level)           # OpenCV: (float)pow(scaleFactor, level)
         inverse[level] = np.float32(1.0) / scale
         sizes.append((int(np.rint(np.float32(w) / scale)), int(np.rint(np.float32(h) / scale))))
+    if unblurred is not None:
+        sizes = [(img.shape[1], img.shape[0]) for img in unblurred[:levels]]
     widths = np.array([s[0] for s in sizes], dtype=np.int64)
     heights = np.array([s[1] for s in sizes], dtype=np.int64)
     strides = widths + 2 * pad
@@ -59,7 +65,9 @@ def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int
     pixels = np.zeros(int(areas.sum()), dtype=np.uint8)
     level_image = np.ascontiguousarray(gray, dtype=np.uint8)
     for level, (lw, lh) in enumerate(sizes):
-        if level:
+        if unblurred is not None:
+            level_image = unblurred[level]
+        elif level:
             level_image = cv2.resize(level_image, (lw, lh), interpolation=cv2.INTER_LINEAR_EXACT)
         framed = pixels[offsets[level]:offsets[level] + areas[level]].reshape(lh + 2 * pad, lw + 2 * pad)
         cv2.sepFilter2D(level_image, -1, kernel, kernel, dst=framed[pad:pad + lh, pad:pad + lw],
@@ -68,9 +76,11 @@ def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int
 
 
 def describe_with(pattern: np.ndarray, levels: int, scale_factor: float, gray: np.ndarray, xy: np.ndarray,
-                  angles: np.ndarray, octaves: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray]:
+                  angles: np.ndarray, octaves: np.ndarray, mirrored: bool,
+                  unblurred: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Descriptors (n, 32) of keypoints at `xy` (level-0 pixels), `angles` (degrees) and `octaves`
-    (pyramid levels), and their mirrored descriptors ((0, 32) unless `mirrored`)."""
+    (pyramid levels), and their mirrored descriptors ((0, 32) unless `mirrored`). `unblurred`: ORB's
+    pyramid of `gray` before the blur, when the caller has it."""
     n = xy.shape[0]
     out = np.zeros((n, DESCRIPTOR_BYTES), dtype=np.uint8)
     out_mirror = np.zeros((n if mirrored else 0, DESCRIPTOR_BYTES), dtype=np.uint8)
@@ -78,8 +88,11 @@ def describe_with(pattern: np.ndarray, levels: int, scale_factor: float, gray: n
         from .orb_kernel import describe_kernel
 
         pad = int(np.ceil(np.hypot(pattern[:, 0], pattern[:, 1]).max())) + 1
-        pixels, offsets, strides, widths, heights, inverse = blurred_pyramid(
-            gray, max(levels, int(octaves.max()) + 1), scale_factor, pad)
+        depth = max(levels, int(octaves.max()) + 1)
+        if unblurred is not None and len(unblurred) < depth:
+            unblurred = None
+        pixels, offsets, strides, widths, heights, inverse = blurred_pyramid(gray, depth, scale_factor, pad,
+                                                                             unblurred)
         describe_kernel(pixels, offsets, strides, widths, heights, pad, inverse, gray.shape[1],
                         np.ascontiguousarray(xy[:, 0], dtype=np.float32),
                         np.ascontiguousarray(xy[:, 1], dtype=np.float32), np.asarray(angles, dtype=np.float32),
@@ -165,8 +178,8 @@ def describer(levels: int, scale_factor: float, patch: int) -> Describe | None:
             log.warning("ORB pattern probe failed; describing keypoints with OpenCV (slower)")
             return None
 
-        def describe(gray, xy, angles, octaves, mirrored):
-            return describe_with(pattern, levels, scale_factor, gray, xy, angles, octaves, mirrored)
+        def describe(gray, xy, angles, octaves, mirrored, levels_built=None):
+            return describe_with(pattern, levels, scale_factor, gray, xy, angles, octaves, mirrored, levels_built)
 
         if not _self_check(describe, levels, scale_factor, patch):
             log.warning("compiled ORB descriptors differ from OpenCV %s; describing keypoints with OpenCV "

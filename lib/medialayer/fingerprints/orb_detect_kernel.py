@@ -1,0 +1,224 @@
+"""The compiled loops of `orb_detection` (imported only when first needed: numba is slow to import)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..jit import njit
+
+# The 16 pixels of FAST's radius-3 circle, (dx, dy) in order around it.
+CIRCLE = np.array([(0, 3), (1, 3), (2, 2), (3, 1), (3, 0), (3, -1), (2, -2), (1, -3),
+                   (0, -3), (-1, -3), (-2, -2), (-3, -1), (-3, 0), (-3, 1), (-2, 2), (-1, 3)], dtype=np.int64)
+_ARC = 9                                       # FAST-9: nine contiguous pixels of the sixteen
+
+# fastAtan2's polynomial (degrees): each coefficient a float32 times float32(180 / pi), as OpenCV has it.
+_DEGREES = np.float32(180.0 / np.pi)
+_ATAN_P1 = np.float32(0.9997878412794807) * _DEGREES
+_ATAN_P3 = np.float32(-0.3258083974640975) * _DEGREES
+_ATAN_P5 = np.float32(0.1555786518463281) * _DEGREES
+_ATAN_P7 = np.float32(-0.04432655554792128) * _DEGREES
+_ATAN_EPS = np.float32(np.finfo(np.float64).eps)
+
+
+@njit(cache=True, nogil=True)
+def fast_atan2(y, x):
+    """OpenCV's fastAtan2 (degrees in [0, 360), about 0.3 degree accurate), float32 step for step."""
+    ax = abs(x)
+    ay = abs(y)
+    if ax >= ay:
+        c = ay / (ax + _ATAN_EPS)
+        c2 = c * c
+        a = (((_ATAN_P7 * c2 + _ATAN_P5) * c2 + _ATAN_P3) * c2 + _ATAN_P1) * c
+    else:
+        c = ax / (ay + _ATAN_EPS)
+        c2 = c * c
+        a = np.float32(90.0) - (((_ATAN_P7 * c2 + _ATAN_P5) * c2 + _ATAN_P3) * c2 + _ATAN_P1) * c
+    if x < 0:
+        a = np.float32(180.0) - a
+    if y < 0:
+        a = np.float32(360.0) - a
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _arc_low(ring, pair, quad):
+    """The largest t for which 9 contiguous circle pixels all have ring values of at least t: running
+    minima over 2, 4 and 8 pixels, then 9 (`pair` and `quad` are scratch)."""
+    for k in range(16):
+        pair[k] = min(ring[k], ring[(k + 1) & 15])
+    for k in range(16):
+        quad[k] = min(pair[k], pair[(k + 2) & 15])
+    best = -(1 << 30)
+    for k in range(16):
+        best = max(best, min(min(quad[k], quad[(k + 4) & 15]), ring[(k + 8) & 15]))
+    return best
+
+
+@njit(cache=True, nogil=True)
+def level_keypoints(img, xs, ys, mask, use_mask, edge, keep_fast, keep, block, harris_k, umax, circle):
+    """One pyramid level's ORB keypoints (Harris score) from its FAST corners `xs`, `ys` (after
+    non-maximum suppression), as OpenCV's ORB picks them: those within `edge` of the border dropped,
+    then those off `mask`; the best `keep_fast` by FAST score, then the best `keep` by Harris response
+    (ties at either cut all kept, as KeyPointsFilter::retainBest does); orientation by intensity
+    centroid. Returns (x, y, response, angle) in level pixels, in the corners' order.
+    Pixels are read from the flat level with unsigned indices (no negative-index checks)."""
+    h, w = img.shape
+    flat = img.reshape(-1)
+    n_in = xs.shape[0]
+    x_out = np.empty(n_in, dtype=np.int64)
+    y_out = np.empty(n_in, dtype=np.int64)
+    score = np.empty(n_in, dtype=np.int64)
+    counts = np.zeros(256, dtype=np.int64)
+    ring = np.empty(16, dtype=np.int64)
+    ring_neg = np.empty(16, dtype=np.int64)
+    pair = np.empty(16, dtype=np.int64)
+    quad = np.empty(16, dtype=np.int64)
+    ring_at = np.empty(16, dtype=np.int64)
+    for k in range(16):
+        ring_at[k] = circle[k, 1] * w + circle[k, 0]
+    n = 0
+    for i in range(n_in):
+        x = xs[i]
+        y = ys[i]
+        if x < edge or y < edge or x >= w - edge or y >= h - edge:
+            continue
+        if use_mask and mask[y, x] == 0:
+            continue
+        # FAST's score: the largest threshold at which the corner still is one, so it does not depend
+        # on the threshold it was found at. A corner is darker or brighter, never both (9 + 9 > 16).
+        centre = y * w + x
+        v = np.int64(flat[np.uint64(centre)])
+        for k in range(16):
+            ring[k] = v - np.int64(flat[np.uint64(centre + ring_at[k])])
+            ring_neg[k] = -ring[k]
+        s = _arc_low(ring, pair, quad)
+        if s <= 0:
+            s = _arc_low(ring_neg, pair, quad)
+        s -= 1
+        x_out[n] = x
+        y_out[n] = y
+        score[n] = s
+        counts[min(max(s, 0), 255)] += 1
+        n += 1
+    xs = x_out
+    ys = y_out
+    if keep <= 0:
+        n = 0
+    # The best keep_fast by FAST score, every corner tied with the last one kept.
+    floor = 0
+    if n > keep_fast:
+        total = 0
+        floor = 255
+        while floor > 0:
+            total += counts[floor]
+            if total >= keep_fast:
+                break
+            floor -= 1
+    m = 0
+    for i in range(n):
+        if score[i] >= floor:
+            xs[m] = xs[i]
+            ys[m] = ys[i]
+            m += 1
+    # Harris responses on block x block windows of Sobel gradients, in OpenCV's float32 steps.
+    r = block // 2
+    scale = np.float32(1.0) / (np.float32(4 * block) * np.float32(255.0))
+    scale4 = scale * scale * scale * scale
+    response = np.empty(m, dtype=np.float32)
+    for i in range(m):
+        a = 0
+        b = 0
+        c = 0
+        for yy in range(ys[i] - r, ys[i] - r + block):
+            mid = yy * w + xs[i] - r
+            up = mid - w
+            down = mid + w
+            for j in range(block):
+                ix = ((np.int64(flat[np.uint64(mid + j + 1)]) - np.int64(flat[np.uint64(mid + j - 1)])) * 2
+                      + (np.int64(flat[np.uint64(up + j + 1)]) - np.int64(flat[np.uint64(up + j - 1)]))
+                      + (np.int64(flat[np.uint64(down + j + 1)]) - np.int64(flat[np.uint64(down + j - 1)])))
+                iy = ((np.int64(flat[np.uint64(down + j)]) - np.int64(flat[np.uint64(up + j)])) * 2
+                      + (np.int64(flat[np.uint64(down + j - 1)]) - np.int64(flat[np.uint64(up + j - 1)]))
+                      + (np.int64(flat[np.uint64(down + j + 1)]) - np.int64(flat[np.uint64(up + j + 1)])))
+                a += ix * ix
+                b += iy * iy
+                c += ix * iy
+        fa = np.float32(a)
+        fb = np.float32(b)
+        fc = np.float32(c)
+        response[i] = (fa * fb - fc * fc - harris_k * (fa + fb) * (fa + fb)) * scale4
+    # The best `keep` by response, ties at the cut kept.
+    cut = -np.inf
+    if m > keep:
+        cut = np.sort(response)[m - keep]
+    kept = 0
+    for i in range(m):
+        if response[i] >= cut:
+            xs[kept] = xs[i]
+            ys[kept] = ys[i]
+            response[kept] = response[i]
+            kept += 1
+    # Orientation: the angle of the intensity centroid over the circular patch of radius half.
+    half = umax.shape[0] - 2
+    angle = np.empty(kept, dtype=np.float32)
+    for i in range(kept):
+        centre = ys[i] * w + xs[i]
+        m10 = 0
+        m01 = 0
+        for u in range(-half, half + 1):
+            m10 += u * np.int64(flat[np.uint64(centre + u)])
+        for v in range(1, half + 1):
+            span = umax[v]
+            below = centre + v * w - span
+            above = centre - v * w - span
+            v_sum = 0
+            weighted = 0
+            both = 0
+            for j in range(2 * span + 1):        # u = j - span
+                lower = np.int64(flat[np.uint64(below + j)])
+                upper = np.int64(flat[np.uint64(above + j)])
+                v_sum += lower - upper
+                weighted += j * (lower + upper)
+                both += lower + upper
+            m10 += weighted - span * both
+            m01 += v * v_sum
+        angle[i] = fast_atan2(np.float32(m01), np.float32(m10))
+    return xs[:kept].copy(), ys[:kept].copy(), response[:kept].copy(), angle
+
+
+@njit(cache=True, nogil=True)
+def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start, edge, quotas, block, harris_k,
+                      umax, circle, scales):
+    """`level_keypoints` of every level in one call: `levels` and `masks` are tuples of the level
+    images and masks, level l's corners are corner_x/y[corner_start[l]:corner_start[l + 1]]. Returns
+    (xy float32 (n, 2) in frame pixels, response, angle, octave), level by level."""
+    total = 0
+    parts_x = []
+    parts_y = []
+    parts_r = []
+    parts_a = []
+    for level in range(len(levels)):
+        lo = corner_start[level]
+        hi = corner_start[level + 1]
+        xs, ys, response, angle = level_keypoints(levels[level], corner_x[lo:hi], corner_y[lo:hi], masks[level],
+                                                  use_mask, edge, 2 * quotas[level], quotas[level], block,
+                                                  harris_k, umax, circle)
+        parts_x.append(xs)
+        parts_y.append(ys)
+        parts_r.append(response)
+        parts_a.append(angle)
+        total += xs.shape[0]
+    xy = np.empty((total, 2), dtype=np.float32)
+    response = np.empty(total, dtype=np.float32)
+    angle = np.empty(total, dtype=np.float32)
+    octave = np.empty(total, dtype=np.int64)
+    at = 0
+    for level in range(len(parts_x)):
+        scale = scales[level]
+        for i in range(parts_x[level].shape[0]):
+            xy[at, 0] = np.float32(parts_x[level][i]) * scale
+            xy[at, 1] = np.float32(parts_y[level][i]) * scale
+            response[at] = parts_r[level][i]
+            angle[at] = parts_a[level][i]
+            octave[at] = level
+            at += 1
+    return xy, response, angle, octave

@@ -1,0 +1,204 @@
+"""ORB keypoint detection on a pyramid we build once, compiled (numba): what `cv2.ORB.detect` finds.
+
+OpenCV's detection cost 1.5 of the 6.1 ms an image took (2026-12-07), and a smooth picture's retries
+at lower FAST thresholds ran it whole up to three times. Most of that is not the corner test:
+OpenCV builds its own pyramid (which `orb_descriptors` then builds again), scans every pixel of every
+level though only those `edge` pixels in from the border are kept (a tenth of the coarsest level),
+and returns Python KeyPoint objects that cost more to convert than to find. Here the pyramid is
+shared with the descriptors, only the kept area is scanned, a retry repeats only the levels' corner
+test, and keypoints stay arrays.
+
+The keypoints are OpenCV's, checked so at first use (`detector`): FAST-9 with non-maximum
+suppression, the border and the mask, the best twice-the-quota by FAST score, Harris responses on 7x7
+windows, the best quota per level by response (ties at the cut kept), the intensity-centroid angle by
+OpenCV's fastAtan2. Only their order within a level differs (OpenCV's comes out of nth_element; ours
+is row by row), which matters only between keypoints of equal response. When the check fails (another
+OpenCV build), `detector` returns None and the caller keeps `cv2.ORB.detect`.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_HARRIS_BLOCK = 7                      # ORB's Harris window (fixed in OpenCV)
+_HARRIS_K = np.float32(0.04)
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    xy: np.ndarray          # float32 (n, 2), frame pixels
+    response: np.ndarray    # float32 (n,), Harris
+    angle: np.ndarray       # float32 (n,), degrees
+    octave: np.ndarray      # int64 (n,), pyramid level
+
+    @property
+    def count(self) -> int:
+        return int(self.xy.shape[0])
+
+
+def level_scales(levels: int, scale_factor: float) -> np.ndarray:
+    """Each level's scale, float32: the float32 scale factor to the level's power (OpenCV 5's keypoint
+    positions are level pixels times this)."""
+    return np.array([float(np.float32(scale_factor)) ** level for level in range(levels)], dtype=np.float32)
+
+
+def pyramid(gray: np.ndarray, levels: int, scale_factor: float) -> list[np.ndarray]:
+    """ORB's unblurred pyramid: level l is `level_scales` smaller, rounded, each resized from the one
+    before (INTER_LINEAR_EXACT)."""
+    h, w = gray.shape
+    out = [np.ascontiguousarray(gray, dtype=np.uint8)]
+    for level, scale in enumerate(level_scales(levels, scale_factor)[1:], start=1):
+        size = (int(np.rint(np.float32(w) / scale)), int(np.rint(np.float32(h) / scale)))
+        out.append(cv2.resize(out[-1], size, interpolation=cv2.INTER_LINEAR_EXACT))
+    return out
+
+
+def mask_pyramid(mask: np.ndarray, levels: list[np.ndarray]) -> list[np.ndarray]:
+    """ORB's mask at each level: resized from the level before, then anything short of 255 dropped."""
+    out = [np.ascontiguousarray(mask, dtype=np.uint8)]
+    for level in levels[1:]:
+        resized = cv2.resize(out[-1], (level.shape[1], level.shape[0]), interpolation=cv2.INTER_LINEAR_EXACT)
+        out.append(np.where(resized > 254, resized, 0).astype(np.uint8))
+    return out
+
+
+def features_per_level(total: int, scale_factor: float, levels: int) -> list[int]:
+    """ORB's quota per level: a geometric series over the levels' areas' sides, rounded, the rest to the
+    last level (float32 as OpenCV computes it)."""
+    factor = np.float32(1.0 / scale_factor)
+    desired = np.float32(total * (np.float32(1.0) - factor) / (np.float32(1.0) - np.float32(float(factor) ** levels)))
+    out = []
+    for _ in range(levels - 1):
+        out.append(int(np.rint(desired)))
+        desired = np.float32(desired * factor)
+    out.append(max(total - sum(out), 0))
+    return out
+
+
+def patch_rows(half: int) -> np.ndarray:
+    """Half-width of each row of ORB's circular orientation patch (OpenCV's `umax`, made symmetric)."""
+    umax = np.zeros(half + 2, dtype=np.int64)
+    vmax = int(np.floor(half * np.sqrt(np.float32(2.0)) / 2 + 1))
+    vmin = int(np.ceil(half * np.sqrt(np.float32(2.0)) / 2))
+    for v in range(vmax + 1):
+        umax[v] = int(np.rint(np.sqrt(float(half * half - v * v))))
+    v0 = 0
+    for v in range(half, vmin - 1, -1):
+        while umax[v0] == umax[v0 + 1]:
+            v0 += 1
+        umax[v] = v0
+        v0 += 1
+    return umax
+
+
+# detect(pyramid levels, mask levels or None, FAST threshold, corners=None): `corners`, a dict, keeps
+# each threshold's `fast_corners` for the next call on the same pyramid (another mask).
+Detect = Callable[..., Keypoints]
+
+
+def fast_corners(levels: list[np.ndarray], threshold: int, edge: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FAST-9 corners (non-maximum suppressed) of each level: (x, y, start), level l's corners at
+    start[l]:start[l + 1], in level pixels. Found only where ORB can keep them, `edge` pixels in from
+    the border, plus the ring that suppression compares against.
+
+    OpenCV's FAST (vectorised) on a view of that part of the level: it tests pixels 3 in from the
+    view's edges, so the view reaches 4 past the kept area, and corners of the ring are found (they
+    suppress their kept neighbours) but dropped by the caller.
+    """
+    detector = cv2.FastFeatureDetector_create(threshold, True)
+    margin = edge - 4
+    found = []
+    for img in levels:
+        h, w = img.shape
+        if h <= 2 * edge or w <= 2 * edge or margin < 0:
+            found.append(np.zeros((0, 2), dtype=np.float32))
+            continue
+        corners = detector.detect(img[margin:h - margin, margin:w - margin])
+        found.append(cv2.KeyPoint_convert(corners).reshape(-1, 2) if corners else np.zeros((0, 2), np.float32))
+    xy = np.concatenate(found).astype(np.int64) + margin
+    start = np.zeros(len(levels) + 1, dtype=np.int64)
+    start[1:] = np.cumsum([len(f) for f in found])
+    return np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), start
+
+
+def detect_with(total: int, scale_factor: float, edge: int, patch: int, levels: list[np.ndarray],
+                masks: list[np.ndarray] | None, threshold: int, found: dict | None = None) -> Keypoints:
+    """Keypoints of a pyramid (`pyramid`) at one FAST threshold, under `masks` (`mask_pyramid`) when
+    given. `found` keeps the levels' `fast_corners` by threshold between calls on one pyramid."""
+    from .orb_detect_kernel import CIRCLE, pyramid_keypoints
+
+    found = {} if found is None else found
+    if threshold not in found:
+        found[threshold] = fast_corners(levels, threshold, edge)
+    corner_x, corner_y, corner_start = found[threshold]
+    quotas, umax, scales = _settings(total, scale_factor, len(levels), patch)
+    return Keypoints(*pyramid_keypoints(tuple(levels), tuple(masks) if masks is not None else _no_masks(len(levels)),
+                                        masks is not None, corner_x, corner_y, corner_start, edge, quotas,
+                                        _HARRIS_BLOCK, _HARRIS_K, umax, CIRCLE, scales))
+
+
+@functools.lru_cache(maxsize=8)
+def _settings(total: int, scale_factor: float, levels: int, patch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(quota per level, orientation patch rows, level scales) of one ORB setting."""
+    return (np.array(features_per_level(total, scale_factor, levels), dtype=np.int64), patch_rows(patch // 2),
+            level_scales(levels, scale_factor))
+
+
+@functools.lru_cache(maxsize=4)
+def _no_masks(levels: int) -> tuple[np.ndarray, ...]:
+    return tuple(np.zeros((1, 1), dtype=np.uint8) for _ in range(levels))
+
+
+def _self_check(detect: Detect, orb_cfg: dict, threshold: int) -> bool:
+    """Our keypoints equal cv2.ORB.detect's on textured test frames, with and without a mask, and at a
+    threshold low enough to fill every level's quota: same positions, levels, responses, angles."""
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, size=(45, 60), dtype=np.uint8)
+    gray = cv2.GaussianBlur(cv2.resize(noise, (400, 300), interpolation=cv2.INTER_CUBIC), (3, 3), 0)
+    mask = np.zeros_like(gray)
+    mask[40:250, 90:330] = 255
+    orb = cv2.ORB_create(**orb_cfg)
+    for frame, m, t in ((gray, None, threshold), (gray, mask, threshold), (gray[:, ::-1].copy(), None, 3)):
+        orb.setFastThreshold(t)
+        expected = orb.detect(frame, m)
+        levels = pyramid(frame, orb_cfg["nlevels"], orb_cfg["scaleFactor"])
+        ours = detect(levels, mask_pyramid(m, levels) if m is not None else None, t)
+        if not expected or ours.count != len(expected):
+            return False
+        theirs = np.array([(k.octave, k.pt[1], k.pt[0], k.response, k.angle) for k in expected])
+        mine = np.column_stack([ours.octave, ours.xy[:, 1], ours.xy[:, 0], ours.response, ours.angle])
+        order_t = np.lexsort((theirs[:, 2], theirs[:, 1], theirs[:, 0]))
+        order_m = np.lexsort((mine[:, 2], mine[:, 1], mine[:, 0]))
+        if not np.array_equal(theirs[order_t].astype(np.float32), mine[order_m].astype(np.float32)):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def detector(total: int, scale_factor: float, levels: int, edge: int, patch: int, threshold: int) -> Detect | None:
+    """`detect(pyramid levels, mask levels or None, fast threshold, corners=None) -> Keypoints` for ORB with these
+    settings, or None when numba cannot be used or the keypoints would differ from OpenCV's: the caller
+    then detects with `cv2.ORB`, and a warning says so once per process."""
+    orb_cfg = dict(nfeatures=total, scaleFactor=scale_factor, nlevels=levels, edgeThreshold=edge,
+                   patchSize=patch, fastThreshold=threshold)
+    try:
+        def detect(pyramid_levels, mask_levels, fast_threshold, corners=None):
+            return detect_with(total, scale_factor, edge, patch, pyramid_levels, mask_levels, fast_threshold,
+                               corners)
+
+        if not _self_check(detect, orb_cfg, threshold):
+            log.warning("compiled ORB detection differs from OpenCV %s; detecting keypoints with OpenCV "
+                        "(slower)", cv2.__version__)
+            return None
+        return detect
+    except Exception as exc:  # noqa: BLE001 - numba missing, or no writable cache for its compiled code
+        log.warning("compiled ORB detection unavailable (%s: %s); detecting keypoints with OpenCV (slower)",
+                    type(exc).__name__, exc)
+        return None
