@@ -105,8 +105,8 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
     describe = describer(cfg.levels, cfg.scale_factor, cfg.edge_px)
     if detect is None or describe is None:
         return _opencv_features(gray, cfg, within, only_within, mirrored, describe)
-    # One pyramid for detection and description; FAST's corners at each threshold are shared by the
-    # block's mask and the rest's.
+    # One pyramid for detection and description. FAST's corners are shared by the block's mask and the
+    # rest's, and a smooth picture's retries at lower thresholds share one pass at the lowest.
     levels = pyramid(gray, cfg.levels, cfg.scale_factor)
     corners: dict = {}
 
@@ -116,7 +116,7 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         keypoints = detect(levels, masks, threshold, corners)
         while keypoints.count < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
             threshold = max(cfg.min_fast_threshold, threshold // 2)
-            keypoints = detect(levels, masks, threshold, corners)
+            keypoints = detect(levels, masks, threshold, corners, cfg.min_fast_threshold)
         return keypoints
 
     if within is None:

@@ -54,12 +54,14 @@ def _arc_low(ring, pair, quad):
 
 
 @njit(cache=True, nogil=True)
-def level_keypoints(img, xs, ys, mask, use_mask, edge, keep_fast, keep, block, harris_k, umax, circle):
-    """One pyramid level's ORB keypoints (Harris score) from its FAST corners `xs`, `ys` (after
-    non-maximum suppression), as OpenCV's ORB picks them: those within `edge` of the border dropped,
-    then those off `mask`; the best `keep_fast` by FAST score, then the best `keep` by Harris response
-    (ties at either cut all kept, as KeyPointsFilter::retainBest does); orientation by intensity
-    centroid. Returns (x, y, response, angle) in level pixels, in the corners' order.
+def level_keypoints(img, xs, ys, min_score, mask, use_mask, edge, keep_fast, keep, block, harris_k, umax, circle):
+    """One pyramid level's ORB keypoints (Harris score) at FAST threshold `min_score`, from its FAST
+    corners `xs`, `ys` (non-maximum suppressed) found at that threshold or a lower one, as OpenCV's ORB
+    picks them: corners scoring under `min_score` dropped (FAST at a threshold finds exactly the corners
+    FAST at a lower one finds that score at least that much: a weaker neighbour never suppresses a
+    stronger corner), then those within `edge` of the border, then those off `mask`; the best
+    `keep_fast` by FAST score, then the best `keep` by Harris response (ties at either cut all kept, as
+    KeyPointsFilter::retainBest does); orientation by intensity centroid. Returns (x, y, response, angle) in level pixels, in the corners' order.
     Pixels are read from the flat level with unsigned indices (no negative-index checks)."""
     h, w = img.shape
     flat = img.reshape(-1)
@@ -94,6 +96,8 @@ def level_keypoints(img, xs, ys, mask, use_mask, edge, keep_fast, keep, block, h
         if s <= 0:
             s = _arc_low(ring_neg, pair, quad)
         s -= 1
+        if s < min_score:
+            continue
         x_out[n] = x
         y_out[n] = y
         score[n] = s
@@ -186,8 +190,8 @@ def level_keypoints(img, xs, ys, mask, use_mask, edge, keep_fast, keep, block, h
 
 
 @njit(cache=True, nogil=True)
-def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start, edge, quotas, block, harris_k,
-                      umax, circle, scales):
+def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start, min_score, edge, quotas, block,
+                      harris_k, umax, circle, scales):
     """`level_keypoints` of every level in one call: `levels` and `masks` are tuples of the level
     images and masks, level l's corners are corner_x/y[corner_start[l]:corner_start[l + 1]]. Returns
     (xy float32 (n, 2) in frame pixels, response, angle, octave), level by level."""
@@ -199,9 +203,9 @@ def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start,
     for level in range(len(levels)):
         lo = corner_start[level]
         hi = corner_start[level + 1]
-        xs, ys, response, angle = level_keypoints(levels[level], corner_x[lo:hi], corner_y[lo:hi], masks[level],
-                                                  use_mask, edge, 2 * quotas[level], quotas[level], block,
-                                                  harris_k, umax, circle)
+        xs, ys, response, angle = level_keypoints(levels[level], corner_x[lo:hi], corner_y[lo:hi], min_score,
+                                                  masks[level], use_mask, edge, 2 * quotas[level], quotas[level],
+                                                  block, harris_k, umax, circle)
         parts_x.append(xs)
         parts_y.append(ys)
         parts_r.append(response)

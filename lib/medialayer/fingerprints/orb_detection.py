@@ -98,8 +98,9 @@ def patch_rows(half: int) -> np.ndarray:
     return umax
 
 
-# detect(pyramid levels, mask levels or None, FAST threshold, corners=None): `corners`, a dict, keeps
-# each threshold's `fast_corners` for the next call on the same pyramid (another mask).
+# detect(pyramid levels, mask levels or None, FAST threshold, corners=None, fast_at=None): `corners`, a
+# dict, keeps `fast_corners` for the next call on the same pyramid (another mask, a lower threshold);
+# see `detect_with`.
 Detect = Callable[..., Keypoints]
 
 
@@ -129,19 +130,31 @@ def fast_corners(levels: list[np.ndarray], threshold: int, edge: int) -> tuple[n
 
 
 def detect_with(total: int, scale_factor: float, edge: int, patch: int, levels: list[np.ndarray],
-                masks: list[np.ndarray] | None, threshold: int, found: dict | None = None) -> Keypoints:
+                masks: list[np.ndarray] | None, threshold: int, found: dict | None = None,
+                fast_at: int | None = None) -> Keypoints:
     """Keypoints of a pyramid (`pyramid`) at one FAST threshold, under `masks` (`mask_pyramid`) when
-    given. `found` keeps the levels' `fast_corners` by threshold between calls on one pyramid."""
+    given.
+
+    `found` keeps the levels' `fast_corners` by the threshold they were found at, between calls on
+    one pyramid: a call at threshold t uses corners found at any t0 <= t, keeping those scoring t or
+    more (the same corners). When none were found low enough, FAST runs at `fast_at` (default t):
+    a smooth picture's retries ask for the lowest threshold they may reach, and then every retry
+    reuses that one pass.
+    """
     from .orb_detect_kernel import CIRCLE, pyramid_keypoints
 
     found = {} if found is None else found
-    if threshold not in found:
-        found[threshold] = fast_corners(levels, threshold, edge)
-    corner_x, corner_y, corner_start = found[threshold]
+    usable = [t0 for t0 in found if t0 <= threshold]
+    if usable:
+        at = max(usable)
+    else:
+        at = threshold if fast_at is None else min(fast_at, threshold)
+        found[at] = fast_corners(levels, at, edge)
+    corner_x, corner_y, corner_start = found[at]
     quotas, umax, scales = _settings(total, scale_factor, len(levels), patch)
     return Keypoints(*pyramid_keypoints(tuple(levels), tuple(masks) if masks is not None else _no_masks(len(levels)),
-                                        masks is not None, corner_x, corner_y, corner_start, edge, quotas,
-                                        _HARRIS_BLOCK, _HARRIS_K, umax, CIRCLE, scales))
+                                        masks is not None, corner_x, corner_y, corner_start, threshold, edge,
+                                        quotas, _HARRIS_BLOCK, _HARRIS_K, umax, CIRCLE, scales))
 
 
 @functools.lru_cache(maxsize=8)
@@ -157,19 +170,23 @@ def _no_masks(levels: int) -> tuple[np.ndarray, ...]:
 
 
 def _self_check(detect: Detect, orb_cfg: dict, threshold: int) -> bool:
-    """Our keypoints equal cv2.ORB.detect's on textured test frames, with and without a mask, and at a
-    threshold low enough to fill every level's quota: same positions, levels, responses, angles."""
+    """Our keypoints equal cv2.ORB.detect's on textured test frames, with and without a mask, and at
+    thresholds low enough to fill every level's quota from corners found lower still: same positions,
+    levels, responses, angles."""
     rng = np.random.default_rng(11)
     noise = rng.integers(0, 256, size=(45, 60), dtype=np.uint8)
     gray = cv2.GaussianBlur(cv2.resize(noise, (400, 300), interpolation=cv2.INTER_CUBIC), (3, 3), 0)
     mask = np.zeros_like(gray)
     mask[40:250, 90:330] = 255
     orb = cv2.ORB_create(**orb_cfg)
-    for frame, m, t in ((gray, None, threshold), (gray, mask, threshold), (gray[:, ::-1].copy(), None, 3)):
+    flipped = gray[:, ::-1].copy()
+    low = {}                                  # corners found at threshold 2, asked for at 5 and 3
+    for frame, m, t, corners in ((gray, None, threshold, None), (gray, mask, threshold, None),
+                                 (flipped, None, 5, low), (flipped, None, 3, low)):
         orb.setFastThreshold(t)
         expected = orb.detect(frame, m)
         levels = pyramid(frame, orb_cfg["nlevels"], orb_cfg["scaleFactor"])
-        ours = detect(levels, mask_pyramid(m, levels) if m is not None else None, t)
+        ours = detect(levels, mask_pyramid(m, levels) if m is not None else None, t, corners, 2)
         if not expected or ours.count != len(expected):
             return False
         theirs = np.array([(k.octave, k.pt[1], k.pt[0], k.response, k.angle) for k in expected])
@@ -183,15 +200,16 @@ def _self_check(detect: Detect, orb_cfg: dict, threshold: int) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def detector(total: int, scale_factor: float, levels: int, edge: int, patch: int, threshold: int) -> Detect | None:
-    """`detect(pyramid levels, mask levels or None, fast threshold, corners=None) -> Keypoints` for ORB with these
+    """`detect(pyramid levels, mask levels or None, fast threshold, corners=None, fast_at=None) -> Keypoints`
+    for ORB with these
     settings, or None when numba cannot be used or the keypoints would differ from OpenCV's: the caller
     then detects with `cv2.ORB`, and a warning says so once per process."""
     orb_cfg = dict(nfeatures=total, scaleFactor=scale_factor, nlevels=levels, edgeThreshold=edge,
                    patchSize=patch, fastThreshold=threshold)
     try:
-        def detect(pyramid_levels, mask_levels, fast_threshold, corners=None):
+        def detect(pyramid_levels, mask_levels, fast_threshold, corners=None, fast_at=None):
             return detect_with(total, scale_factor, edge, patch, pyramid_levels, mask_levels, fast_threshold,
-                               corners)
+                               corners, fast_at)
 
         if not _self_check(detect, orb_cfg, threshold):
             log.warning("compiled ORB detection differs from OpenCV %s; detecting keypoints with OpenCV "

@@ -115,3 +115,20 @@ def test_a_smooth_frame_retries_lower_thresholds_as_the_opencv_path_does(photos,
     slow = extract_local_features(smooth, lc)
     assert fast.count == slow.count >= lc.min_keypoints
     assert np.array_equal(fast.xy, slow.xy) and np.array_equal(fast.descriptors, slow.descriptors)
+
+
+def test_corners_found_at_a_low_threshold_give_each_higher_thresholds_keypoints(photos, cfg):
+    lc = cfg.image.local
+    detect = _detect(lc)
+    orb = _orb(lc)
+    gray = _frame(photos[1], cfg)
+    smooth = cv2.GaussianBlur(gray, (0, 0), 2.0)
+    for frame in (gray, smooth):
+        levels = pyramid(frame, lc.levels, lc.scale_factor)
+        corners = {}
+        for threshold in (6, 4, 3):
+            ours = detect(levels, None, threshold, corners, 3)       # one FAST pass, at 3
+            orb.setFastThreshold(threshold)
+            assert np.array_equal(_rows(ours.octave, ours.xy, ours.response, ours.angle),
+                                  _opencv_rows(orb.detect(frame, None)))
+        assert list(corners) == [3]
