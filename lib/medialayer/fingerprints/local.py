@@ -20,7 +20,7 @@ from ..config import LocalFeatureConfig
 from ..decoding.image import shrink
 from .bits import sampling_luts
 from .orb_descriptors import DESCRIPTOR_BYTES, describer
-from .orb_detection import Keypoints, detector, mask_pyramid, pyramid
+from .orb_detection import Keypoints, detector, mask_pyramid, oriented, pyramid
 
 _COORD_SCALE = 4.0          # stored coordinates are quarter pixels in the working frame
 
@@ -128,15 +128,14 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
         keypoints = _spread_keypoints(found(inside), w, h, cfg.max_keypoints, cfg.spread_grid)
         room = cfg.max_keypoints - keypoints.count
         if room > 0 and not only_within:
-            rest = _spread_keypoints(found(cv2.bitwise_not(inside)), w, h, room, cfg.spread_grid)
-            keypoints = Keypoints(*(np.concatenate([a, b]) for a, b in zip(
-                (keypoints.xy, keypoints.response, keypoints.angle, keypoints.octave),
-                (rest.xy, rest.response, rest.angle, rest.octave))))
+            keypoints = keypoints.then(_spread_keypoints(found(cv2.bitwise_not(inside)), w, h, room,
+                                                         cfg.spread_grid))
     if not keypoints.count:
         return empty_features(w, h)
-    # Described once, after the choice: detection alone is cheaper than describing every candidate
-    # (1024) when only 256 are kept, and a smooth picture's retries at a lower threshold cost no
-    # descriptors. The descriptors equal detectAndCompute's (same pyramid, same keypoints).
+    # Oriented and described once, after the choice: only a quarter of the detected keypoints are kept,
+    # and a smooth picture's retries at a lower threshold cost neither. The descriptors equal
+    # detectAndCompute's (same pyramid, same keypoints).
+    keypoints = oriented(levels, keypoints, cfg.edge_px)
     return LocalFeatures(keypoints.xy, *describe(gray, keypoints.xy, keypoints.angle, keypoints.octave, mirrored,
                                                  levels), w, h, keypoints.angle)
 
@@ -145,9 +144,7 @@ def _spread_keypoints(keypoints: Keypoints, w: int, h: int, keep: int, grid: int
     """The spread subset (see `spread_order`) of detected keypoints, strongest first."""
     if not keypoints.count:
         return keypoints
-    chosen = spread_order(keypoints.xy, keypoints.response.astype(np.float64), w, h, keep, grid)
-    return Keypoints(keypoints.xy[chosen], keypoints.response[chosen], keypoints.angle[chosen],
-                     keypoints.octave[chosen])
+    return keypoints.take(spread_order(keypoints.xy, keypoints.response.astype(np.float64), w, h, keep, grid))
 
 
 def _opencv_features(gray: np.ndarray, cfg: LocalFeatureConfig, within: tuple[int, int, int, int] | None,

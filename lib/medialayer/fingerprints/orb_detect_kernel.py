@@ -54,14 +54,14 @@ def _arc_low(ring, pair, quad):
 
 
 @njit(cache=True, nogil=True)
-def level_keypoints(img, xs, ys, min_score, mask, use_mask, edge, keep_fast, keep, block, harris_k, umax, circle):
+def level_keypoints(img, xs, ys, min_score, mask, use_mask, edge, keep_fast, keep, block, harris_k, circle):
     """One pyramid level's ORB keypoints (Harris score) at FAST threshold `min_score`, from its FAST
     corners `xs`, `ys` (non-maximum suppressed) found at that threshold or a lower one, as OpenCV's ORB
     picks them: corners scoring under `min_score` dropped (FAST at a threshold finds exactly the corners
     FAST at a lower one finds that score at least that much: a weaker neighbour never suppresses a
     stronger corner), then those within `edge` of the border, then those off `mask`; the best
     `keep_fast` by FAST score, then the best `keep` by Harris response (ties at either cut all kept, as
-    KeyPointsFilter::retainBest does); orientation by intensity centroid. Returns (x, y, response, angle) in level pixels, in the corners' order.
+    KeyPointsFilter::retainBest does). Returns (x, y, response) in level pixels, in the corners' order.
     Pixels are read from the flat level with unsigned indices (no negative-index checks)."""
     h, w = img.shape
     flat = img.reshape(-1)
@@ -161,11 +161,21 @@ def level_keypoints(img, xs, ys, min_score, mask, use_mask, edge, keep_fast, kee
             ys[kept] = ys[i]
             response[kept] = response[i]
             kept += 1
-    # Orientation: the angle of the intensity centroid over the circular patch of radius half.
+    return xs[:kept].copy(), ys[:kept].copy(), response[:kept].copy()
+
+
+@njit(cache=True, nogil=True)
+def orientations(levels, level_x, level_y, octave, umax):
+    """ORB's keypoint angles (degrees): the direction of the intensity centroid over the circular
+    patch whose row half-widths are `umax`, by OpenCV's fastAtan2. Computed for the keypoints kept
+    after the spread choice only (a quarter of those detected)."""
     half = umax.shape[0] - 2
-    angle = np.empty(kept, dtype=np.float32)
-    for i in range(kept):
-        centre = ys[i] * w + xs[i]
+    angle = np.empty(level_x.shape[0], dtype=np.float32)
+    for i in range(level_x.shape[0]):
+        img = levels[octave[i]]
+        w = img.shape[1]
+        flat = img.reshape(-1)
+        centre = level_y[i] * w + level_x[i]
         m10 = 0
         m01 = 0
         for u in range(-half, half + 1):
@@ -186,43 +196,42 @@ def level_keypoints(img, xs, ys, min_score, mask, use_mask, edge, keep_fast, kee
             m10 += weighted - span * both
             m01 += v * v_sum
         angle[i] = fast_atan2(np.float32(m01), np.float32(m10))
-    return xs[:kept].copy(), ys[:kept].copy(), response[:kept].copy(), angle
+    return angle
 
 
 @njit(cache=True, nogil=True)
 def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start, min_score, edge, quotas, block,
-                      harris_k, umax, circle, scales):
+                      harris_k, circle, scales):
     """`level_keypoints` of every level in one call: `levels` and `masks` are tuples of the level
     images and masks, level l's corners are corner_x/y[corner_start[l]:corner_start[l + 1]]. Returns
-    (xy float32 (n, 2) in frame pixels, response, angle, octave), level by level."""
+    (xy float32 (n, 2) in frame pixels, response, octave, level pixels int64 (n, 2)), level by level."""
     total = 0
     parts_x = []
     parts_y = []
     parts_r = []
-    parts_a = []
     for level in range(len(levels)):
         lo = corner_start[level]
         hi = corner_start[level + 1]
-        xs, ys, response, angle = level_keypoints(levels[level], corner_x[lo:hi], corner_y[lo:hi], min_score,
-                                                  masks[level], use_mask, edge, 2 * quotas[level], quotas[level],
-                                                  block, harris_k, umax, circle)
+        xs, ys, response = level_keypoints(levels[level], corner_x[lo:hi], corner_y[lo:hi], min_score, masks[level],
+                                           use_mask, edge, 2 * quotas[level], quotas[level], block, harris_k,
+                                           circle)
         parts_x.append(xs)
         parts_y.append(ys)
         parts_r.append(response)
-        parts_a.append(angle)
         total += xs.shape[0]
     xy = np.empty((total, 2), dtype=np.float32)
+    at_level = np.empty((total, 2), dtype=np.int64)
     response = np.empty(total, dtype=np.float32)
-    angle = np.empty(total, dtype=np.float32)
     octave = np.empty(total, dtype=np.int64)
     at = 0
     for level in range(len(parts_x)):
         scale = scales[level]
         for i in range(parts_x[level].shape[0]):
+            at_level[at, 0] = parts_x[level][i]
+            at_level[at, 1] = parts_y[level][i]
             xy[at, 0] = np.float32(parts_x[level][i]) * scale
             xy[at, 1] = np.float32(parts_y[level][i]) * scale
             response[at] = parts_r[level][i]
-            angle[at] = parts_a[level][i]
             octave[at] = level
             at += 1
-    return xy, response, angle, octave
+    return xy, response, octave, at_level

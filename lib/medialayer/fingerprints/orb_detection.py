@@ -35,12 +35,24 @@ _HARRIS_K = np.float32(0.04)
 class Keypoints:
     xy: np.ndarray          # float32 (n, 2), frame pixels
     response: np.ndarray    # float32 (n,), Harris
-    angle: np.ndarray       # float32 (n,), degrees
     octave: np.ndarray      # int64 (n,), pyramid level
+    level_xy: np.ndarray    # int64 (n, 2), pixels of their level
+    angle: np.ndarray | None = None    # float32 (n,), degrees: None until `oriented`
 
     @property
     def count(self) -> int:
         return int(self.xy.shape[0])
+
+    def take(self, index: np.ndarray) -> "Keypoints":
+        return Keypoints(self.xy[index], self.response[index], self.octave[index], self.level_xy[index],
+                         None if self.angle is None else self.angle[index])
+
+    def then(self, other: "Keypoints") -> "Keypoints":
+        """These keypoints followed by `other`'s (both oriented or neither)."""
+        angle = None if self.angle is None or other.angle is None else np.concatenate([self.angle, other.angle])
+        return Keypoints(np.concatenate([self.xy, other.xy]), np.concatenate([self.response, other.response]),
+                         np.concatenate([self.octave, other.octave]), np.concatenate([self.level_xy, other.level_xy]),
+                         angle)
 
 
 def level_scales(levels: int, scale_factor: float) -> np.ndarray:
@@ -82,6 +94,7 @@ def features_per_level(total: int, scale_factor: float, levels: int) -> list[int
     return out
 
 
+@functools.lru_cache(maxsize=8)
 def patch_rows(half: int) -> np.ndarray:
     """Half-width of each row of ORB's circular orientation patch (OpenCV's `umax`, made symmetric)."""
     umax = np.zeros(half + 2, dtype=np.int64)
@@ -95,6 +108,7 @@ def patch_rows(half: int) -> np.ndarray:
             v0 += 1
         umax[v] = v0
         v0 += 1
+    umax.flags.writeable = False
     return umax
 
 
@@ -129,7 +143,7 @@ def fast_corners(levels: list[np.ndarray], threshold: int, edge: int) -> tuple[n
     return np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), start
 
 
-def detect_with(total: int, scale_factor: float, edge: int, patch: int, levels: list[np.ndarray],
+def detect_with(total: int, scale_factor: float, edge: int, levels: list[np.ndarray],
                 masks: list[np.ndarray] | None, threshold: int, found: dict | None = None,
                 fast_at: int | None = None) -> Keypoints:
     """Keypoints of a pyramid (`pyramid`) at one FAST threshold, under `masks` (`mask_pyramid`) when
@@ -151,17 +165,26 @@ def detect_with(total: int, scale_factor: float, edge: int, patch: int, levels: 
         at = threshold if fast_at is None else min(fast_at, threshold)
         found[at] = fast_corners(levels, at, edge)
     corner_x, corner_y, corner_start = found[at]
-    quotas, umax, scales = _settings(total, scale_factor, len(levels), patch)
+    quotas, scales = _settings(total, scale_factor, len(levels))
     return Keypoints(*pyramid_keypoints(tuple(levels), tuple(masks) if masks is not None else _no_masks(len(levels)),
                                         masks is not None, corner_x, corner_y, corner_start, threshold, edge,
-                                        quotas, _HARRIS_BLOCK, _HARRIS_K, umax, CIRCLE, scales))
+                                        quotas, _HARRIS_BLOCK, _HARRIS_K, CIRCLE, scales))
+
+
+def oriented(levels: list[np.ndarray], keypoints: Keypoints, patch: int) -> Keypoints:
+    """`keypoints` with ORB's angles: orientation is computed last, for the keypoints the spread choice
+    keeps, since it costs more than the rest of the selection."""
+    from .orb_detect_kernel import orientations
+
+    angle = orientations(tuple(levels), np.ascontiguousarray(keypoints.level_xy[:, 0]),
+                         np.ascontiguousarray(keypoints.level_xy[:, 1]), keypoints.octave, patch_rows(patch // 2))
+    return Keypoints(keypoints.xy, keypoints.response, keypoints.octave, keypoints.level_xy, angle)
 
 
 @functools.lru_cache(maxsize=8)
-def _settings(total: int, scale_factor: float, levels: int, patch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(quota per level, orientation patch rows, level scales) of one ORB setting."""
-    return (np.array(features_per_level(total, scale_factor, levels), dtype=np.int64), patch_rows(patch // 2),
-            level_scales(levels, scale_factor))
+def _settings(total: int, scale_factor: float, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(quota per level, level scales) of one ORB setting."""
+    return np.array(features_per_level(total, scale_factor, levels), dtype=np.int64), level_scales(levels, scale_factor)
 
 
 @functools.lru_cache(maxsize=4)
@@ -186,7 +209,8 @@ def _self_check(detect: Detect, orb_cfg: dict, threshold: int) -> bool:
         orb.setFastThreshold(t)
         expected = orb.detect(frame, m)
         levels = pyramid(frame, orb_cfg["nlevels"], orb_cfg["scaleFactor"])
-        ours = detect(levels, mask_pyramid(m, levels) if m is not None else None, t, corners, 2)
+        ours = oriented(levels, detect(levels, mask_pyramid(m, levels) if m is not None else None, t, corners, 2),
+                        orb_cfg["patchSize"])
         if not expected or ours.count != len(expected):
             return False
         theirs = np.array([(k.octave, k.pt[1], k.pt[0], k.response, k.angle) for k in expected])
@@ -200,15 +224,15 @@ def _self_check(detect: Detect, orb_cfg: dict, threshold: int) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def detector(total: int, scale_factor: float, levels: int, edge: int, patch: int, threshold: int) -> Detect | None:
-    """`detect(pyramid levels, mask levels or None, fast threshold, corners=None, fast_at=None) -> Keypoints`
-    for ORB with these
-    settings, or None when numba cannot be used or the keypoints would differ from OpenCV's: the caller
-    then detects with `cv2.ORB`, and a warning says so once per process."""
+    """`detect(pyramid levels, mask levels or None, fast threshold, corners=None, fast_at=None) ->
+    Keypoints` (not yet `oriented`) for ORB with these settings, or None when numba cannot be used or
+    the keypoints would differ from OpenCV's: the caller then detects with `cv2.ORB`, and a warning says
+    so once per process."""
     orb_cfg = dict(nfeatures=total, scaleFactor=scale_factor, nlevels=levels, edgeThreshold=edge,
                    patchSize=patch, fastThreshold=threshold)
     try:
         def detect(pyramid_levels, mask_levels, fast_threshold, corners=None, fast_at=None):
-            return detect_with(total, scale_factor, edge, patch, pyramid_levels, mask_levels, fast_threshold,
+            return detect_with(total, scale_factor, edge, pyramid_levels, mask_levels, fast_threshold,
                                corners, fast_at)
 
         if not _self_check(detect, orb_cfg, threshold):

@@ -7,7 +7,7 @@ from PIL import Image
 
 from medialayer.fingerprints import local
 from medialayer.fingerprints.local import _orb, extract_local_features, working_gray
-from medialayer.fingerprints.orb_detection import detector, features_per_level, mask_pyramid, pyramid
+from medialayer.fingerprints.orb_detection import detector, features_per_level, mask_pyramid, oriented, pyramid
 
 
 def _frame(img: Image.Image, cfg) -> np.ndarray:
@@ -19,8 +19,12 @@ def _frame(img: Image.Image, cfg) -> np.ndarray:
 
 
 def _detect(lc):
-    return detector(lc.max_keypoints * lc.oversample, lc.scale_factor, lc.levels, lc.edge_px, lc.edge_px,
-                    lc.fast_threshold)
+    """Our detection, oriented: what cv2.ORB.detect returns."""
+    detect = detector(lc.max_keypoints * lc.oversample, lc.scale_factor, lc.levels, lc.edge_px, lc.edge_px,
+                      lc.fast_threshold)
+    if detect is None:
+        return None
+    return lambda levels, *args: oriented(levels, detect(levels, *args), lc.edge_px)
 
 
 def _rows(octave, xy, response, angle) -> np.ndarray:
