@@ -54,10 +54,11 @@ def _arc_low(ring, pair, quad):
 
 
 @njit(cache=True, nogil=True)
-def level_keypoints(img, xs, ys, min_score, mask, use_mask, edge, keep_fast, keep, block, harris_k, circle):
+def level_keypoints(img, xs, ys, found_at, min_score, mask, use_mask, edge, keep_fast, keep, block, harris_k,
+                    circle):
     """One pyramid level's ORB keypoints (Harris score) at FAST threshold `min_score`, from its FAST
-    corners `xs`, `ys` (non-maximum suppressed) found at that threshold or a lower one, as OpenCV's ORB
-    picks them: corners scoring under `min_score` dropped (FAST at a threshold finds exactly the corners
+    corners `xs`, `ys` (non-maximum suppressed) found at that threshold or a lower one, `found_at`, as
+    OpenCV's ORB picks them: corners scoring under `min_score` dropped (FAST at a threshold finds exactly the corners
     FAST at a lower one finds that score at least that much: a weaker neighbour never suppresses a
     stronger corner), then those within `edge` of the border, then those off `mask`; the best
     `keep_fast` by FAST score, then the best `keep` by Harris response (ties at either cut all kept, as
@@ -85,38 +86,48 @@ def level_keypoints(img, xs, ys, min_score, mask, use_mask, edge, keep_fast, kee
             continue
         if use_mask and mask[y, x] == 0:
             continue
-        # FAST's score: the largest threshold at which the corner still is one, so it does not depend
-        # on the threshold it was found at. A corner is darker or brighter, never both (9 + 9 > 16).
-        centre = y * w + x
-        v = np.int64(flat[np.uint64(centre)])
-        for k in range(16):
-            ring[k] = v - np.int64(flat[np.uint64(centre + ring_at[k])])
-            ring_neg[k] = -ring[k]
-        s = _arc_low(ring, pair, quad)
-        if s <= 0:
-            s = _arc_low(ring_neg, pair, quad)
-        s -= 1
-        if s < min_score:
-            continue
         x_out[n] = x
         y_out[n] = y
-        score[n] = s
-        counts[min(max(s, 0), 255)] += 1
         n += 1
     xs = x_out
     ys = y_out
     if keep <= 0:
         n = 0
-    # The best keep_fast by FAST score, every corner tied with the last one kept.
+    # FAST's scores, needed only to drop corners found at a lower threshold or to cut to keep_fast.
     floor = 0
-    if n > keep_fast:
-        total = 0
-        floor = 255
-        while floor > 0:
-            total += counts[floor]
-            if total >= keep_fast:
-                break
-            floor -= 1
+    if n > keep_fast or found_at < min_score:
+        kept = 0
+        for i in range(n):
+            # The largest threshold at which the corner still is one, so it does not depend on the
+            # threshold it was found at. A corner is darker or brighter, never both (9 + 9 > 16).
+            centre = ys[i] * w + xs[i]
+            v = np.int64(flat[np.uint64(centre)])
+            for k in range(16):
+                ring[k] = v - np.int64(flat[np.uint64(centre + ring_at[k])])
+                ring_neg[k] = -ring[k]
+            s = _arc_low(ring, pair, quad)
+            if s <= 0:
+                s = _arc_low(ring_neg, pair, quad)
+            s -= 1
+            if s < min_score:
+                continue
+            xs[kept] = xs[i]
+            ys[kept] = ys[i]
+            score[kept] = s
+            counts[min(max(s, 0), 255)] += 1
+            kept += 1
+        n = kept
+        # The best keep_fast by FAST score, every corner tied with the last one kept.
+        if n > keep_fast:
+            total = 0
+            floor = 255
+            while floor > 0:
+                total += counts[floor]
+                if total >= keep_fast:
+                    break
+                floor -= 1
+    else:
+        score[:n] = 0
     m = 0
     for i in range(n):
         if score[i] >= floor:
@@ -200,8 +211,8 @@ def orientations(levels, level_x, level_y, octave, umax):
 
 
 @njit(cache=True, nogil=True)
-def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start, min_score, edge, quotas, block,
-                      harris_k, circle, scales):
+def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start, found_at, min_score, edge, quotas,
+                      block, harris_k, circle, scales):
     """`level_keypoints` of every level in one call: `levels` and `masks` are tuples of the level
     images and masks, level l's corners are corner_x/y[corner_start[l]:corner_start[l + 1]]. Returns
     (xy float32 (n, 2) in frame pixels, response, octave, level pixels int64 (n, 2)), level by level."""
@@ -212,9 +223,9 @@ def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start,
     for level in range(len(levels)):
         lo = corner_start[level]
         hi = corner_start[level + 1]
-        xs, ys, response = level_keypoints(levels[level], corner_x[lo:hi], corner_y[lo:hi], min_score, masks[level],
-                                           use_mask, edge, 2 * quotas[level], quotas[level], block, harris_k,
-                                           circle)
+        xs, ys, response = level_keypoints(levels[level], corner_x[lo:hi], corner_y[lo:hi], found_at, min_score,
+                                           masks[level], use_mask, edge, 2 * quotas[level], quotas[level], block,
+                                           harris_k, circle)
         parts_x.append(xs)
         parts_y.append(ys)
         parts_r.append(response)

@@ -167,7 +167,7 @@ def detect_with(total: int, scale_factor: float, edge: int, levels: list[np.ndar
     corner_x, corner_y, corner_start = found[at]
     quotas, scales = _settings(total, scale_factor, len(levels))
     return Keypoints(*pyramid_keypoints(tuple(levels), tuple(masks) if masks is not None else _no_masks(len(levels)),
-                                        masks is not None, corner_x, corner_y, corner_start, threshold, edge,
+                                        masks is not None, corner_x, corner_y, corner_start, at, threshold, edge,
                                         quotas, _HARRIS_BLOCK, _HARRIS_K, CIRCLE, scales))
 
 
