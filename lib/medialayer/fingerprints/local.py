@@ -10,6 +10,7 @@ pass over one pyramid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import functools
 
@@ -119,17 +120,8 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
             keypoints = detect(levels, masks, threshold, corners, cfg.min_fast_threshold)
         return keypoints
 
-    if within is None:
-        keypoints = _spread_keypoints(found(None), w, h, cfg.max_keypoints, cfg.spread_grid)
-    else:
-        inside = np.zeros((h, w), dtype=np.uint8)
-        x0, y0, x1, y1 = within
-        inside[y0:y1, x0:x1] = 255
-        keypoints = _spread_keypoints(found(inside), w, h, cfg.max_keypoints, cfg.spread_grid)
-        room = cfg.max_keypoints - keypoints.count
-        if room > 0 and not only_within:
-            keypoints = keypoints.then(_spread_keypoints(found(cv2.bitwise_not(inside)), w, h, room,
-                                                         cfg.spread_grid))
+    keypoints = _chosen(found, lambda kps, keep: _spread_keypoints(kps, w, h, keep, cfg.spread_grid), Keypoints.then,
+                        (h, w), cfg.max_keypoints, within, only_within)
     if not keypoints.count:
         return empty_features(w, h)
     # Oriented and described once, after the choice: only a quarter of the detected keypoints are kept,
@@ -138,6 +130,23 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
     keypoints = oriented(levels, keypoints, cfg.edge_px)
     return LocalFeatures(keypoints.xy, *describe(gray, keypoints.xy, keypoints.angle, keypoints.octave, mirrored,
                                                  levels), w, h, keypoints.angle)
+
+
+def _chosen(found: Callable, spread: Callable, join: Callable, shape: tuple[int, int], keep: int,
+            within: tuple[int, int, int, int] | None, only_within: bool):
+    """The keypoints kept (see `extract_local_features`): the spread choice of those `found` (under a
+    mask, or None), from the block `within` first when there is one, then from the rest of the frame
+    for the slots the block leaves unless `only_within`. `join` puts two choices one after the other."""
+    if within is None:
+        return spread(found(None), keep)
+    inside = np.zeros(shape, dtype=np.uint8)
+    x0, y0, x1, y1 = within
+    inside[y0:y1, x0:x1] = 255
+    keypoints = spread(found(inside), keep)
+    room = keep - len(keypoints)
+    if room > 0 and not only_within:
+        keypoints = join(keypoints, spread(found(cv2.bitwise_not(inside)), room))
+    return keypoints
 
 
 def _spread_keypoints(keypoints: Keypoints, w: int, h: int, keep: int, grid: int) -> Keypoints:
@@ -153,16 +162,9 @@ def _opencv_features(gray: np.ndarray, cfg: LocalFeatureConfig, within: tuple[in
     it cannot be used (and the descriptors too, when `describe` is None)."""
     h, w = gray.shape
     orb = _orb(cfg)
-    if within is None:
-        keypoints = _spread(_detect(orb, gray, None, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
-    else:
-        inside = np.zeros((h, w), dtype=np.uint8)
-        x0, y0, x1, y1 = within
-        inside[y0:y1, x0:x1] = 255
-        keypoints = _spread(_detect(orb, gray, inside, cfg), w, h, cfg.max_keypoints, cfg.spread_grid)
-        room = cfg.max_keypoints - len(keypoints)
-        if room > 0 and not only_within:
-            keypoints += _spread(_detect(orb, gray, cv2.bitwise_not(inside), cfg), w, h, room, cfg.spread_grid)
+    keypoints = _chosen(lambda mask: _detect(orb, gray, mask, cfg),
+                        lambda kps, keep: _spread(kps, w, h, keep, cfg.spread_grid), list.__add__,
+                        (h, w), cfg.max_keypoints, within, only_within)
     if not keypoints:
         return empty_features(w, h)
     if describe is not None:

@@ -43,6 +43,9 @@ class Keypoints:
     def count(self) -> int:
         return int(self.xy.shape[0])
 
+    def __len__(self) -> int:
+        return self.count
+
     def take(self, index: np.ndarray) -> "Keypoints":
         return Keypoints(self.xy[index], self.response[index], self.octave[index], self.level_xy[index],
                          None if self.angle is None else self.angle[index])
