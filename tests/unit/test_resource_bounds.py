@@ -34,9 +34,12 @@ def test_huge_image_and_long_video_fingerprint_within_a_memory_limit(tmp_path):
         from medialayer.media import fingerprint_table
         cfg = load_config(overrides={{"video": {{"max_frames": 400}}}})
         import av, cv2, numpy, pyarrow  # noqa: F401 - libraries loaded before the baseline
-        from medialayer.fingerprints.orb_descriptors import describer   # ... and the compiled kernel (numba)
+        from medialayer.fingerprints.orb_descriptors import describer   # ... and the compiled kernels (numba)
+        from medialayer.fingerprints.orb_detection import detector
         lc = cfg.image.local
         assert describer(lc.levels, lc.scale_factor, lc.edge_px) is not None
+        assert detector(lc.max_keypoints * lc.oversample, lc.scale_factor, lc.levels, lc.edge_px, lc.edge_px,
+                        lc.fast_threshold) is not None
         import gc; gc.collect()
         base = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2 ** 20  # resident now
         url = sys.argv[1]
