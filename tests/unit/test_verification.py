@@ -6,7 +6,20 @@ import pyarrow as pa
 from medialayer.fetching import Fetcher
 from medialayer.media import fingerprint_table
 from medialayer.synth.edits import recompress
-from medialayer.verification import PREFILTER_COLUMNS, global_prefilter, pair_batch, verify_batch
+from medialayer.verification import PREFILTER_COLUMNS, column_rows, global_prefilter, pair_batch, verify_batch
+
+
+def test_column_rows_read_blobs_in_place_as_to_pylist_would():
+    values = [b"\x01\x02\x03", None, b"", b"\xff" * 40, None, b"tail"]
+    for kind in (pa.binary(), pa.large_binary()):
+        column = pa.array(values, type=kind)
+        for part in (column, column.slice(1, 4), pa.chunked_array([column.slice(0, 2), column.slice(2)])):
+            rows = column_rows(part)
+            assert [None if r is None else bytes(r) for r in rows] == part.to_pylist()
+            assert all(r is None or isinstance(r, memoryview) for r in rows)
+    assert column_rows(pa.array([b"x", b"y"])) == [memoryview(b"x"), memoryview(b"y")]
+    assert column_rows(pa.array([[1.0, 2.0], None])) == [[1.0, 2.0], None]     # other types: to_pylist
+    assert column_rows(pa.array([], type=pa.binary())) == []
 
 
 def test_global_prefilter_keeps_hash_copies_and_drops_strangers(photos, cfg, fingerprinted):
