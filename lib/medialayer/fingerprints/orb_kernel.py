@@ -17,6 +17,16 @@ def describe_kernel(pixels, offsets, strides, widths, heights, pad, inverse, fra
     levels that is up to a pixel from the straight keypoint's own mirror image. Levels are stored with
     `pad` pixels around them, more than the pattern reaches, so only keypoint positions need bounding."""
     to_radians = np.float32(np.pi / 180.0)
+    points = pattern.shape[0]
+    px = np.ascontiguousarray(pattern[:, 0])
+    py = np.ascontiguousarray(pattern[:, 1])
+    # Each pattern point's turned offset, straight and mirrored, for one keypoint at a time: in int32,
+    # so the loop vectorises (x86 has no packed float -> int64 conversion; int64 here doubled the
+    # kernel's time, 0.46 against 0.25 ms an image, 2026-12-07).
+    rx = np.empty(points, dtype=np.int32)
+    ry = np.empty(points, dtype=np.int32)
+    rx_m = np.empty(points, dtype=np.int32)
+    ry_m = np.empty(points, dtype=np.int32)
     for j in range(kx.shape[0]):
         level = koctave[j]
         s = inverse[level]
@@ -31,25 +41,27 @@ def describe_kernel(pixels, offsets, strides, widths, heights, pad, inverse, fra
         row = offsets[level] + (cy + pad) * step + pad
         centre = row + cx
         centre_m = row + cxm
+        for k in range(points):
+            xa = px[k] * a
+            yb = py[k] * b
+            xb = px[k] * b
+            ya = py[k] * a
+            ry[k] = np.int32(np.rint(xb + ya))
+            rx[k] = np.int32(np.rint(xa - yb))
+            ry_m[k] = np.int32(np.rint(xb - ya))
+            rx_m[k] = np.int32(np.rint(xa + yb))
+        # Unsigned indices: no negative-index checks (every read is inside the padded level).
         for byte in range(out.shape[1]):
             value = 0
             value_m = 0
             for bit in range(8):
                 k = byte * 16 + bit * 2
-                xa0 = pattern[k, 0] * a
-                yb0 = pattern[k, 1] * b
-                xb0 = pattern[k, 0] * b
-                ya0 = pattern[k, 1] * a
-                xa1 = pattern[k + 1, 0] * a
-                yb1 = pattern[k + 1, 1] * b
-                xb1 = pattern[k + 1, 0] * b
-                ya1 = pattern[k + 1, 1] * a
-                t0 = pixels[centre + int(np.rint(xb0 + ya0)) * step + int(np.rint(xa0 - yb0))]
-                t1 = pixels[centre + int(np.rint(xb1 + ya1)) * step + int(np.rint(xa1 - yb1))]
+                t0 = pixels[np.uint64(centre + ry[k] * step + rx[k])]
+                t1 = pixels[np.uint64(centre + ry[k + 1] * step + rx[k + 1])]
                 value |= (t0 < t1) << bit
                 if mirrored:
-                    m0 = pixels[centre_m + int(np.rint(xb0 - ya0)) * step + int(np.rint(xa0 + yb0))]
-                    m1 = pixels[centre_m + int(np.rint(xb1 - ya1)) * step + int(np.rint(xa1 + yb1))]
+                    m0 = pixels[np.uint64(centre_m + ry_m[k] * step + rx_m[k])]
+                    m1 = pixels[np.uint64(centre_m + ry_m[k + 1] * step + rx_m[k + 1])]
                     value_m |= (m0 < m1) << bit
             out[j, byte] = value
             if mirrored:
