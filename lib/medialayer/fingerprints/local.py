@@ -61,27 +61,16 @@ def _orb(cfg: LocalFeatureConfig) -> cv2.ORB:
 
 def spread_order(xy: np.ndarray, response: np.ndarray, w: int, h: int, keep: int, grid: int) -> np.ndarray:
     """Indices of the strongest keypoints, at most keep/grid^2 per grid cell first, then the strongest
-    of the rest; strongest first.
+    of the rest; strongest first (ties by index).
 
     Without this a tiled watermark or a block of text, whose letter corners are the strongest in the
     picture, takes every slot and the photo underneath gets none.
     """
-    n = response.shape[0]
-    if n <= keep:
-        return np.argsort(-response, kind="stable")
-    cell = (np.minimum(grid - 1, (xy[:, 1] * grid / h).astype(np.int64)) * grid
-            + np.minimum(grid - 1, (xy[:, 0] * grid / w).astype(np.int64)))
-    order = np.lexsort((-response, cell))                   # by cell, strongest first within each
-    sorted_cell = cell[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_cell)) + 1]
-    first_of_cell = np.repeat(starts, np.diff(np.r_[starts, n]))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - first_of_cell
-    quota = max(1, keep // (grid * grid))
-    first = np.flatnonzero(rank < quota)
-    rest = np.flatnonzero(rank >= quota)
-    chosen = np.concatenate([first, rest[np.argsort(-response[rest], kind="stable")]])[:keep]
-    return chosen[np.argsort(-response[chosen], kind="stable")]
+    from .orb_detect_kernel import spread_kernel
+
+    xy = np.asarray(xy, dtype=np.float32).reshape(-1, 2)
+    return spread_kernel(np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]),
+                         np.asarray(response, dtype=np.float64), int(w), int(h), int(keep), int(grid))
 
 
 def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,

@@ -1,4 +1,5 @@
-"""The compiled loops of `orb_detection` (imported only when first needed: numba is slow to import)."""
+"""The compiled loops of `orb_detection` and of the keypoint choice (`local.spread_order`), imported only
+when first needed: numba is slow to import."""
 from __future__ import annotations
 
 import numpy as np
@@ -246,3 +247,37 @@ def pyramid_keypoints(levels, masks, use_mask, corner_x, corner_y, corner_start,
             octave[at] = level
             at += 1
     return xy, response, octave, at_level
+
+
+@njit(cache=True, nogil=True)
+def spread_kernel(x, y, response, w, h, keep, grid):
+    """`local.spread_order`, compiled (0.13 -> 0.05 ms an image, 2026-12-07): one stable sort by
+    strength, the per-cell quota taken in that order, then the rest; the result in strength order."""
+    n = response.shape[0]
+    order = np.argsort(-response, kind="mergesort")       # strongest first, ties by index
+    if n <= keep:
+        return order
+    quota = max(1, keep // (grid * grid))
+    taken = np.zeros(grid * grid, dtype=np.int64)
+    first = np.zeros(n, dtype=np.bool_)
+    for r in range(n):
+        i = order[r]
+        cell = (min(grid - 1, int(y[i] * np.float32(grid) / np.float32(h))) * grid
+                + min(grid - 1, int(x[i] * np.float32(grid) / np.float32(w))))
+        if taken[cell] < quota:
+            taken[cell] += 1
+            first[i] = True
+    chosen = np.empty(keep, dtype=np.int64)
+    m = 0
+    for i in range(n):                                      # each cell's strongest, in index order
+        if first[i] and m < keep:
+            chosen[m] = i
+            m += 1
+    for r in range(n):                                      # then the strongest of the rest
+        if m >= keep:
+            break
+        if not first[order[r]]:
+            chosen[m] = order[r]
+            m += 1
+    chosen = chosen[:m]
+    return chosen[np.argsort(-response[chosen], kind="mergesort")]
