@@ -167,26 +167,34 @@ def _self_check(describe: Describe, levels: int, scale_factor: float, patch: int
     return bool(np.array_equal(ours, expected))
 
 
+def checked_or_none(what: str, fallback: str, build: Callable[[], Callable], check: Callable[[Callable], bool]
+                    ) -> Callable | None:
+    """The compiled function `build()` makes, when `check` finds it equal to OpenCV's; else None, with
+    one warning saying why and that the caller falls back to OpenCV (`fallback`: what it does)."""
+    try:
+        compiled = build()
+        if check(compiled):
+            return compiled
+        reason = f"results differ from OpenCV {cv2.__version__}"
+    except Exception as exc:  # noqa: BLE001 - numba missing, no writable cache for compiled code, a failed probe
+        reason = f"unavailable ({type(exc).__name__}: {exc})"
+    log.warning("compiled %s: %s; %s with OpenCV (slower)", what, reason, fallback)
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def describer(levels: int, scale_factor: float, patch: int) -> Describe | None:
     """`describe(gray, xy, angles, octaves, mirrored) -> (descriptors, mirrored descriptors)` for ORB with
     these settings, or None when numba cannot be used or the result would differ from OpenCV's: the
     caller then describes with OpenCV, and a warning says so once per process."""
-    try:
+    def build() -> Describe:
         pattern = _probe_pattern(patch)
         if pattern is None:
-            log.warning("ORB pattern probe failed; describing keypoints with OpenCV (slower)")
-            return None
+            raise RuntimeError("ORB's sampling pattern could not be read back")
 
         def describe(gray, xy, angles, octaves, mirrored, levels_built=None):
             return describe_with(pattern, levels, scale_factor, gray, xy, angles, octaves, mirrored, levels_built)
-
-        if not _self_check(describe, levels, scale_factor, patch):
-            log.warning("compiled ORB descriptors differ from OpenCV %s; describing keypoints with OpenCV "
-                        "(slower)", cv2.__version__)
-            return None
         return describe
-    except Exception as exc:  # noqa: BLE001 - numba missing, or no writable cache for its compiled code
-        log.warning("compiled ORB descriptors unavailable (%s: %s); describing keypoints with OpenCV (slower)",
-                    type(exc).__name__, exc)
-        return None
+
+    return checked_or_none("ORB descriptors", "describing keypoints", build,
+                           lambda describe: _self_check(describe, levels, scale_factor, patch))

@@ -18,14 +18,13 @@ OpenCV build), `detector` returns None and the caller keeps `cv2.ORB.detect`.
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 
-log = logging.getLogger(__name__)
+from .orb_descriptors import checked_or_none
 
 _HARRIS_BLOCK = 7                      # ORB's Harris window (fixed in OpenCV)
 _HARRIS_K = np.float32(0.04)
@@ -233,17 +232,9 @@ def detector(total: int, scale_factor: float, levels: int, edge: int, patch: int
     so once per process."""
     orb_cfg = dict(nfeatures=total, scaleFactor=scale_factor, nlevels=levels, edgeThreshold=edge,
                    patchSize=patch, fastThreshold=threshold)
-    try:
-        def detect(pyramid_levels, mask_levels, fast_threshold, corners=None, fast_at=None):
-            return detect_with(total, scale_factor, edge, pyramid_levels, mask_levels, fast_threshold,
-                               corners, fast_at)
 
-        if not _self_check(detect, orb_cfg, threshold):
-            log.warning("compiled ORB detection differs from OpenCV %s; detecting keypoints with OpenCV "
-                        "(slower)", cv2.__version__)
-            return None
-        return detect
-    except Exception as exc:  # noqa: BLE001 - numba missing, or no writable cache for its compiled code
-        log.warning("compiled ORB detection unavailable (%s: %s); detecting keypoints with OpenCV (slower)",
-                    type(exc).__name__, exc)
-        return None
+    def detect(pyramid_levels, mask_levels, fast_threshold, corners=None, fast_at=None):
+        return detect_with(total, scale_factor, edge, pyramid_levels, mask_levels, fast_threshold, corners, fast_at)
+
+    return checked_or_none("ORB detection", "detecting keypoints", lambda: detect,
+                           lambda compiled: _self_check(compiled, orb_cfg, threshold))

@@ -114,3 +114,18 @@ def test_video_keyframes_skip_the_mirror(photos, cfg, mirrored):
     f = extract_local_features(_frame(photos[0], cfg), cfg.image.local, mirrored=mirrored)
     assert f.count > 100
     assert f.mirrored.shape == ((f.count, 32) if mirrored else (0, 32))
+
+
+def test_a_compiled_path_that_fails_its_check_or_cannot_be_built_is_refused_with_a_warning(caplog):
+    from medialayer.fingerprints.orb_descriptors import checked_or_none
+
+    def compiled(x):
+        return x
+
+    assert checked_or_none("thing", "doing it", lambda: compiled, lambda f: f(2) == 2) is compiled
+    with caplog.at_level("WARNING"):
+        assert checked_or_none("thing", "doing it", lambda: compiled, lambda f: f(2) == 3) is None
+        assert checked_or_none("thing", "doing it", lambda: 1 / 0, lambda f: True) is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("results differ from OpenCV" in m and "doing it with OpenCV" in m for m in messages)
+    assert any("unavailable (ZeroDivisionError" in m for m in messages)
