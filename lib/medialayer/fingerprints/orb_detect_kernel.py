@@ -9,7 +9,6 @@ from ..jit import njit
 # The 16 pixels of FAST's radius-3 circle, (dx, dy) in order around it.
 CIRCLE = np.array([(0, 3), (1, 3), (2, 2), (3, 1), (3, 0), (3, -1), (2, -2), (1, -3),
                    (0, -3), (-1, -3), (-2, -2), (-3, -1), (-3, 0), (-3, 1), (-2, 2), (-1, 3)], dtype=np.int64)
-_ARC = 9                                       # FAST-9: nine contiguous pixels of the sixteen
 
 # fastAtan2's polynomial (degrees): each coefficient a float32 times float32(180 / pi), as OpenCV has it.
 _DEGREES = np.float32(180.0 / np.pi)

@@ -136,3 +136,13 @@ def test_corners_found_at_a_low_threshold_give_each_higher_thresholds_keypoints(
             assert np.array_equal(_rows(ours.octave, ours.xy, ours.response, ours.angle),
                                   _opencv_rows(orb.detect(frame, None)))
         assert list(corners) == [3]
+
+
+def test_fast_atan2_is_opencvs_to_the_bit():
+    from medialayer.fingerprints.orb_detect_kernel import fast_atan2
+
+    rng = np.random.default_rng(2)
+    ys = np.concatenate([rng.integers(-400000, 400000, 3000), [0, 0, 5, -5, 0, 7, -7]])
+    xs = np.concatenate([rng.integers(-400000, 400000, 3000), [0, 5, 0, 0, -5, 7, -7]])
+    for y, x in zip(ys.astype(np.float32), xs.astype(np.float32)):
+        assert np.float32(fast_atan2(y, x)) == np.float32(cv2.fastAtan2(float(y), float(x))), (y, x)
