@@ -134,25 +134,12 @@ def _descriptor_matches(dist: np.ndarray, nidx: np.ndarray, cfg: LocalMatchConfi
                         ) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matches of a's descriptors to their nearest in b, from `two_nearest(a, b)`: the
     ratio-tested ones, or with `unique_only=False` every nearest neighbour within
-    ambiguous_max_distance (see `match_local`). Ordered by b's index, which RANSAC's sampling sees."""
-    d1, n1 = dist[:, 0], nidx[:, 0]
-    if unique_only:
-        ok = (d1 <= cfg.max_descriptor_distance) & (d1 < cfg.ratio * dist[:, 1]) & (n1 >= 0)
-    else:
-        ok = (d1 <= cfg.ambiguous_max_distance) & (n1 >= 0)
-    ia = np.flatnonzero(ok)
-    ib = n1[ia].astype(np.int64)
-    if ia.size < 2:
-        return ia, ib
-    # One-to-one: when several of a's points pick the same point of b, keep the closest (then the
-    # first): one stable sort by (b's index, distance).
-    d = d1[ia].astype(np.int64)
-    order = np.argsort(ib * (int(d.max()) + 1) + d, kind="stable")
-    sorted_b = ib[order]
-    first = np.ones(order.shape[0], dtype=bool)
-    first[1:] = sorted_b[1:] != sorted_b[:-1]
-    keep = order[first]
-    return ia[keep], ib[keep]
+    ambiguous_max_distance (see `match_local`). When several of a's points pick the same point of b,
+    the closest keeps it (then the first). Ordered by b's index, which RANSAC's sampling sees."""
+    from .hamming_kernel import one_to_one_kernel
+
+    return one_to_one_kernel(dist, nidx, unique_only, int(cfg.max_descriptor_distance), float(cfg.ratio),
+                             int(cfg.ambiguous_max_distance))
 
 
 def _nearest(dist: np.ndarray, nidx: np.ndarray, cfg: LocalMatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -307,3 +307,40 @@ def test_descriptor_matches_are_one_to_one_keeping_the_closest(cfg):
     loose = replace(lc, ambiguous_max_distance=40)
     ia, ib = _descriptor_matches(dist, nidx, loose, unique_only=False)
     assert ia.tolist() == [5, 2, 1] and ib.tolist() == [2, 3, 7]
+
+
+def _descriptor_matches_numpy(dist, nidx, cfg, unique_only=True):
+    """The numpy version the compiled one replaced (2026-12-07), kept as the reference."""
+    d1, n1 = dist[:, 0], nidx[:, 0]
+    if unique_only:
+        ok = (d1 <= cfg.max_descriptor_distance) & (d1 < cfg.ratio * dist[:, 1]) & (n1 >= 0)
+    else:
+        ok = (d1 <= cfg.ambiguous_max_distance) & (n1 >= 0)
+    ia = np.flatnonzero(ok)
+    ib = n1[ia].astype(np.int64)
+    if ia.size < 2:
+        return ia, ib
+    d = d1[ia].astype(np.int64)
+    order = np.argsort(ib * (int(d.max()) + 1) + d, kind="stable")
+    sorted_b = ib[order]
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = sorted_b[1:] != sorted_b[:-1]
+    keep = order[first]
+    return ia[keep], ib[keep]
+
+
+def test_descriptor_matches_equal_the_numpy_reference(cfg):
+    from dataclasses import replace
+
+    from medialayer.matching.local import _descriptor_matches
+
+    lc = replace(cfg.matching.image.local, ambiguous_max_distance=40)
+    rng = np.random.default_rng(4)
+    for n, m in ((0, 5), (1, 5), (256, 256), (256, 30), (90, 256)):
+        near = rng.integers(0, 90, n)
+        dist = np.stack([near, near + rng.integers(0, 40, n)], axis=1).astype(np.int32)
+        nidx = np.stack([rng.integers(-1 if m < 40 else 0, m, n), rng.integers(0, m, n)], axis=1).astype(np.int64)
+        for unique_only in (True, False):
+            ours = _descriptor_matches(dist, nidx, lc, unique_only)
+            reference = _descriptor_matches_numpy(dist, nidx, lc, unique_only)
+            assert [x.tolist() for x in ours] == [x.tolist() for x in reference]
