@@ -56,7 +56,7 @@ _COLS[0] = _LOW
 _MIRROR_SIGN = np.where(_COLS % 2 == 1, -1.0, 1.0)
 
 
-def area_resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def area_resize(gray: np.ndarray, size: tuple[int, int], integral: np.ndarray | None = None) -> np.ndarray:
     """`gray` resized to `size` (w, h) by area averaging: what cv2.INTER_AREA gives (a near-tie may
     round one grey level the other way), in about half its time.
 
@@ -64,19 +64,24 @@ def area_resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     400-px frame, and every image makes three (two 32x32 hash thumbnails and the 48-px picture);
     this way 0.24 ms (2026-12-01), and 0.06 compiled (2026-12-07). A block's sum is four reads of the
     integral image, and the integral image of a piecewise-constant picture is exactly bilinear
-    between pixel corners, so blocks with fractional edges are read by linear interpolation."""
+    between pixel corners, so blocks with fractional edges are read by linear interpolation.
+    `integral`: `frame_integral(gray)`, when the caller makes several sizes of one frame."""
     h, w = gray.shape
     if w < size[0] or h < size[1]:                           # enlarging: OpenCV interpolates
         return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     from .pixel_kernels import area_from_integral
 
-    integral = cv2.integral(gray, sdepth=cv2.CV_64F)        # (h+1, w+1): sums of gray[:y, :x]
-    return area_from_integral(integral, size[0], size[1], w, h)
+    return area_from_integral(frame_integral(gray) if integral is None else integral, size[0], size[1], w, h)
 
 
-def grayscale_thumbs(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def frame_integral(gray: np.ndarray) -> np.ndarray:
+    """(h+1, w+1) float64 sums of gray[:y, :x]: what `area_resize` reads."""
+    return cv2.integral(gray, sdepth=cv2.CV_64F)
+
+
+def grayscale_thumbs(gray: np.ndarray, integral: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The two small grey images the hashes are computed from: 32x32 for pHash, 9x8 for dHash."""
-    big8 = area_resize(gray, (_DCT_SIZE, _DCT_SIZE))
+    big8 = area_resize(gray, (_DCT_SIZE, _DCT_SIZE), integral)
     # 9x8 from the 32x32, not from the frame: same picture, a fraction of OpenCV's area-resize cost.
     small = cv2.resize(big8, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
     return big8.astype(np.float32), small
@@ -102,11 +107,13 @@ def dhash_from_thumbs(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pack_bits(diff.reshape(n, 64)), pack_bits(diff_m.reshape(n, 64))
 
 
-def global_hashes(grays: Sequence[np.ndarray], tones: Sequence[int]) -> dict[str, np.ndarray]:
-    """Grey images -> {column: uint64 array} for HASH_COLUMNS and the tone signature."""
+def global_hashes(grays: Sequence[np.ndarray], tones: Sequence[int],
+                  thumbs: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
+    """Grey images -> {column: uint64 array} for HASH_COLUMNS and the tone signature. `thumbs`: their
+    `grayscale_thumbs`, when the caller has them."""
     if len(grays) == 0:
         return {c: np.zeros(0, dtype=np.uint64) for c in (*HASH_COLUMNS, TONE_COLUMN)}
-    bigs, smalls = zip(*(grayscale_thumbs(g) for g in grays))
+    bigs, smalls = zip(*(thumbs if thumbs is not None else (grayscale_thumbs(g) for g in grays)))
     phash, phash_m = phash_from_thumbs(np.stack(bigs))
     dhash, dhash_m = dhash_from_thumbs(np.stack(smalls))
     return {"phash": phash, "phash_mirror": phash_m, "dhash": dhash, "dhash_mirror": dhash_m,
@@ -136,7 +143,7 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig,
     `details[i](side)`, when given, decodes image i again with its long side up to `side` (None when
     the file holds no more pixels): a small photo pasted on a page takes its keypoints from there.
     """
-    grays, tones, fractions, region_grays, local, pictures = [], [], [], [], [], []
+    grays, tones, fractions, region_grays, local, pictures, thumbs = [], [], [], [], [], [], []
     for i, rgb in enumerate(images):
         gray = working_gray(rgb, cfg.local.max_side)
         thumb = shrink(rgb, cfg.region.analysis_side)
@@ -177,8 +184,11 @@ def image_fingerprints(images: Sequence[np.ndarray], cfg: ImageConfig,
         zoomed = (_pasted_photo_features(gray.shape, within, detail, cfg)
                   if within is not None and only_within and detail is not None else None)
         local.append(zoomed if zoomed is not None else extract_local_features(gray, cfg.local, within, only_within))
-        pictures.append(pack_picture(shrink_gray(gray, cfg.picture_side)) if cfg.picture_side else None)
-    hashes = global_hashes(grays, tones)
+        # The frame's hash thumbnail and its picture are both area averages of it: one integral image.
+        integral = frame_integral(gray)
+        thumbs.append(grayscale_thumbs(gray, integral))
+        pictures.append(pack_picture(shrink_gray(gray, cfg.picture_side, integral)) if cfg.picture_side else None)
+    hashes = global_hashes(grays, tones, thumbs)
     # Without a region the region hashes are the frame's: hash only the frames that have one.
     with_region = [i for i, f in enumerate(fractions) if f is not None]
     region_hashes = global_hashes([region_grays[i] for i in with_region], [tones[i] for i in with_region])
@@ -224,7 +234,7 @@ def _pasted_photo_features(frame_shape: tuple[int, int], box: tuple[int, int, in
     return LocalFeatures(xy, features.descriptors, features.mirrored, w, h, features.angles)
 
 
-def shrink_gray(gray: np.ndarray, side: int) -> np.ndarray:
+def shrink_gray(gray: np.ndarray, side: int, integral: np.ndarray | None = None) -> np.ndarray:
     """Area-averaged copy of a grey frame with its long side `side` (never enlarged).
 
     Not `decoding.image.shrink` (halvings, then bilinear): at 48 px every pixel should be the mean of
@@ -232,7 +242,7 @@ def shrink_gray(gray: np.ndarray, side: int) -> np.ndarray:
     """
     h, w = gray.shape
     scale = min(1.0, side / float(max(h, w)))
-    return area_resize(gray, (max(1, int(round(w * scale))), max(1, int(round(h * scale)))))
+    return area_resize(gray, (max(1, int(round(w * scale))), max(1, int(round(h * scale)))), integral)
 
 
 def pack_picture(picture: np.ndarray) -> bytes:

@@ -145,9 +145,8 @@ def largest_block(rgb: np.ndarray, cfg: RegionConfig, off: np.ndarray | None = N
     best = 1 + int(np.argmax(areas))
     x, y, bw, bh, area = (int(v) for v in stats[best])
     # A page is mostly background around the photo; a photo's own texture around a blob is not.
-    outside = np.ones((h, w), dtype=bool)
-    outside[y:y + bh, x:x + bw] = False
-    if outside.any() and 1.0 - off[outside].mean() < cfg.page_flat_fraction:
+    outside = h * w - bw * bh
+    if outside and 1.0 - (int(off.sum()) - int(off[y:y + bh, x:x + bw].sum())) / outside < cfg.page_flat_fraction:
         return None
     return Box(x, y, x + bw, y + bh, BLOCK, area / float(bw * bh))
 
