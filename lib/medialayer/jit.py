@@ -1,6 +1,6 @@
-"""numba, set up in one place for the compiled inner loops (`matching/hamming_kernel.py`,
-`fingerprints/orb_kernel.py`). Import this, not numba, and only where a kernel is first needed:
-numba takes ~0.3 s to import.
+"""numba, set up in one place for the compiled inner loops (the `*_kernel.py` and `pixel_kernels.py`
+modules of `fingerprints` and `matching`). Import this, not numba, and only where a kernel is first
+needed: numba takes ~0.3 s to import.
 
 Compiled code is cached on disk, under NUMBA_CACHE_DIR when set, else in `medialayer-numba-<uid>` under
 the temp directory: every Spark worker process of a user on a machine then compiles a kernel once

@@ -21,7 +21,8 @@ from ..config import LocalFeatureConfig
 from ..decoding.image import shrink
 from .bits import sampling_luts
 from .orb_descriptors import DESCRIPTOR_BYTES, describer
-from .orb_detection import Keypoints, detector, mask_pyramid, oriented, pyramid
+from .orb_detection import Keypoints, detector, oriented
+from .orb_pyramid import mask_pyramid, pyramid
 
 _COORD_SCALE = 4.0          # stored coordinates are quarter pixels in the working frame
 
@@ -142,7 +143,7 @@ def _spread_keypoints(keypoints: Keypoints, w: int, h: int, keep: int, grid: int
     """The spread subset (see `spread_order`) of detected keypoints, strongest first."""
     if not keypoints.count:
         return keypoints
-    return keypoints.take(spread_order(keypoints.xy, keypoints.response.astype(np.float64), w, h, keep, grid))
+    return keypoints.take(spread_order(keypoints.xy, keypoints.response, w, h, keep, grid))
 
 
 def _opencv_features(gray: np.ndarray, cfg: LocalFeatureConfig, within: tuple[int, int, int, int] | None,

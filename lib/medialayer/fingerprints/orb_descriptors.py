@@ -30,13 +30,15 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .orb_pyramid import pyramid
+
 log = logging.getLogger(__name__)
 
 DESCRIPTOR_BYTES = 32
 _BLUR_TAPS, _BLUR_SIGMA = 7, 2.0       # ORB's smoothing before the point comparisons (fixed in OpenCV)
 
-# describe(gray, xy, angles, octaves, mirrored, levels_built=None): `levels_built` is ORB's unblurred pyramid of
-# `gray` (`orb_detection.pyramid`) when the caller has built it already.
+# describe(gray, xy, angles, octaves, mirrored, levels_built=None): `levels_built` is ORB's unblurred
+# pyramid of `gray` (`orb_pyramid.pyramid`) when the caller has built it already.
 Describe = Callable[..., "tuple[np.ndarray, np.ndarray]"]
 
 
@@ -45,32 +47,24 @@ def blurred_pyramid(gray: np.ndarray, levels: int, scale_factor: float, pad: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ORB's blurred pyramid of a grey frame, all levels in one flat buffer, each level inside `pad`
     zero pixels: (pixels, level offsets, row strides, level widths, level heights, 1/scale of each
-    level as float32). `unblurred`: the pyramid's levels before the blur, when already built (at
-    least `levels` of them)."""
-    h, w = gray.shape
+    level as float32). `unblurred`: the pyramid's levels before the blur (`orb_pyramid.pyramid`),
+    when already built (at least `levels` of them)."""
+    if unblurred is None:
+        unblurred = pyramid(gray, levels, scale_factor)
     kernel = cv2.getGaussianKernel(_BLUR_TAPS, _BLUR_SIGMA, ktype=cv2.CV_32F)
-    inverse = np.empty(levels, dtype=np.float32)
-    sizes = []
-    for level in range(levels):
-        scale = np.float32(scale_factor ** level)           # OpenCV: (float)pow(scaleFactor, level)
-        inverse[level] = np.float32(1.0) / scale
-        sizes.append((int(np.rint(np.float32(w) / scale)), int(np.rint(np.float32(h) / scale))))
-    if unblurred is not None:
-        sizes = [(img.shape[1], img.shape[0]) for img in unblurred[:levels]]
-    widths = np.array([s[0] for s in sizes], dtype=np.int64)
-    heights = np.array([s[1] for s in sizes], dtype=np.int64)
+    # OpenCV: (float)pow(scaleFactor, level), inverted in float32, maps keypoints back to a level.
+    inverse = np.array([np.float32(1.0) / np.float32(scale_factor ** level) for level in range(levels)],
+                       dtype=np.float32)
+    widths = np.array([img.shape[1] for img in unblurred[:levels]], dtype=np.int64)
+    heights = np.array([img.shape[0] for img in unblurred[:levels]], dtype=np.int64)
     strides = widths + 2 * pad
     areas = strides * (heights + 2 * pad)
     offsets = np.concatenate([[0], np.cumsum(areas)[:-1]]).astype(np.int64)
     pixels = np.zeros(int(areas.sum()), dtype=np.uint8)
-    level_image = np.ascontiguousarray(gray, dtype=np.uint8)
-    for level, (lw, lh) in enumerate(sizes):
-        if unblurred is not None:
-            level_image = unblurred[level]
-        elif level:
-            level_image = cv2.resize(level_image, (lw, lh), interpolation=cv2.INTER_LINEAR_EXACT)
+    for level in range(levels):
+        lw, lh = int(widths[level]), int(heights[level])
         framed = pixels[offsets[level]:offsets[level] + areas[level]].reshape(lh + 2 * pad, lw + 2 * pad)
-        cv2.sepFilter2D(level_image, -1, kernel, kernel, dst=framed[pad:pad + lh, pad:pad + lw],
+        cv2.sepFilter2D(unblurred[level], -1, kernel, kernel, dst=framed[pad:pad + lh, pad:pad + lw],
                         borderType=cv2.BORDER_REFLECT_101)
     return pixels, offsets, strides, widths, heights, inverse
 

@@ -58,9 +58,10 @@ def level_keypoints(img, xs, ys, found_at, min_score, mask, use_mask, edge, keep
                     circle):
     """One pyramid level's ORB keypoints (Harris score) at FAST threshold `min_score`, from its FAST
     corners `xs`, `ys` (non-maximum suppressed) found at that threshold or a lower one, `found_at`, as
-    OpenCV's ORB picks them: corners scoring under `min_score` dropped (FAST at a threshold finds exactly the corners
-    FAST at a lower one finds that score at least that much: a weaker neighbour never suppresses a
-    stronger corner), then those within `edge` of the border, then those off `mask`; the best
+    OpenCV's ORB picks them: corners scoring under `min_score` dropped (FAST at a threshold finds
+    exactly the corners FAST at a lower one finds that score at least that much: a weaker neighbour
+    never suppresses a stronger corner), then those within `edge` of the border, then those off
+    `mask`; the best
     `keep_fast` by FAST score, then the best `keep` by Harris response (ties at either cut all kept, as
     KeyPointsFilter::retainBest does). Returns (x, y, response) in level pixels, in the corners' order.
     Pixels are read from the flat level with unsigned indices (no negative-index checks)."""
@@ -94,7 +95,6 @@ def level_keypoints(img, xs, ys, found_at, min_score, mask, use_mask, edge, keep
     if keep <= 0:
         n = 0
     # FAST's scores, needed only to drop corners found at a lower threshold or to cut to keep_fast.
-    floor = 0
     if n > keep_fast or found_at < min_score:
         kept = 0
         for i in range(n):
@@ -117,8 +117,8 @@ def level_keypoints(img, xs, ys, found_at, min_score, mask, use_mask, edge, keep
             counts[min(max(s, 0), 255)] += 1
             kept += 1
         n = kept
-        # The best keep_fast by FAST score, every corner tied with the last one kept.
         if n > keep_fast:
+            # The best keep_fast by FAST score, every corner tied with the last one kept.
             total = 0
             floor = 255
             while floor > 0:
@@ -126,20 +126,19 @@ def level_keypoints(img, xs, ys, found_at, min_score, mask, use_mask, edge, keep
                 if total >= keep_fast:
                     break
                 floor -= 1
-    else:
-        score[:n] = 0
-    m = 0
-    for i in range(n):
-        if score[i] >= floor:
-            xs[m] = xs[i]
-            ys[m] = ys[i]
-            m += 1
+            kept = 0
+            for i in range(n):
+                if score[i] >= floor:
+                    xs[kept] = xs[i]
+                    ys[kept] = ys[i]
+                    kept += 1
+            n = kept
     # Harris responses on block x block windows of Sobel gradients, in OpenCV's float32 steps.
     r = block // 2
     scale = np.float32(1.0) / (np.float32(4 * block) * np.float32(255.0))
     scale4 = scale * scale * scale * scale
-    response = np.empty(m, dtype=np.float32)
-    for i in range(m):
+    response = np.empty(n, dtype=np.float32)
+    for i in range(n):
         a = 0
         b = 0
         c = 0
@@ -163,10 +162,10 @@ def level_keypoints(img, xs, ys, found_at, min_score, mask, use_mask, edge, keep
         response[i] = (fa * fb - fc * fc - harris_k * (fa + fb) * (fa + fb)) * scale4
     # The best `keep` by response, ties at the cut kept.
     cut = -np.inf
-    if m > keep:
-        cut = np.sort(response)[m - keep]
+    if n > keep:
+        cut = np.sort(response)[n - keep]
     kept = 0
-    for i in range(m):
+    for i in range(n):
         if response[i] >= cut:
             xs[kept] = xs[i]
             ys[kept] = ys[i]

@@ -7,7 +7,8 @@ from PIL import Image
 
 from medialayer.fingerprints import local
 from medialayer.fingerprints.local import _orb, extract_local_features, working_gray
-from medialayer.fingerprints.orb_detection import detector, features_per_level, mask_pyramid, oriented, pyramid
+from medialayer.fingerprints.orb_detection import detector, features_per_level, oriented
+from medialayer.fingerprints.orb_pyramid import mask_pyramid, pyramid
 
 
 def _frame(img: Image.Image, cfg) -> np.ndarray:
