@@ -10,7 +10,7 @@ pass over one pyramid.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sized
 
 import functools
 
@@ -20,7 +20,7 @@ import numpy as np
 from ..config import LocalFeatureConfig
 from ..decoding.image import shrink
 from .bits import sampling_luts
-from .orb_descriptors import DESCRIPTOR_BYTES, describer
+from .orb_descriptors import DESCRIPTOR_BYTES, Describe, describer
 from .orb_detection import Keypoints, detector, oriented
 from .orb_pyramid import mask_pyramid, pyramid
 
@@ -103,12 +103,8 @@ def extract_local_features(gray: np.ndarray, cfg: LocalFeatureConfig,
 
     def found(mask: np.ndarray | None) -> Keypoints:
         masks = mask_pyramid(mask, levels) if mask is not None else None
-        threshold = cfg.fast_threshold
-        keypoints = detect(levels, masks, threshold, corners)
-        while keypoints.count < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
-            threshold = max(cfg.min_fast_threshold, threshold // 2)
-            keypoints = detect(levels, masks, threshold, corners, cfg.min_fast_threshold)
-        return keypoints
+        return _with_retries(lambda threshold, retry: detect(levels, masks, threshold, corners,
+                                                             cfg.min_fast_threshold if retry else None), cfg)
 
     keypoints = _chosen(found, lambda kps, keep: _spread_keypoints(kps, w, h, keep, cfg.spread_grid), Keypoints.then,
                         (h, w), cfg.max_keypoints, within, only_within)
@@ -147,7 +143,7 @@ def _spread_keypoints(keypoints: Keypoints, w: int, h: int, keep: int, grid: int
 
 
 def _opencv_features(gray: np.ndarray, cfg: LocalFeatureConfig, within: tuple[int, int, int, int] | None,
-                     only_within: bool, mirrored: bool, describe) -> LocalFeatures:
+                     only_within: bool, mirrored: bool, describe: Describe | None) -> LocalFeatures:
     """`extract_local_features` with OpenCV's ORB detection: what the compiled detection replaces when
     it cannot be used (and the descriptors too, when `describe` is None)."""
     h, w = gray.shape
@@ -206,20 +202,28 @@ def _with_mirror(orb: cv2.ORB, gray: np.ndarray, keypoints: list,
     return keypoints, desc, desc_m
 
 
-def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None, cfg: LocalFeatureConfig) -> tuple:
-    """ORB keypoints under `mask` (not yet described).
+def _with_retries(detect_at: Callable[[int, bool], Sized], cfg: LocalFeatureConfig) -> Sized:
+    """What `detect_at(threshold, retry)` finds at FAST's default threshold or, while that is fewer
+    than `min_keypoints`, at halved thresholds down to `min_fast_threshold` (`retry` True).
 
     Smooth, low-texture pictures give FAST almost nothing at the default contrast threshold; retry
     lower, because a few weak corners are better evidence than none (RANSAC still decides).
     """
-    orb.setFastThreshold(cfg.fast_threshold)
-    detected = orb.detect(gray, mask)
     threshold = cfg.fast_threshold
+    detected = detect_at(threshold, False)
     while len(detected) < cfg.min_keypoints and threshold > cfg.min_fast_threshold:
         threshold = max(cfg.min_fast_threshold, threshold // 2)
-        orb.setFastThreshold(threshold)
-        detected = orb.detect(gray, mask)
+        detected = detect_at(threshold, True)
     return detected
+
+
+def _detect(orb: cv2.ORB, gray: np.ndarray, mask: np.ndarray | None, cfg: LocalFeatureConfig) -> tuple:
+    """OpenCV's ORB keypoints under `mask` (not yet described), with `_with_retries`' lower thresholds."""
+    def at(threshold: int, _retry: bool) -> tuple:
+        orb.setFastThreshold(threshold)
+        return orb.detect(gray, mask)
+
+    return _with_retries(at, cfg)
 
 
 def _spread(keypoints: tuple, w: int, h: int, keep: int, grid: int) -> list:
